@@ -1,0 +1,672 @@
+//! The RTMP chunk stream: messages cut into chunks of at most `chunk size`
+//! bytes, interleaved across chunk stream ids, with compressed headers.
+//!
+//! [`ChunkDecoder`] reassembles messages from untrusted bytes within hard
+//! limits ([`DecoderLimits`]): it never buffers more than one chunk beyond
+//! the messages it is assembling, each of which is capped, and it tracks a
+//! bounded number of chunk streams. [`ChunkEncoder`] always writes a full
+//! (type 0) header for a message's first chunk, so the bytes it produces
+//! depend only on the message and the chunk size.
+
+use std::collections::HashMap;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// A message reassembled from chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMessage {
+    pub csid: u32,
+    pub timestamp: u32,
+    pub type_id: u8,
+    pub stream_id: u32,
+    pub payload: Bytes,
+}
+
+/// Bounds the decoder enforces on what a peer may make it hold.
+#[derive(Debug, Clone, Copy)]
+pub struct DecoderLimits {
+    /// Largest message accepted (bytes). A 4K keyframe at high bitrate is
+    /// a few MiB; the default leaves ample room.
+    pub max_message_size: u32,
+    /// Most chunk streams a peer may use at once. Real clients use fewer
+    /// than ten.
+    pub max_chunk_streams: usize,
+}
+
+impl Default for DecoderLimits {
+    fn default() -> Self {
+        Self {
+            max_message_size: 8 * 1024 * 1024,
+            max_chunk_streams: 64,
+        }
+    }
+}
+
+/// Why the chunk stream cannot be decoded; the connection must be closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    MessageTooLarge { size: u32, limit: u32 },
+    #[error("peer opened more than {0} chunk streams")]
+    TooManyChunkStreams(usize),
+    #[error("invalid chunk size {0} (must be 1 to 2147483647)")]
+    InvalidChunkSize(u32),
+    #[error("set chunk size message is {0} bytes long, expected 4")]
+    MalformedSetChunkSize(usize),
+    #[error("chunk of type {fmt} on chunk stream {csid} continues a message that was never started")]
+    NoPreviousHeader { fmt: u8, csid: u32 },
+}
+
+#[derive(Debug, Default)]
+struct ChunkStream {
+    timestamp: u32,
+    delta: u32,
+    length: u32,
+    type_id: u8,
+    stream_id: u32,
+    extended: bool,
+    has_header: bool,
+    /// Payload of the message being assembled (empty between messages).
+    partial: BytesMut,
+    /// Whether a message is being assembled (it may be empty so far).
+    in_progress: bool,
+}
+
+/// Reassembles messages from chunk bytes, sans-IO.
+#[derive(Debug)]
+pub struct ChunkDecoder {
+    buf: BytesMut,
+    chunk_size: u32,
+    streams: HashMap<u32, ChunkStream>,
+    limits: DecoderLimits,
+    /// Total bytes fed so far (for acknowledgements).
+    bytes_in: u64,
+}
+
+/// Default chunk size before a Set Chunk Size message.
+pub const DEFAULT_CHUNK_SIZE: u32 = 128;
+/// Message type of Set Chunk Size.
+const SET_CHUNK_SIZE: u8 = 1;
+/// Message type of Abort.
+const ABORT: u8 = 2;
+
+impl ChunkDecoder {
+    pub fn new(limits: DecoderLimits) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            streams: HashMap::new(),
+            limits,
+            bytes_in: 0,
+        }
+    }
+
+    /// Appends bytes received from the peer.
+    pub fn push(&mut self, data: &[u8]) {
+        self.bytes_in += data.len() as u64;
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes received so far.
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in
+    }
+
+    /// Bytes held but not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The chunk size the peer currently uses.
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    /// The next complete message, `None` if more bytes are needed.
+    /// Set Chunk Size and Abort take effect here, and are returned too.
+    pub fn next_message(&mut self) -> Result<Option<RawMessage>, ChunkError> {
+        loop {
+            match self.next_chunk()? {
+                ChunkOutcome::NeedMore => return Ok(None),
+                ChunkOutcome::Partial => continue,
+                ChunkOutcome::Message(msg) => {
+                    match msg.type_id {
+                        SET_CHUNK_SIZE => {
+                            if msg.payload.len() < 4 {
+                                return Err(ChunkError::MalformedSetChunkSize(msg.payload.len()));
+                            }
+                            let size = u32::from_be_bytes([
+                                msg.payload[0],
+                                msg.payload[1],
+                                msg.payload[2],
+                                msg.payload[3],
+                            ]);
+                            if size == 0 || size > 0x7fff_ffff {
+                                return Err(ChunkError::InvalidChunkSize(size));
+                            }
+                            self.chunk_size = size;
+                        }
+                        ABORT if msg.payload.len() >= 4 => {
+                            let csid = u32::from_be_bytes([
+                                msg.payload[0],
+                                msg.payload[1],
+                                msg.payload[2],
+                                msg.payload[3],
+                            ]);
+                            if let Some(s) = self.streams.get_mut(&csid) {
+                                s.partial = BytesMut::new();
+                                s.in_progress = false;
+                            }
+                        }
+                        _ => {}
+                    }
+                    return Ok(Some(msg));
+                }
+            }
+        }
+    }
+
+    fn next_chunk(&mut self) -> Result<ChunkOutcome, ChunkError> {
+        let buf = &self.buf[..];
+        let Some(&first) = buf.first() else {
+            return Ok(ChunkOutcome::NeedMore);
+        };
+        let fmt = first >> 6;
+        let (csid, mut pos) = match first & 0x3f {
+            0 => match buf.get(1) {
+                Some(b) => (64 + *b as u32, 2),
+                None => return Ok(ChunkOutcome::NeedMore),
+            },
+            1 => match (buf.get(1), buf.get(2)) {
+                (Some(lo), Some(hi)) => (64 + *lo as u32 + ((*hi as u32) << 8), 3),
+                _ => return Ok(ChunkOutcome::NeedMore),
+            },
+            n => (n as u32, 1),
+        };
+        let header_len = match fmt {
+            0 => 11,
+            1 => 7,
+            2 => 3,
+            _ => 0,
+        };
+        if buf.len() < pos + header_len {
+            return Ok(ChunkOutcome::NeedMore);
+        }
+        if !self.streams.contains_key(&csid) {
+            if self.streams.len() >= self.limits.max_chunk_streams {
+                return Err(ChunkError::TooManyChunkStreams(self.limits.max_chunk_streams));
+            }
+            if fmt != 0 {
+                return Err(ChunkError::NoPreviousHeader { fmt, csid });
+            }
+        }
+        let h = &buf[pos..pos + header_len];
+        let be24 = |b: &[u8]| ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
+        let ts_field = if fmt <= 2 { be24(h) } else { 0 };
+        let length = if fmt <= 1 { Some(be24(&h[3..6])) } else { None };
+        let type_id = if fmt <= 1 { Some(h[6]) } else { None };
+        let stream_id = if fmt == 0 {
+            Some(u32::from_le_bytes([h[7], h[8], h[9], h[10]]))
+        } else {
+            None
+        };
+        pos += header_len;
+
+        // Snapshot of what this chunk stream knows, to decide on the
+        // extended timestamp before mutating anything.
+        let (prev_extended, in_progress, has_header) = self
+            .streams
+            .get(&csid)
+            .map(|s| (s.extended, s.in_progress, s.has_header))
+            .unwrap_or((false, false, false));
+        if fmt == 3 && !has_header {
+            return Err(ChunkError::NoPreviousHeader { fmt, csid });
+        }
+        let extended = if fmt <= 2 {
+            ts_field == 0x00ff_ffff
+        } else {
+            prev_extended
+        };
+        let ext_ts = if extended {
+            if buf.len() < pos + 4 {
+                return Ok(ChunkOutcome::NeedMore);
+            }
+            let v = u32::from_be_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]);
+            pos += 4;
+            Some(v)
+        } else {
+            None
+        };
+
+        // The message length this chunk belongs to, and how much payload
+        // the chunk carries.
+        let stream = self.streams.get(&csid);
+        let msg_len = length.or(stream.map(|s| s.length)).unwrap_or(0);
+        if msg_len > self.limits.max_message_size {
+            return Err(ChunkError::MessageTooLarge {
+                size: msg_len,
+                limit: self.limits.max_message_size,
+            });
+        }
+        let already = if in_progress && fmt == 3 {
+            stream.map(|s| s.partial.len()).unwrap_or(0)
+        } else {
+            0
+        };
+        let remaining = (msg_len as usize).saturating_sub(already);
+        let take = remaining.min(self.chunk_size as usize);
+        if self.buf.len() < pos + take {
+            // Reserve once for the whole chunk so that a large chunk does
+            // not reallocate repeatedly as it trickles in.
+            self.buf.reserve(pos + take - self.buf.len());
+            return Ok(ChunkOutcome::NeedMore);
+        }
+
+        // The chunk is complete in the buffer: commit.
+        let stream = self.streams.entry(csid).or_default();
+        let continuing = fmt == 3 && stream.in_progress;
+        if !continuing {
+            // A header of type 0, 1 or 2 starts a new message; a partial
+            // one left on this chunk stream is abandoned (as an Abort would).
+            let ts = ext_ts.unwrap_or(ts_field);
+            match fmt {
+                0 => {
+                    stream.timestamp = ts;
+                    stream.delta = 0;
+                }
+                1 | 2 => {
+                    stream.delta = ts;
+                    stream.timestamp = stream.timestamp.wrapping_add(ts);
+                }
+                _ => stream.timestamp = stream.timestamp.wrapping_add(stream.delta),
+            }
+            if let Some(l) = length {
+                stream.length = l;
+            }
+            if let Some(t) = type_id {
+                stream.type_id = t;
+            }
+            if let Some(s) = stream_id {
+                stream.stream_id = s;
+            }
+            stream.partial = BytesMut::new();
+            stream.in_progress = true;
+        }
+        stream.extended = extended;
+        stream.has_header = true;
+
+        self.buf.advance(pos);
+        let payload = self.buf.split_to(take);
+        let complete = stream.partial.len() + take == stream.length as usize;
+        let payload = if stream.partial.is_empty() && complete {
+            // One-chunk message: no copy.
+            payload.freeze()
+        } else {
+            if stream.partial.is_empty() {
+                stream.partial.reserve(stream.length as usize);
+            }
+            stream.partial.extend_from_slice(&payload);
+            if !complete {
+                return Ok(ChunkOutcome::Partial);
+            }
+            std::mem::take(&mut stream.partial).freeze()
+        };
+        stream.in_progress = false;
+        Ok(ChunkOutcome::Message(RawMessage {
+            csid,
+            timestamp: stream.timestamp,
+            type_id: stream.type_id,
+            stream_id: stream.stream_id,
+            payload,
+        }))
+    }
+}
+
+enum ChunkOutcome {
+    NeedMore,
+    Partial,
+    Message(RawMessage),
+}
+
+/// Writes messages as chunks, sans-IO.
+#[derive(Debug)]
+pub struct ChunkEncoder {
+    chunk_size: u32,
+    headers: BytesMut,
+}
+
+impl Default for ChunkEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChunkEncoder {
+    pub fn new() -> Self {
+        Self {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            headers: BytesMut::new(),
+        }
+    }
+
+    /// The chunk size used for messages encoded from now on. The caller
+    /// sends the matching Set Chunk Size message first.
+    pub fn set_chunk_size(&mut self, size: u32) {
+        self.chunk_size = size.clamp(1, 0x7fff_ffff);
+    }
+
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    fn put_basic_header(out: &mut BytesMut, fmt: u8, csid: u32) {
+        match csid {
+            2..=63 => out.put_u8((fmt << 6) | csid as u8),
+            64..=319 => {
+                out.put_u8(fmt << 6);
+                out.put_u8((csid - 64) as u8);
+            }
+            _ => {
+                let v = csid.clamp(320, 65_599) - 64;
+                out.put_u8((fmt << 6) | 1);
+                out.put_u8((v & 0xff) as u8);
+                out.put_u8((v >> 8) as u8);
+            }
+        }
+    }
+
+    /// Encodes one message as a sequence of buffers: small header buffers
+    /// interleaved with slices of `payload` (no copy of the payload).
+    pub fn encode_parts(
+        &mut self,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        payload: &Bytes,
+        out: &mut Vec<Bytes>,
+    ) {
+        let extended = timestamp >= 0x00ff_ffff;
+        let mut offset = 0;
+        let len = payload.len();
+        loop {
+            let fmt = if offset == 0 { 0 } else { 3 };
+            Self::put_basic_header(&mut self.headers, fmt, csid);
+            if fmt == 0 {
+                let ts24 = if extended { 0x00ff_ffff } else { timestamp };
+                self.headers.put_uint(ts24 as u64, 3);
+                self.headers.put_uint(len as u64, 3);
+                self.headers.put_u8(type_id);
+                self.headers.put_u32_le(stream_id);
+            }
+            if extended {
+                self.headers.put_u32(timestamp);
+            }
+            out.push(self.headers.split().freeze());
+            let take = (len - offset).min(self.chunk_size as usize);
+            if take > 0 {
+                out.push(payload.slice(offset..offset + take));
+            }
+            offset += take;
+            if offset >= len {
+                break;
+            }
+        }
+    }
+
+    /// Encodes one message into a contiguous buffer (for control messages
+    /// and commands, where a copy is cheaper than a vector of parts).
+    pub fn encode_into(
+        &mut self,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) {
+        let extended = timestamp >= 0x00ff_ffff;
+        let mut offset = 0;
+        loop {
+            let fmt = if offset == 0 { 0 } else { 3 };
+            Self::put_basic_header(out, fmt, csid);
+            if fmt == 0 {
+                let ts24 = if extended { 0x00ff_ffff } else { timestamp };
+                out.put_uint(ts24 as u64, 3);
+                out.put_uint(payload.len() as u64, 3);
+                out.put_u8(type_id);
+                out.put_u32_le(stream_id);
+            }
+            if extended {
+                out.put_u32(timestamp);
+            }
+            let take = (payload.len() - offset).min(self.chunk_size as usize);
+            out.put_slice(&payload[offset..offset + take]);
+            offset += take;
+            if offset >= payload.len() {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode_all(dec: &mut ChunkDecoder) -> Vec<RawMessage> {
+        let mut out = Vec::new();
+        while let Some(m) = dec.next_message().expect("valid chunk stream") {
+            out.push(m);
+        }
+        out
+    }
+
+    fn msg(csid: u32, ts: u32, type_id: u8, len: usize, fill: u8) -> RawMessage {
+        RawMessage {
+            csid,
+            timestamp: ts,
+            type_id,
+            stream_id: 1,
+            payload: Bytes::from(vec![fill; len]),
+        }
+    }
+
+    #[test]
+    fn reassembles_interleaved_chunk_streams() {
+        // Two messages on two chunk streams, chunks interleaved by hand.
+        let mut enc = ChunkEncoder::new();
+        let a = msg(4, 10, 8, 300, 0xaa);
+        let b = msg(6, 20, 9, 300, 0xbb);
+        let mut a_bytes = BytesMut::new();
+        enc.encode_into(a.csid, a.timestamp, a.type_id, 1, &a.payload, &mut a_bytes);
+        let mut b_bytes = BytesMut::new();
+        enc.encode_into(b.csid, b.timestamp, b.type_id, 1, &b.payload, &mut b_bytes);
+        // Chunks: 12+128, 1+128, 1+44
+        let split = |b: &BytesMut| vec![b[..140].to_vec(), b[140..269].to_vec(), b[269..].to_vec()];
+        let (ca, cb) = (split(&a_bytes), split(&b_bytes));
+        let mut dec = ChunkDecoder::new(DecoderLimits::default());
+        for i in 0..3 {
+            dec.push(&ca[i]);
+            dec.push(&cb[i]);
+        }
+        assert_eq!(decode_all(&mut dec), vec![a, b]);
+    }
+
+    #[test]
+    fn decodes_byte_by_byte() {
+        let mut enc = ChunkEncoder::new();
+        let m = msg(3, 0x0100_0000, 20, 1000, 7);
+        let mut bytes = BytesMut::new();
+        enc.encode_into(m.csid, m.timestamp, m.type_id, 1, &m.payload, &mut bytes);
+        let mut dec = ChunkDecoder::new(DecoderLimits::default());
+        let mut got = Vec::new();
+        for b in bytes.iter() {
+            dec.push(&[*b]);
+            got.extend(decode_all(&mut dec));
+        }
+        assert_eq!(got, vec![m]);
+    }
+
+    #[test]
+    fn applies_set_chunk_size_to_the_following_chunks() {
+        let mut enc = ChunkEncoder::new();
+        let mut bytes = BytesMut::new();
+        enc.encode_into(2, 0, 1, 0, &4096u32.to_be_bytes(), &mut bytes);
+        enc.set_chunk_size(4096);
+        let m = msg(6, 5, 9, 3000, 1);
+        enc.encode_into(6, 5, 9, 1, &m.payload, &mut bytes);
+        let mut dec = ChunkDecoder::new(DecoderLimits::default());
+        dec.push(&bytes);
+        let got = decode_all(&mut dec);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1], m);
+        assert_eq!(dec.chunk_size(), 4096);
+    }
+
+    #[test]
+    fn rejects_chunk_size_zero_and_two_to_the_31() {
+        for size in [0u32, 0x8000_0000] {
+            let mut enc = ChunkEncoder::new();
+            let mut bytes = BytesMut::new();
+            enc.encode_into(2, 0, 1, 0, &size.to_be_bytes(), &mut bytes);
+            let mut dec = ChunkDecoder::new(DecoderLimits::default());
+            dec.push(&bytes);
+            assert_eq!(dec.next_message(), Err(ChunkError::InvalidChunkSize(size)));
+        }
+    }
+
+    #[test]
+    fn rejects_a_16_mib_message_before_buffering_it() {
+        // fmt 0 header announcing 16 MiB - 1.
+        let mut bytes = vec![0x03, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0];
+        bytes.extend_from_slice(&[0u8; 128]);
+        let mut dec = ChunkDecoder::new(DecoderLimits::default());
+        dec.push(&bytes);
+        assert!(matches!(
+            dec.next_message(),
+            Err(ChunkError::MessageTooLarge { size: 0xff_ffff, .. })
+        ));
+    }
+
+    #[test]
+    fn caps_the_number_of_chunk_streams() {
+        let mut enc = ChunkEncoder::new();
+        let mut bytes = BytesMut::new();
+        for csid in 3..100_000u32 {
+            enc.encode_into(csid.min(65_599), 0, 8, 1, &[1, 2, 3], &mut bytes);
+            if bytes.len() > 10_000 {
+                break;
+            }
+        }
+        let mut dec = ChunkDecoder::new(DecoderLimits::default());
+        dec.push(&bytes);
+        let mut result = Ok(None);
+        for _ in 0..1000 {
+            result = dec.next_message();
+            if !matches!(result, Ok(Some(_))) {
+                break;
+            }
+        }
+        assert_eq!(result, Err(ChunkError::TooManyChunkStreams(64)));
+    }
+
+    #[test]
+    fn refuses_a_continuation_on_an_unknown_chunk_stream() {
+        let mut dec = ChunkDecoder::new(DecoderLimits::default());
+        dec.push(&[0xc5, 1, 2, 3]);
+        assert_eq!(
+            dec.next_message(),
+            Err(ChunkError::NoPreviousHeader { fmt: 3, csid: 5 })
+        );
+    }
+
+    #[test]
+    fn encode_parts_shares_the_payload() {
+        let mut enc = ChunkEncoder::new();
+        enc.set_chunk_size(100);
+        let payload = Bytes::from(vec![9u8; 250]);
+        let mut parts = Vec::new();
+        enc.encode_parts(6, 1, 9, 1, &payload, &mut parts);
+        assert_eq!(parts.len(), 6);
+        // Payload slices point into the original allocation.
+        assert_eq!(parts[1].as_ptr(), payload.as_ptr());
+        let mut joined = BytesMut::new();
+        for p in &parts {
+            joined.extend_from_slice(p);
+        }
+        let mut contiguous = BytesMut::new();
+        enc.encode_into(6, 1, 9, 1, &payload, &mut contiguous);
+        assert_eq!(joined, contiguous);
+    }
+
+    #[test]
+    fn our_chunks_are_read_by_rml_rtmp() {
+        use rml_rtmp::chunk_io::ChunkDeserializer;
+        let mut enc = ChunkEncoder::new();
+        let mut bytes = BytesMut::new();
+        enc.encode_into(2, 0, 1, 0, &1000u32.to_be_bytes(), &mut bytes);
+        enc.set_chunk_size(1000);
+        let payload = vec![5u8; 2500];
+        enc.encode_into(6, 0x0123_4567, 9, 1, &payload, &mut bytes);
+        let mut oracle = ChunkDeserializer::new();
+        let mut input: &[u8] = &bytes;
+        let mut got = Vec::new();
+        while let Some(p) = oracle.get_next_message(input).expect("rml_rtmp decodes") {
+            if p.type_id == 1 {
+                // rml_rtmp leaves Set Chunk Size to its caller.
+                oracle.set_max_chunk_size(1000).expect("valid size");
+            }
+            got.push(p);
+            input = &[];
+        }
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].timestamp.value, 0x0123_4567);
+        assert_eq!(got[1].data.len(), 2500);
+    }
+
+    proptest! {
+        #[test]
+        fn write_then_read_round_trips(
+            chunk_size in 1u32..5000,
+            lens in prop::collection::vec(0usize..9000, 1..8),
+            split in 1usize..700,
+            ts in prop::collection::vec(any::<u32>(), 8),
+        ) {
+            let mut enc = ChunkEncoder::new();
+            let mut bytes = BytesMut::new();
+            enc.encode_into(2, 0, 1, 0, &chunk_size.to_be_bytes(), &mut bytes);
+            enc.set_chunk_size(chunk_size);
+            let mut want = Vec::new();
+            for (i, len) in lens.iter().enumerate() {
+                let m = msg(3 + (i as u32 % 3) * 100, ts[i], 8 + (i as u8 % 2), *len, i as u8);
+                let mut parts = Vec::new();
+                enc.encode_parts(m.csid, m.timestamp, m.type_id, 1, &m.payload, &mut parts);
+                for p in parts { bytes.extend_from_slice(&p); }
+                want.push(m);
+            }
+            let mut dec = ChunkDecoder::new(DecoderLimits::default());
+            let mut got = Vec::new();
+            for piece in bytes.chunks(split) {
+                dec.push(piece);
+                while let Some(m) = dec.next_message().expect("round trip decodes") {
+                    if m.type_id != 1 { got.push(m); }
+                }
+            }
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+            let mut dec = ChunkDecoder::new(DecoderLimits::default());
+            dec.push(&bytes);
+            for _ in 0..100 {
+                match dec.next_message() {
+                    Ok(Some(_)) => continue,
+                    _ => break,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! Server side of an RTMP connection (what OBS and ffmpeg publish to),
+//! sans-IO: feed received bytes, poll [`ServerEvent`]s, take bytes to send.
+//!
+//! The session answers the protocol chatter itself (acknowledgements,
+//! pings, `releaseStream`, `FCPublish`, `createStream`, refusing `play`)
+//! and leaves the two decisions that need policy to its owner: accept or
+//! reject `connect` (the application name) and `publish` (the stream key).
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::amf0::Amf0Value;
+use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits};
+use crate::handshake::{HandshakeError, HandshakeProgress, ServerHandshake, PACKET_SIZE};
+use crate::message::{
+    control, csid, strip_set_data_frame, type_id, user_control, Command, Message, MessageError,
+    Status,
+};
+
+/// What the owner of a [`ServerSession`] must act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerEvent {
+    /// The client asked to connect to `app`; answer with
+    /// [`ServerSession::accept_connect`] or [`ServerSession::reject_connect`].
+    ConnectRequested { app: String, tc_url: Option<String> },
+    /// The client asked to publish; `stream_key` is the stream name without
+    /// any `?query`. Answer with `accept_publish` or `reject_publish`.
+    PublishRequested { stream_key: String },
+    /// Stream metadata; `body` starts at `onMetaData` (AMF0), with any
+    /// `@setDataFrame` wrapper removed.
+    Metadata { body: Bytes },
+    Audio { timestamp: u32, payload: Bytes },
+    Video { timestamp: u32, payload: Bytes },
+    /// The client ended its publication (FCUnpublish, deleteStream or
+    /// closeStream).
+    PublishEnded,
+    /// The client asked to play, which antenne does not serve; it was told
+    /// so.
+    PlayRefused { stream: String },
+}
+
+/// Why the connection must be closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
+    #[error("invalid chunk stream: {0}")]
+    Chunk(#[from] ChunkError),
+    #[error("invalid message: {0}")]
+    Message(#[from] MessageError),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+}
+
+/// Settings of the server side.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerConfig {
+    /// Chunk size announced to the client for our messages.
+    pub chunk_size: u32,
+    /// Window acknowledgement size announced to the client.
+    pub window_ack_size: u32,
+    pub limits: DecoderLimits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            chunk_size: 4096,
+            window_ack_size: 2_500_000,
+            limits: DecoderLimits::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    Handshake(ServerHandshake, BytesMut),
+    Chunks,
+}
+
+/// The publishing stream id we hand out in `createStream`.
+const STREAM_ID: u32 = 1;
+
+/// Server side of one RTMP connection.
+#[derive(Debug)]
+pub struct ServerSession {
+    config: ServerConfig,
+    phase: Phase,
+    decoder: ChunkDecoder,
+    encoder: ChunkEncoder,
+    out: BytesMut,
+    events: VecDeque<ServerEvent>,
+    connect_txn: Option<f64>,
+    connected: bool,
+    publish_txn: Option<f64>,
+    publishing: bool,
+    peer_window: Option<u32>,
+    acked: u64,
+}
+
+impl ServerSession {
+    pub fn new(config: ServerConfig, random: [u8; PACKET_SIZE]) -> Self {
+        Self {
+            config,
+            phase: Phase::Handshake(ServerHandshake::new(random), BytesMut::new()),
+            decoder: ChunkDecoder::new(config.limits),
+            encoder: ChunkEncoder::new(),
+            out: BytesMut::new(),
+            events: VecDeque::new(),
+            connect_txn: None,
+            connected: false,
+            publish_txn: None,
+            publishing: false,
+            peer_window: None,
+            acked: 0,
+        }
+    }
+
+    /// Whether a publication is accepted and running.
+    pub fn is_publishing(&self) -> bool {
+        self.publishing
+    }
+
+    /// Feeds bytes received from the client.
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), SessionError> {
+        if let Phase::Handshake(hs, buf) = &mut self.phase {
+            buf.extend_from_slice(data);
+            let (progress, used) = hs.feed(buf, &mut self.out)?;
+            match progress {
+                HandshakeProgress::NeedMore => {
+                    let _ = buf.split_to(used);
+                    return Ok(());
+                }
+                HandshakeProgress::Done { .. } => {
+                    let rest = buf.split_off(used);
+                    self.phase = Phase::Chunks;
+                    self.decoder.push(&rest);
+                }
+            }
+        } else {
+            self.decoder.push(data);
+        }
+        // Stop at a decision the owner must take (connect, publish): what
+        // follows is decoded by `resume` once it has answered.
+        while !self.awaiting_decision() {
+            let Some(raw) = self.decoder.next_message()? else {
+                break;
+            };
+            let msg = Message::decode(&raw)?;
+            self.handle(raw.timestamp, msg)?;
+        }
+        self.maybe_ack();
+        Ok(())
+    }
+
+    /// Goes on decoding buffered bytes after the owner answered a
+    /// `ConnectRequested` or `PublishRequested`.
+    pub fn resume(&mut self) -> Result<(), SessionError> {
+        self.feed(&[])
+    }
+
+    fn awaiting_decision(&self) -> bool {
+        self.connect_txn.is_some() || self.publish_txn.is_some()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes to send to the client, if any.
+    pub fn take_output(&mut self) -> Option<Bytes> {
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.split().freeze())
+        }
+    }
+
+    fn maybe_ack(&mut self) {
+        if let Some(window) = self.peer_window {
+            let received = self.decoder.bytes_in();
+            if window > 0 && received - self.acked >= window as u64 {
+                self.acked = received;
+                self.send_control(type_id::ACKNOWLEDGEMENT, &control::u32_body(received as u32));
+            }
+        }
+    }
+
+    fn send_control(&mut self, type_id: u8, body: &[u8]) {
+        self.encoder
+            .encode_into(csid::PROTOCOL_CONTROL, 0, type_id, 0, body, &mut self.out);
+    }
+
+    fn send_command(&mut self, stream_id: u32, cmd: Command) {
+        let body = cmd.encode();
+        self.encoder
+            .encode_into(csid::COMMAND, 0, type_id::COMMAND_AMF0, stream_id, &body, &mut self.out);
+    }
+
+    fn on_status(&mut self, status: Status) {
+        self.send_command(
+            STREAM_ID,
+            Command::new("onStatus", 0.0, Amf0Value::Null, vec![status.to_amf0()]),
+        );
+    }
+
+    fn handle(&mut self, timestamp: u32, msg: Message) -> Result<(), SessionError> {
+        match msg {
+            Message::WindowAckSize(size) => self.peer_window = Some(size),
+            Message::UserControl { event, data } if event == user_control::PING_REQUEST => {
+                let value = data
+                    .get(..4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    .unwrap_or(0);
+                self.send_control(
+                    type_id::USER_CONTROL,
+                    &control::user_control(user_control::PING_RESPONSE, value),
+                );
+            }
+            Message::Command(cmd) => self.handle_command(cmd)?,
+            Message::Data(payload) if self.publishing => {
+                if let Ok((name, body)) = strip_set_data_frame(&payload) {
+                    if name == "onMetaData" {
+                        self.events.push_back(ServerEvent::Metadata { body });
+                    }
+                }
+            }
+            Message::Audio(payload) if self.publishing => {
+                self.events.push_back(ServerEvent::Audio { timestamp, payload });
+            }
+            Message::Video(payload) if self.publishing => {
+                self.events.push_back(ServerEvent::Video { timestamp, payload });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn handle_command(&mut self, cmd: Command) -> Result<(), SessionError> {
+        match cmd.name.as_str() {
+            "connect" => {
+                if self.connected || self.connect_txn.is_some() {
+                    return Err(SessionError::Protocol("second connect on one connection".into()));
+                }
+                let app = cmd
+                    .object
+                    .get("app")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .trim_end_matches('/')
+                    .to_owned();
+                let tc_url = cmd
+                    .object
+                    .get("tcUrl")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                self.connect_txn = Some(cmd.transaction_id);
+                self.events
+                    .push_back(ServerEvent::ConnectRequested { app, tc_url });
+            }
+            _ if !self.connected => {
+                return Err(SessionError::Protocol(format!(
+                    "command {:?} before connect was accepted",
+                    truncate(&cmd.name)
+                )));
+            }
+            "releaseStream" | "FCPublish" => {
+                self.send_command(
+                    0,
+                    Command::new("_result", cmd.transaction_id, Amf0Value::Null, vec![Amf0Value::Undefined]),
+                );
+            }
+            "createStream" => {
+                self.send_command(
+                    0,
+                    Command::new(
+                        "_result",
+                        cmd.transaction_id,
+                        Amf0Value::Null,
+                        vec![Amf0Value::Number(STREAM_ID as f64)],
+                    ),
+                );
+            }
+            "publish" => {
+                if self.publishing || self.publish_txn.is_some() {
+                    return Err(SessionError::Protocol("second publish on one connection".into()));
+                }
+                let name = cmd.first_string_arg().unwrap_or("");
+                let stream_key = name.split('?').next().unwrap_or("").to_owned();
+                self.publish_txn = Some(cmd.transaction_id);
+                self.events
+                    .push_back(ServerEvent::PublishRequested { stream_key });
+            }
+            "FCUnpublish" | "deleteStream" | "closeStream" => {
+                if self.publishing {
+                    self.publishing = false;
+                    self.events.push_back(ServerEvent::PublishEnded);
+                }
+            }
+            "play" => {
+                let stream = cmd.first_string_arg().unwrap_or("").to_owned();
+                self.on_status(Status {
+                    level: "error".into(),
+                    code: "NetStream.Play.Failed".into(),
+                    description: "antenne does not serve playback".into(),
+                });
+                self.events.push_back(ServerEvent::PlayRefused { stream });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Accepts the pending `connect`.
+    pub fn accept_connect(&mut self) {
+        let Some(txn) = self.connect_txn.take() else {
+            return;
+        };
+        self.connected = true;
+        self.send_control(
+            type_id::WINDOW_ACK_SIZE,
+            &control::u32_body(self.config.window_ack_size),
+        );
+        self.send_control(
+            type_id::SET_PEER_BANDWIDTH,
+            &control::set_peer_bandwidth(self.config.window_ack_size, 2),
+        );
+        self.send_control(
+            type_id::SET_CHUNK_SIZE,
+            &control::u32_body(self.config.chunk_size),
+        );
+        self.encoder.set_chunk_size(self.config.chunk_size);
+        self.send_command(
+            0,
+            Command::new(
+                "_result",
+                txn,
+                Amf0Value::object([
+                    ("fmsVer", Amf0Value::string("FMS/3,0,1,123")),
+                    ("capabilities", Amf0Value::Number(31.0)),
+                ]),
+                vec![Amf0Value::object([
+                    ("level", Amf0Value::string("status")),
+                    ("code", Amf0Value::string("NetConnection.Connect.Success")),
+                    ("description", Amf0Value::string("Connection succeeded.")),
+                    ("objectEncoding", Amf0Value::Number(0.0)),
+                ])],
+            ),
+        );
+    }
+
+    /// Rejects the pending `connect`; the owner closes the connection after
+    /// sending the output.
+    pub fn reject_connect(&mut self, description: &str) {
+        let Some(txn) = self.connect_txn.take() else {
+            return;
+        };
+        self.send_command(
+            0,
+            Command::new(
+                "_error",
+                txn,
+                Amf0Value::Null,
+                vec![Status {
+                    level: "error".into(),
+                    code: "NetConnection.Connect.Rejected".into(),
+                    description: description.into(),
+                }
+                .to_amf0()],
+            ),
+        );
+    }
+
+    /// Accepts the pending `publish`: media events follow.
+    pub fn accept_publish(&mut self) {
+        if self.publish_txn.take().is_none() {
+            return;
+        }
+        self.publishing = true;
+        self.send_control(
+            type_id::USER_CONTROL,
+            &control::user_control(user_control::STREAM_BEGIN, STREAM_ID),
+        );
+        self.on_status(Status {
+            level: "status".into(),
+            code: "NetStream.Publish.Start".into(),
+            description: "Publishing.".into(),
+        });
+    }
+
+    /// Rejects the pending `publish` with an error status such as
+    /// `NetStream.Publish.BadName`; the owner closes the connection after
+    /// sending the output.
+    pub fn reject_publish(&mut self, code: &str, description: &str) {
+        if self.publish_txn.take().is_none() {
+            return;
+        }
+        self.on_status(Status {
+            level: "error".into(),
+            code: code.into(),
+            description: description.into(),
+        });
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientEvent, ClientSession, PublishTarget};
+
+    fn client() -> ClientSession {
+        ClientSession::new(
+            PublishTarget {
+                app: "live".into(),
+                tc_url: "rtmp://127.0.0.1/live".into(),
+                stream_name: "secret".into(),
+            },
+            [7; PACKET_SIZE],
+        )
+    }
+
+    /// Moves bytes both ways until neither side has anything to say.
+    fn pump(c: &mut ClientSession, s: &mut ServerSession) {
+        for _ in 0..20 {
+            let mut moved = false;
+            if let Some(b) = c.take_output() {
+                s.feed(&b).expect("server accepts client bytes");
+                moved = true;
+            }
+            if let Some(b) = s.take_output() {
+                c.feed(&b).expect("client accepts server bytes");
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn our_client_publishes_to_our_server() {
+        let mut c = client();
+        let mut s = ServerSession::new(ServerConfig::default(), [9; PACKET_SIZE]);
+        pump(&mut c, &mut s);
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested {
+                app: "live".into(),
+                tc_url: Some("rtmp://127.0.0.1/live".into())
+            })
+        );
+        s.accept_connect();
+        s.resume().expect("resumes");
+        pump(&mut c, &mut s);
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::PublishRequested { stream_key: "secret".into() })
+        );
+        s.accept_publish();
+        s.resume().expect("resumes");
+        pump(&mut c, &mut s);
+        assert_eq!(c.poll_event(), Some(ClientEvent::Published));
+
+        let mut parts = Vec::new();
+        c.metadata_parts(0, &crate::amf0::encode_all(&[Amf0Value::string("onMetaData")]), &mut parts);
+        let frame = Bytes::from(vec![0x17u8; 10_000]);
+        c.media_parts(true, 40, &frame, &mut parts);
+        for p in parts {
+            s.feed(&p).expect("server accepts media");
+        }
+        assert!(matches!(s.poll_event(), Some(ServerEvent::Metadata { .. })));
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::Video { timestamp: 40, payload: frame })
+        );
+        c.unpublish();
+        pump(&mut c, &mut s);
+        assert_eq!(s.poll_event(), Some(ServerEvent::PublishEnded));
+    }
+
+    #[test]
+    fn a_rejected_publish_reaches_the_client_with_its_reason() {
+        let mut c = client();
+        let mut s = ServerSession::new(ServerConfig::default(), [9; PACKET_SIZE]);
+        pump(&mut c, &mut s);
+        assert!(matches!(s.poll_event(), Some(ServerEvent::ConnectRequested { .. })));
+        s.accept_connect();
+        s.resume().expect("resumes");
+        pump(&mut c, &mut s);
+        assert!(matches!(s.poll_event(), Some(ServerEvent::PublishRequested { .. })));
+        s.reject_publish("NetStream.Publish.BadName", "unknown stream key");
+        pump(&mut c, &mut s);
+        match c.poll_event() {
+            Some(ClientEvent::Rejected(st)) => {
+                assert_eq!(st.code, "NetStream.Publish.BadName");
+                assert_eq!(st.description, "unknown stream key");
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn media_before_publish_is_not_delivered_and_commands_before_connect_fail() {
+        let mut s = ServerSession::new(ServerConfig::default(), [9; PACKET_SIZE]);
+        let mut c = client();
+        // Handshake only.
+        let c0c1 = c.take_output().expect("C0C1");
+        s.feed(&c0c1).expect("handshake");
+        let mut enc = crate::chunk::ChunkEncoder::new();
+        let mut bytes = BytesMut::from(&[0u8; PACKET_SIZE][..]);
+        enc.encode_into(6, 0, type_id::VIDEO, 1, &[0x17, 1, 0], &mut bytes);
+        let cmd = Command::new("publish", 2.0, Amf0Value::Null, vec![Amf0Value::string("k")]);
+        enc.encode_into(3, 0, type_id::COMMAND_AMF0, 1, &cmd.encode(), &mut bytes);
+        assert!(matches!(s.feed(&bytes), Err(SessionError::Protocol(_))));
+        assert_eq!(s.poll_event(), None);
+    }
+}
