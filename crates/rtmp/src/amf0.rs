@@ -358,10 +358,19 @@ mod tests {
 
     #[test]
     fn reports_truncation_and_unknown_markers() {
-        assert_eq!(decode_all(&[marker::NUMBER, 0, 0]), Err(Amf0Error::Truncated));
-        assert_eq!(decode_all(&[marker::STRING, 0, 9, b'a']), Err(Amf0Error::Truncated));
+        assert_eq!(
+            decode_all(&[marker::NUMBER, 0, 0]),
+            Err(Amf0Error::Truncated)
+        );
+        assert_eq!(
+            decode_all(&[marker::STRING, 0, 9, b'a']),
+            Err(Amf0Error::Truncated)
+        );
         assert_eq!(decode_all(&[0x42]), Err(Amf0Error::UnsupportedMarker(0x42)));
-        assert_eq!(decode_all(&[0x07, 0, 1]), Err(Amf0Error::UnsupportedMarker(7)));
+        assert_eq!(
+            decode_all(&[0x07, 0, 1]),
+            Err(Amf0Error::UnsupportedMarker(7))
+        );
     }
 
     #[test]
@@ -387,7 +396,10 @@ mod tests {
         let mut cursor = std::io::Cursor::new(bytes.to_vec());
         let decoded = rml_amf0::deserialize(&mut cursor).expect("rml_amf0 decodes");
         assert_eq!(decoded.len(), 2);
-        assert_eq!(decoded[0], rml_amf0::Amf0Value::Utf8String("onMetaData".into()));
+        assert_eq!(
+            decoded[0],
+            rml_amf0::Amf0Value::Utf8String("onMetaData".into())
+        );
     }
 
     fn arb_value() -> impl Strategy<Value = Amf0Value> {

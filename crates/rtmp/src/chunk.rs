@@ -53,7 +53,9 @@ pub enum ChunkError {
     InvalidChunkSize(u32),
     #[error("set chunk size message is {0} bytes long, expected 4")]
     MalformedSetChunkSize(usize),
-    #[error("chunk of type {fmt} on chunk stream {csid} continues a message that was never started")]
+    #[error(
+        "chunk of type {fmt} on chunk stream {csid} continues a message that was never started"
+    )]
     NoPreviousHeader { fmt: u8, csid: u32 },
 }
 
@@ -194,7 +196,9 @@ impl ChunkDecoder {
         }
         if !self.streams.contains_key(&csid) {
             if self.streams.len() >= self.limits.max_chunk_streams {
-                return Err(ChunkError::TooManyChunkStreams(self.limits.max_chunk_streams));
+                return Err(ChunkError::TooManyChunkStreams(
+                    self.limits.max_chunk_streams,
+                ));
             }
             if fmt != 0 {
                 return Err(ChunkError::NoPreviousHeader { fmt, csid });
@@ -546,7 +550,10 @@ mod tests {
         dec.push(&bytes);
         assert!(matches!(
             dec.next_message(),
-            Err(ChunkError::MessageTooLarge { size: 0xff_ffff, .. })
+            Err(ChunkError::MessageTooLarge {
+                size: 0xff_ffff,
+                ..
+            })
         ));
     }
 

@@ -13,9 +13,7 @@ use bytes::{Bytes, BytesMut};
 use crate::amf0::Amf0Value;
 use crate::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits};
 use crate::handshake::{ClientHandshake, HandshakeProgress, PACKET_SIZE};
-use crate::message::{
-    control, csid, type_id, user_control, Command, Message, Status,
-};
+use crate::message::{control, csid, type_id, user_control, Command, Message, Status};
 use crate::server::SessionError;
 
 /// Where and what to publish.
@@ -141,7 +139,10 @@ impl ClientSession {
             let received = self.decoder.bytes_in();
             if window > 0 && received - self.acked >= window as u64 {
                 self.acked = received;
-                self.send_control(type_id::ACKNOWLEDGEMENT, &control::u32_body(received as u32));
+                self.send_control(
+                    type_id::ACKNOWLEDGEMENT,
+                    &control::u32_body(received as u32),
+                );
             }
         }
         Ok(())
@@ -154,8 +155,14 @@ impl ClientSession {
 
     fn send_command(&mut self, stream_id: u32, cmd: Command) {
         let body = cmd.encode();
-        self.encoder
-            .encode_into(csid::COMMAND, 0, type_id::COMMAND_AMF0, stream_id, &body, &mut self.out);
+        self.encoder.encode_into(
+            csid::COMMAND,
+            0,
+            type_id::COMMAND_AMF0,
+            stream_id,
+            &body,
+            &mut self.out,
+        );
     }
 
     fn start_connect(&mut self) {
@@ -167,7 +174,10 @@ impl ClientSession {
         let object = Amf0Value::object([
             ("app", Amf0Value::string(self.target.app.clone())),
             ("type", Amf0Value::string("nonprivate")),
-            ("flashVer", Amf0Value::string("FMLE/3.0 (compatible; antenne)")),
+            (
+                "flashVer",
+                Amf0Value::string("FMLE/3.0 (compatible; antenne)"),
+            ),
             ("swfUrl", Amf0Value::string(self.target.tc_url.clone())),
             ("tcUrl", Amf0Value::string(self.target.tc_url.clone())),
         ]);
@@ -202,7 +212,10 @@ impl ClientSession {
                     0,
                     Command::new("releaseStream", 2.0, Amf0Value::Null, vec![arg.clone()]),
                 );
-                self.send_command(0, Command::new("FCPublish", 3.0, Amf0Value::Null, vec![arg]));
+                self.send_command(
+                    0,
+                    Command::new("FCPublish", 3.0, Amf0Value::Null, vec![arg]),
+                );
                 self.send_command(
                     0,
                     Command::new("createStream", TXN_CREATE_STREAM, Amf0Value::Null, vec![]),
@@ -267,7 +280,13 @@ impl ClientSession {
 
     /// Encodes an audio or video message (shared payload, no copy) into
     /// `out`, after any pending protocol output.
-    pub fn media_parts(&mut self, video: bool, timestamp: u32, payload: &Bytes, out: &mut Vec<Bytes>) {
+    pub fn media_parts(
+        &mut self,
+        video: bool,
+        timestamp: u32,
+        payload: &Bytes,
+        out: &mut Vec<Bytes>,
+    ) {
         if let Some(pending) = self.take_output() {
             out.push(pending);
         }
@@ -303,9 +322,15 @@ impl ClientSession {
         let name = Amf0Value::string(self.target.stream_name.clone());
         let txn = self.next_txn;
         self.next_txn += 2.0;
-        self.send_command(0, Command::new("FCUnpublish", txn, Amf0Value::Null, vec![name]));
+        self.send_command(
+            0,
+            Command::new("FCUnpublish", txn, Amf0Value::Null, vec![name]),
+        );
         let stream = Amf0Value::Number(self.stream_id as f64);
-        self.send_command(0, Command::new("deleteStream", txn + 1.0, Amf0Value::Null, vec![stream]));
+        self.send_command(
+            0,
+            Command::new("deleteStream", txn + 1.0, Amf0Value::Null, vec![stream]),
+        );
     }
 }
 

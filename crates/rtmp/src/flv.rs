@@ -52,7 +52,10 @@ pub fn inspect_video(body: &[u8]) -> Option<VideoTag> {
         // Enhanced RTMP: [1 bit IsExHeader][3 bits FrameType][4 bits PacketType][FourCC]
         let frame_type = (first >> 4) & 0x07;
         let packet_type = first & 0x0f;
-        let fourcc = body.get(1..5).map(|b| [b[0], b[1], b[2], b[3]]).unwrap_or([0; 4]);
+        let fourcc = body
+            .get(1..5)
+            .map(|b| [b[0], b[1], b[2], b[3]])
+            .unwrap_or([0; 4]);
         const SEQUENCE_START: u8 = 0;
         const SEQUENCE_END: u8 = 2;
         const METADATA: u8 = 4;
@@ -60,7 +63,9 @@ pub fn inspect_video(body: &[u8]) -> Option<VideoTag> {
         return Some(VideoTag {
             keyframe: frame_type == 1,
             sequence_header: packet_type == SEQUENCE_START,
-            end_of_sequence: packet_type == SEQUENCE_END || packet_type == METADATA || frame_type == 5,
+            end_of_sequence: packet_type == SEQUENCE_END
+                || packet_type == METADATA
+                || frame_type == 5,
             codec: VideoCodec::FourCc(fourcc),
         });
     }
@@ -121,7 +126,10 @@ pub fn inspect_audio(body: &[u8]) -> Option<AudioTag> {
     if format == 9 {
         // Enhanced RTMP audio: [4 bits 9][4 bits AudioPacketType][FourCC]
         let packet_type = first & 0x0f;
-        let fourcc = body.get(1..5).map(|b| [b[0], b[1], b[2], b[3]]).unwrap_or([0; 4]);
+        let fourcc = body
+            .get(1..5)
+            .map(|b| [b[0], b[1], b[2], b[3]])
+            .unwrap_or([0; 4]);
         return Some(AudioTag {
             sequence_header: packet_type == 0,
             codec: AudioCodec::FourCc(fourcc),
@@ -163,8 +171,16 @@ mod tests {
 
     #[test]
     fn reads_aac_sequence_headers() {
-        assert!(inspect_audio(&[0xaf, 0x00, 0x12, 0x10]).expect("tag").sequence_header);
-        assert!(!inspect_audio(&[0xaf, 0x01, 1]).expect("tag").sequence_header);
+        assert!(
+            inspect_audio(&[0xaf, 0x00, 0x12, 0x10])
+                .expect("tag")
+                .sequence_header
+        );
+        assert!(
+            !inspect_audio(&[0xaf, 0x01, 1])
+                .expect("tag")
+                .sequence_header
+        );
         assert_eq!(inspect_audio(&[0xaf, 1]).expect("tag").codec.name(), "aac");
     }
 

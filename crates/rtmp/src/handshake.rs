@@ -41,7 +41,8 @@ pub enum HandshakeError {
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // Keys of any length are valid for HMAC.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
     for p in parts {
         mac.update(p);
     }
@@ -234,6 +235,13 @@ impl ClientHandshake {
     }
 }
 
+/// Random bytes for S1 or C1.
+pub fn random_packet() -> [u8; PACKET_SIZE] {
+    let mut p = [0u8; PACKET_SIZE];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut p[..]);
+    p
+}
+
 /// Builds a C1 carrying a valid client digest (what ffmpeg and Flash send);
 /// used by tests and by the fuzz seeds.
 pub fn complex_c1(random: [u8; PACKET_SIZE]) -> [u8; PACKET_SIZE] {
@@ -279,11 +287,23 @@ mod tests {
         assert_eq!(&out[1 + PACKET_SIZE..], &c0c1[1..]);
         let mut c2 = BytesMut::new();
         let progress = client.feed(&out, &mut c2).expect("client accepts S0S1S2");
-        assert_eq!(progress, HandshakeProgress::Done { consumed: 1 + 2 * PACKET_SIZE });
+        assert_eq!(
+            progress,
+            HandshakeProgress::Done {
+                consumed: 1 + 2 * PACKET_SIZE
+            }
+        );
         let mut more = c2.to_vec();
         more.extend_from_slice(b"chunk data");
-        let (progress, used) = server.feed(&more, &mut BytesMut::new()).expect("server accepts C2");
-        assert_eq!(progress, HandshakeProgress::Done { consumed: PACKET_SIZE });
+        let (progress, used) = server
+            .feed(&more, &mut BytesMut::new())
+            .expect("server accepts C2");
+        assert_eq!(
+            progress,
+            HandshakeProgress::Done {
+                consumed: PACKET_SIZE
+            }
+        );
         assert_eq!(&more[used..], b"chunk data");
     }
 
@@ -294,7 +314,9 @@ mod tests {
         input.extend_from_slice(&c1);
         let mut server = ServerHandshake::new(random(4));
         let mut out = BytesMut::new();
-        server.feed(&input, &mut out).expect("server accepts digest C1");
+        server
+            .feed(&input, &mut out)
+            .expect("server accepts digest C1");
         let s1 = &out[1..1 + PACKET_SIZE];
         assert!(server_digest_is_valid(s1));
         // S2's last 32 bytes are keyed by the client digest.

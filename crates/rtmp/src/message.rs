@@ -135,7 +135,12 @@ impl Status {
             .chain(cmd.args.iter())
             .find(|v| v.properties().is_some())
             .map(|info| {
-                let field = |k| info.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+                let field = |k| {
+                    info.get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_owned()
+                };
                 Status {
                     level: field("level"),
                     code: field("code"),
@@ -163,9 +168,15 @@ pub enum Message {
     SetChunkSize(u32),
     Abort(u32),
     Acknowledgement(u32),
-    UserControl { event: u16, data: Bytes },
+    UserControl {
+        event: u16,
+        data: Bytes,
+    },
     WindowAckSize(u32),
-    SetPeerBandwidth { size: u32, limit: u8 },
+    SetPeerBandwidth {
+        size: u32,
+        limit: u8,
+    },
     Audio(Bytes),
     Video(Bytes),
     /// An AMF0 data message (`@setDataFrame`, `onMetaData`, …), raw.

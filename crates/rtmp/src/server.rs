@@ -23,21 +23,36 @@ use crate::message::{
 pub enum ServerEvent {
     /// The client asked to connect to `app`; answer with
     /// [`ServerSession::accept_connect`] or [`ServerSession::reject_connect`].
-    ConnectRequested { app: String, tc_url: Option<String> },
+    ConnectRequested {
+        app: String,
+        tc_url: Option<String>,
+    },
     /// The client asked to publish; `stream_key` is the stream name without
     /// any `?query`. Answer with `accept_publish` or `reject_publish`.
-    PublishRequested { stream_key: String },
+    PublishRequested {
+        stream_key: String,
+    },
     /// Stream metadata; `body` starts at `onMetaData` (AMF0), with any
     /// `@setDataFrame` wrapper removed.
-    Metadata { body: Bytes },
-    Audio { timestamp: u32, payload: Bytes },
-    Video { timestamp: u32, payload: Bytes },
+    Metadata {
+        body: Bytes,
+    },
+    Audio {
+        timestamp: u32,
+        payload: Bytes,
+    },
+    Video {
+        timestamp: u32,
+        payload: Bytes,
+    },
     /// The client ended its publication (FCUnpublish, deleteStream or
     /// closeStream).
     PublishEnded,
     /// The client asked to play, which antenne does not serve; it was told
     /// so.
-    PlayRefused { stream: String },
+    PlayRefused {
+        stream: String,
+    },
 }
 
 /// Why the connection must be closed.
@@ -169,6 +184,11 @@ impl ServerSession {
         self.events.pop_front()
     }
 
+    /// Whether events wait to be polled.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Bytes to send to the client, if any.
     pub fn take_output(&mut self) -> Option<Bytes> {
         if self.out.is_empty() {
@@ -183,7 +203,10 @@ impl ServerSession {
             let received = self.decoder.bytes_in();
             if window > 0 && received - self.acked >= window as u64 {
                 self.acked = received;
-                self.send_control(type_id::ACKNOWLEDGEMENT, &control::u32_body(received as u32));
+                self.send_control(
+                    type_id::ACKNOWLEDGEMENT,
+                    &control::u32_body(received as u32),
+                );
             }
         }
     }
@@ -195,8 +218,14 @@ impl ServerSession {
 
     fn send_command(&mut self, stream_id: u32, cmd: Command) {
         let body = cmd.encode();
-        self.encoder
-            .encode_into(csid::COMMAND, 0, type_id::COMMAND_AMF0, stream_id, &body, &mut self.out);
+        self.encoder.encode_into(
+            csid::COMMAND,
+            0,
+            type_id::COMMAND_AMF0,
+            stream_id,
+            &body,
+            &mut self.out,
+        );
     }
 
     fn on_status(&mut self, status: Status) {
@@ -228,10 +257,12 @@ impl ServerSession {
                 }
             }
             Message::Audio(payload) if self.publishing => {
-                self.events.push_back(ServerEvent::Audio { timestamp, payload });
+                self.events
+                    .push_back(ServerEvent::Audio { timestamp, payload });
             }
             Message::Video(payload) if self.publishing => {
-                self.events.push_back(ServerEvent::Video { timestamp, payload });
+                self.events
+                    .push_back(ServerEvent::Video { timestamp, payload });
             }
             _ => {}
         }
@@ -242,7 +273,9 @@ impl ServerSession {
         match cmd.name.as_str() {
             "connect" => {
                 if self.connected || self.connect_txn.is_some() {
-                    return Err(SessionError::Protocol("second connect on one connection".into()));
+                    return Err(SessionError::Protocol(
+                        "second connect on one connection".into(),
+                    ));
                 }
                 let app = cmd
                     .object
@@ -269,7 +302,12 @@ impl ServerSession {
             "releaseStream" | "FCPublish" => {
                 self.send_command(
                     0,
-                    Command::new("_result", cmd.transaction_id, Amf0Value::Null, vec![Amf0Value::Undefined]),
+                    Command::new(
+                        "_result",
+                        cmd.transaction_id,
+                        Amf0Value::Null,
+                        vec![Amf0Value::Undefined],
+                    ),
                 );
             }
             "createStream" => {
@@ -285,7 +323,9 @@ impl ServerSession {
             }
             "publish" => {
                 if self.publishing || self.publish_txn.is_some() {
-                    return Err(SessionError::Protocol("second publish on one connection".into()));
+                    return Err(SessionError::Protocol(
+                        "second publish on one connection".into(),
+                    ));
                 }
                 let name = cmd.first_string_arg().unwrap_or("");
                 let stream_key = name.split('?').next().unwrap_or("").to_owned();
@@ -464,7 +504,9 @@ mod tests {
         pump(&mut c, &mut s);
         assert_eq!(
             s.poll_event(),
-            Some(ServerEvent::PublishRequested { stream_key: "secret".into() })
+            Some(ServerEvent::PublishRequested {
+                stream_key: "secret".into()
+            })
         );
         s.accept_publish();
         s.resume().expect("resumes");
@@ -472,7 +514,11 @@ mod tests {
         assert_eq!(c.poll_event(), Some(ClientEvent::Published));
 
         let mut parts = Vec::new();
-        c.metadata_parts(0, &crate::amf0::encode_all(&[Amf0Value::string("onMetaData")]), &mut parts);
+        c.metadata_parts(
+            0,
+            &crate::amf0::encode_all(&[Amf0Value::string("onMetaData")]),
+            &mut parts,
+        );
         let frame = Bytes::from(vec![0x17u8; 10_000]);
         c.media_parts(true, 40, &frame, &mut parts);
         for p in parts {
@@ -481,7 +527,10 @@ mod tests {
         assert!(matches!(s.poll_event(), Some(ServerEvent::Metadata { .. })));
         assert_eq!(
             s.poll_event(),
-            Some(ServerEvent::Video { timestamp: 40, payload: frame })
+            Some(ServerEvent::Video {
+                timestamp: 40,
+                payload: frame
+            })
         );
         c.unpublish();
         pump(&mut c, &mut s);
@@ -493,11 +542,17 @@ mod tests {
         let mut c = client();
         let mut s = ServerSession::new(ServerConfig::default(), [9; PACKET_SIZE]);
         pump(&mut c, &mut s);
-        assert!(matches!(s.poll_event(), Some(ServerEvent::ConnectRequested { .. })));
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
         s.accept_connect();
         s.resume().expect("resumes");
         pump(&mut c, &mut s);
-        assert!(matches!(s.poll_event(), Some(ServerEvent::PublishRequested { .. })));
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::PublishRequested { .. })
+        ));
         s.reject_publish("NetStream.Publish.BadName", "unknown stream key");
         pump(&mut c, &mut s);
         match c.poll_event() {
@@ -519,7 +574,12 @@ mod tests {
         let mut enc = crate::chunk::ChunkEncoder::new();
         let mut bytes = BytesMut::from(&[0u8; PACKET_SIZE][..]);
         enc.encode_into(6, 0, type_id::VIDEO, 1, &[0x17, 1, 0], &mut bytes);
-        let cmd = Command::new("publish", 2.0, Amf0Value::Null, vec![Amf0Value::string("k")]);
+        let cmd = Command::new(
+            "publish",
+            2.0,
+            Amf0Value::Null,
+            vec![Amf0Value::string("k")],
+        );
         enc.encode_into(3, 0, type_id::COMMAND_AMF0, 1, &cmd.encode(), &mut bytes);
         assert!(matches!(s.feed(&bytes), Err(SessionError::Protocol(_))));
         assert_eq!(s.poll_event(), None);

@@ -1,0 +1,66 @@
+//! Command line and environment. Every flag has an `ANTENNE_…` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// antenne: OBS publishes once, antenne relays to every platform.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "antenne", version, about)]
+pub struct Cli {
+    /// Where OBS publishes (RTMP): rtmp://HOST:PORT/live/<ingest key>.
+    #[arg(long, env = "ANTENNE_RTMP_LISTEN", default_value = "0.0.0.0:1935")]
+    pub rtmp_listen: SocketAddr,
+
+    /// Web interface and REST API.
+    #[arg(long, env = "ANTENNE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: SocketAddr,
+
+    /// Where antenne keeps its state. Default: $XDG_DATA_HOME/antenne or
+    /// ~/.local/share/antenne.
+    #[arg(long, env = "ANTENNE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Ingest key OBS must use (repeatable; comma-separated in the
+    /// environment). Without one, antenne generates a key at first start
+    /// and keeps it in the data directory.
+    #[arg(long = "ingest-key", env = "ANTENNE_INGEST_KEY", value_delimiter = ',')]
+    pub ingest_keys: Vec<String>,
+
+    /// PEM file of extra certificate authorities to trust for rtmps://
+    /// destinations (on top of the built-in web PKI roots).
+    #[arg(long, env = "ANTENNE_EXTRA_CA_FILE")]
+    pub extra_ca_file: Option<PathBuf>,
+
+    /// A destination whose socket accepts nothing for this long is
+    /// reconnected.
+    #[arg(long, env = "ANTENNE_STALL_TIMEOUT_SECS", default_value_t = 10)]
+    pub stall_timeout_secs: u64,
+
+    /// How long destinations stay connected after OBS drops, waiting for it
+    /// to come back.
+    #[arg(long, env = "ANTENNE_GRACE_PERIOD_SECS", default_value_t = 30)]
+    pub grace_period_secs: u64,
+
+    /// How far (media time) a destination may fall behind before it skips
+    /// to the next keyframe.
+    #[arg(long, env = "ANTENNE_MAX_LAG_MS", default_value_t = 4000)]
+    pub max_lag_ms: u64,
+}
+
+impl Cli {
+    /// The data directory, with the default applied.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(x).join("antenne");
+        }
+        match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(h) => PathBuf::from(h).join(".local/share/antenne"),
+            None => PathBuf::from("antenne-data"),
+        }
+    }
+}

@@ -1,0 +1,695 @@
+//! The hub of one ingest key: where the publisher's stream meets the
+//! destinations.
+//!
+//! - It keeps what a late joiner needs: the latest metadata, the audio and
+//!   video sequence headers, and the current GOP (from the last keyframe).
+//!   Payloads are [`Bytes`]: every destination shares the same buffers.
+//! - It keeps one continuous timeline across publisher sessions: when OBS
+//!   drops and comes back, timestamps carry on from where they were (plus
+//!   the wall-clock time that passed), so destinations that stayed
+//!   connected never see time go backwards.
+//! - Each destination reads through its own bounded [`Subscription`]. The
+//!   publisher never waits: a destination that falls more than
+//!   [`QueueLimits::max_lag`] behind has its queue emptied and skips to the
+//!   next keyframe (with the current headers replayed first), and the
+//!   frames it missed are counted.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use antenne_rtmp::amf0::{self, Amf0Value};
+use antenne_rtmp::flv;
+use bytes::Bytes;
+use tokio::sync::{watch, Notify};
+
+use crate::rate::RateMeter;
+use crate::secret::StreamKey;
+
+/// What a frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    Audio,
+    Video,
+    /// `onMetaData` body (without `@setDataFrame`).
+    Metadata,
+}
+
+/// One message of the stream, on the hub's timeline (milliseconds).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub kind: FrameKind,
+    pub timestamp: i64,
+    pub payload: Bytes,
+    /// A point where a destination may start: a video keyframe, or any
+    /// audio frame of a stream without video.
+    pub keyframe: bool,
+    /// Decoder configuration (sequence header).
+    pub header: bool,
+}
+
+/// Bounds of one destination's queue.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Media time between the oldest and newest queued frame past which
+    /// the destination skips to the next keyframe.
+    pub max_lag: Duration,
+    /// Bytes queued past which the same happens (protects against absurd
+    /// bitrates).
+    pub max_bytes: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self {
+            max_lag: Duration::from_secs(4),
+            max_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// The hub refuses a second publisher on a live key.
+#[derive(Debug, thiserror::Error)]
+#[error("stream key {key} is already live from {publisher}")]
+pub struct AlreadyLive {
+    pub key: StreamKey,
+    pub publisher: SocketAddr,
+}
+
+/// What the API shows of an ingest.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IngestSnapshot {
+    pub live: bool,
+    pub since: Option<SystemTime>,
+    pub publisher: Option<SocketAddr>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub frame_rate: Option<f64>,
+    pub bitrate_kbps: f64,
+    pub destinations_attached: usize,
+}
+
+#[derive(Debug)]
+struct Publisher {
+    addr: SocketAddr,
+    since: SystemTime,
+}
+
+/// Maps a session's ingest timestamps onto the hub's continuous timeline.
+#[derive(Debug, Default)]
+struct Timeline {
+    /// Added to the extended ingest timestamp; `None` until the first
+    /// media frame of a session.
+    offset: Option<i64>,
+    /// Last hub timestamp handed out, and when.
+    last: Option<(i64, Instant)>,
+    /// Extended (wrap-corrected) last ingest timestamp.
+    last_ingest: i64,
+    epoch: i64,
+}
+
+impl Timeline {
+    fn new_session(&mut self) {
+        self.offset = None;
+        self.epoch = 0;
+        self.last_ingest = 0;
+    }
+
+    fn map(&mut self, ingest_ts: u32, now: Instant) -> i64 {
+        let mut ext = ingest_ts as i64 + self.epoch;
+        if self.offset.is_some() && ext < self.last_ingest - (1 << 31) {
+            // The 32-bit RTMP timestamp wrapped (after 49 days).
+            self.epoch += 1 << 32;
+            ext += 1 << 32;
+        }
+        self.last_ingest = ext;
+        let offset = *self.offset.get_or_insert_with(|| match self.last {
+            // Carry on after the previous session, plus the time that
+            // passed in between (at least one millisecond).
+            Some((last, at)) => {
+                let gap = now.duration_since(at).as_millis().clamp(1, 60_000) as i64;
+                last + gap - ext
+            }
+            None => -ext,
+        });
+        let ts = ext + offset;
+        if self.last.is_none_or(|(last, _)| ts > last) {
+            self.last = Some((ts, now));
+        }
+        ts
+    }
+
+    fn now(&self) -> i64 {
+        self.last.map(|(ts, _)| ts).unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Default)]
+struct StreamInfo {
+    video_codec: Option<String>,
+    audio_codec: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    metadata_frame_rate: Option<f64>,
+    has_video: bool,
+}
+
+#[derive(Debug)]
+struct HubState {
+    publisher: Option<Publisher>,
+    metadata: Option<Frame>,
+    video_header: Option<Frame>,
+    audio_header: Option<Frame>,
+    gop: Vec<Frame>,
+    gop_bytes: usize,
+    subscribers: Vec<(u64, Arc<Queue>)>,
+    next_subscriber: u64,
+    timeline: Timeline,
+    info: StreamInfo,
+}
+
+impl HubState {
+    fn headers(&self) -> impl Iterator<Item = &Frame> {
+        self.metadata
+            .iter()
+            .chain(self.video_header.iter())
+            .chain(self.audio_header.iter())
+    }
+}
+
+/// Largest GOP the hub caches; a publisher that never sends a keyframe
+/// cannot make it grow past this.
+const MAX_GOP_BYTES: usize = 64 * 1024 * 1024;
+
+/// The hub of one ingest key.
+#[derive(Debug)]
+pub struct Hub {
+    key: StreamKey,
+    state: Mutex<HubState>,
+    live: watch::Sender<bool>,
+    bytes_in: RateMeter,
+    video_frames: RateMeter,
+    limits: QueueLimits,
+}
+
+impl Hub {
+    pub fn new(key: StreamKey, limits: QueueLimits) -> Arc<Hub> {
+        Arc::new(Hub {
+            key,
+            state: Mutex::new(HubState {
+                publisher: None,
+                metadata: None,
+                video_header: None,
+                audio_header: None,
+                gop: Vec::new(),
+                gop_bytes: 0,
+                subscribers: Vec::new(),
+                next_subscriber: 0,
+                timeline: Timeline::default(),
+                info: StreamInfo::default(),
+            }),
+            live: watch::channel(false).0,
+            bytes_in: RateMeter::default(),
+            video_frames: RateMeter::default(),
+            limits,
+        })
+    }
+
+    pub fn key(&self) -> &StreamKey {
+        &self.key
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        // A panic while holding the lock leaves consistent-enough state
+        // (frames are whole); keep serving rather than poisoning the relay.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a publisher is live, as a watch.
+    pub fn watch_live(&self) -> watch::Receiver<bool> {
+        self.live.subscribe()
+    }
+
+    pub fn is_live(&self) -> bool {
+        *self.live.borrow()
+    }
+
+    /// Starts a publisher session; the guard ends it when dropped.
+    pub fn start_publish(self: &Arc<Self>, addr: SocketAddr) -> Result<PublishGuard, AlreadyLive> {
+        let mut st = self.lock();
+        if let Some(p) = &st.publisher {
+            return Err(AlreadyLive {
+                key: self.key.clone(),
+                publisher: p.addr,
+            });
+        }
+        st.publisher = Some(Publisher {
+            addr,
+            since: SystemTime::now(),
+        });
+        st.metadata = None;
+        st.video_header = None;
+        st.audio_header = None;
+        st.gop.clear();
+        st.gop_bytes = 0;
+        st.info = StreamInfo::default();
+        st.timeline.new_session();
+        drop(st);
+        self.bytes_in.reset_window();
+        self.live.send_replace(true);
+        Ok(PublishGuard { hub: self.clone() })
+    }
+
+    fn end_publish(&self) {
+        let mut st = self.lock();
+        st.publisher = None;
+        st.gop.clear();
+        st.gop_bytes = 0;
+        drop(st);
+        self.live.send_replace(false);
+    }
+
+    /// Takes a video message from the publisher.
+    pub fn push_video(&self, timestamp: u32, payload: Bytes) {
+        let Some(tag) = flv::inspect_video(&payload) else {
+            return;
+        };
+        if tag.end_of_sequence {
+            // End-of-sequence and command frames are not media: a
+            // destination that stays connected gets fresh headers later.
+            return;
+        }
+        self.bytes_in.add(payload.len());
+        let mut st = self.lock();
+        let ts = st.timeline.map(timestamp, Instant::now());
+        st.info.has_video = true;
+        let frame = Frame {
+            kind: FrameKind::Video,
+            timestamp: ts,
+            payload,
+            keyframe: tag.keyframe && !tag.sequence_header,
+            header: tag.sequence_header,
+        };
+        if tag.sequence_header {
+            st.info.video_codec = Some(tag.codec.name());
+            st.video_header = Some(frame.clone());
+        } else {
+            self.video_frames.add(1);
+            cache_in_gop(&mut st, &frame);
+        }
+        self.fan_out(&st, frame);
+    }
+
+    /// Takes an audio message from the publisher.
+    pub fn push_audio(&self, timestamp: u32, payload: Bytes) {
+        let Some(tag) = flv::inspect_audio(&payload) else {
+            return;
+        };
+        self.bytes_in.add(payload.len());
+        let mut st = self.lock();
+        let ts = st.timeline.map(timestamp, Instant::now());
+        let frame = Frame {
+            kind: FrameKind::Audio,
+            timestamp: ts,
+            payload,
+            // Without video, any audio frame is a place to start.
+            keyframe: !st.info.has_video && !tag.sequence_header,
+            header: tag.sequence_header,
+        };
+        if tag.sequence_header {
+            st.info.audio_codec = Some(tag.codec.name());
+            st.audio_header = Some(frame.clone());
+        } else {
+            cache_in_gop(&mut st, &frame);
+        }
+        self.fan_out(&st, frame);
+    }
+
+    /// Takes `onMetaData` (the body starting at `onMetaData`).
+    pub fn push_metadata(&self, body: Bytes) {
+        let mut st = self.lock();
+        if let Ok(values) = amf0::decode_all(&body) {
+            if let Some(meta) = values.get(1) {
+                let num = |k: &str| meta.get(k).and_then(Amf0Value::as_number);
+                st.info.width = num("width").map(|w| w as u32);
+                st.info.height = num("height").map(|h| h as u32);
+                st.info.metadata_frame_rate = num("framerate").or_else(|| num("fps"));
+            }
+        }
+        let frame = Frame {
+            kind: FrameKind::Metadata,
+            timestamp: st.timeline.now(),
+            payload: body,
+            keyframe: false,
+            header: true,
+        };
+        st.metadata = Some(frame.clone());
+        self.fan_out(&st, frame);
+    }
+
+    fn fan_out(&self, st: &HubState, frame: Frame) {
+        for (_, q) in &st.subscribers {
+            q.offer(&frame, st, &self.limits);
+        }
+    }
+
+    /// Attaches a destination. While live, its queue starts with the
+    /// metadata, the sequence headers and the current GOP, so its first
+    /// video frame is a keyframe and it needs not wait for the next one.
+    pub fn subscribe(self: &Arc<Self>) -> Subscription {
+        let queue = Arc::new(Queue::default());
+        let mut st = self.lock();
+        let id = st.next_subscriber;
+        st.next_subscriber += 1;
+        {
+            let mut q = queue.lock();
+            // Start on the cached keyframe if there is one; otherwise wait
+            // for the next (the headers are queued when it comes).
+            let gop_ready = st.publisher.is_some() && st.gop.first().is_some_and(|f| f.keyframe);
+            if gop_ready {
+                for f in st.headers().chain(st.gop.iter()) {
+                    q.push(f.clone());
+                }
+            } else {
+                q.skipping = true;
+            }
+        }
+        st.subscribers.push((id, queue.clone()));
+        drop(st);
+        queue.notify.notify_one();
+        Subscription {
+            hub: self.clone(),
+            id,
+            queue,
+        }
+    }
+
+    fn unsubscribe(&self, id: u64) {
+        self.lock().subscribers.retain(|(i, _)| *i != id);
+    }
+
+    pub fn snapshot(&self) -> IngestSnapshot {
+        let st = self.lock();
+        let live = st.publisher.is_some();
+        let measured_fps = self.video_frames.per_second();
+        IngestSnapshot {
+            live,
+            since: st.publisher.as_ref().map(|p| p.since),
+            publisher: st.publisher.as_ref().map(|p| p.addr),
+            video_codec: st.info.video_codec.clone(),
+            audio_codec: st.info.audio_codec.clone(),
+            width: st.info.width,
+            height: st.info.height,
+            frame_rate: st
+                .info
+                .metadata_frame_rate
+                .or((measured_fps > 0.0).then_some(measured_fps)),
+            bitrate_kbps: if live {
+                self.bytes_in.per_second() * 8.0 / 1000.0
+            } else {
+                0.0
+            },
+            destinations_attached: st.subscribers.len(),
+        }
+    }
+}
+
+fn cache_in_gop(st: &mut HubState, frame: &Frame) {
+    if frame.keyframe {
+        st.gop.clear();
+        st.gop_bytes = 0;
+    } else if st.gop.is_empty() {
+        // No keyframe yet: nothing a late joiner could start with.
+        return;
+    }
+    st.gop_bytes += frame.payload.len();
+    if st.gop_bytes > MAX_GOP_BYTES {
+        st.gop.clear();
+        st.gop_bytes = 0;
+        return;
+    }
+    st.gop.push(frame.clone());
+}
+
+/// Ends the publisher session when dropped.
+#[derive(Debug)]
+pub struct PublishGuard {
+    hub: Arc<Hub>,
+}
+
+impl PublishGuard {
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+}
+
+impl Drop for PublishGuard {
+    fn drop(&mut self) {
+        self.hub.end_publish();
+    }
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    frames: VecDeque<Frame>,
+    bytes: usize,
+    skipping: bool,
+    /// Whether skipped frames count as dropped: not while a new
+    /// destination waits for its first keyframe.
+    count_skipped: bool,
+    dropped: u64,
+}
+
+impl QueueState {
+    fn push(&mut self, f: Frame) {
+        self.bytes += f.payload.len();
+        self.frames.push_back(f);
+    }
+
+    /// Media time queued. Headers are left out: replayed ones carry the
+    /// time they were first sent.
+    fn lag_ms(&self) -> i64 {
+        let first = self.frames.iter().find(|f| !f.header);
+        match (first, self.frames.back()) {
+            (Some(a), Some(b)) => b.timestamp - a.timestamp,
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    notify: Notify,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn offer(&self, frame: &Frame, hub: &HubState, limits: &QueueLimits) {
+        let mut q = self.lock();
+        if q.skipping {
+            if !frame.keyframe {
+                if !frame.header && q.count_skipped {
+                    q.dropped += 1;
+                }
+                return;
+            }
+            // Resume on this keyframe, after the current headers (which
+            // may have changed while frames were being dropped).
+            q.skipping = false;
+            q.count_skipped = false;
+            for h in hub.headers() {
+                q.push(h.clone());
+            }
+        }
+        q.push(frame.clone());
+        if q.lag_ms() > limits.max_lag.as_millis() as i64 || q.bytes > limits.max_bytes {
+            let lost = q.frames.iter().filter(|f| !f.header).count() as u64;
+            q.dropped += lost;
+            q.frames.clear();
+            q.bytes = 0;
+            q.skipping = true;
+            q.count_skipped = true;
+        }
+        drop(q);
+        self.notify.notify_one();
+    }
+}
+
+/// A destination's view of the hub; detaches on drop.
+#[derive(Debug)]
+pub struct Subscription {
+    hub: Arc<Hub>,
+    id: u64,
+    queue: Arc<Queue>,
+}
+
+impl Subscription {
+    /// Waits for frames and moves up to `max` of them into `out`.
+    /// Cancel-safe.
+    pub async fn recv_many(&self, out: &mut Vec<Frame>, max: usize) {
+        loop {
+            {
+                let mut q = self.queue.lock();
+                if !q.frames.is_empty() {
+                    let n = q.frames.len().min(max);
+                    let mut taken = 0;
+                    for f in q.frames.drain(..n) {
+                        taken += f.payload.len();
+                        out.push(f);
+                    }
+                    q.bytes -= taken;
+                    return;
+                }
+            }
+            self.queue.notify.notified().await;
+        }
+    }
+
+    /// Frames this destination skipped because it fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.queue.lock().dropped
+    }
+
+    /// Bytes waiting in the queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.lock().bytes
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr() -> SocketAddr {
+        "127.0.0.1:5000".parse().expect("valid address")
+    }
+
+    const AVC_SEQ: &[u8] = &[0x17, 0, 0, 0, 0, 1];
+    const AVC_KEY: &[u8] = &[0x17, 1, 0, 0, 0, 2];
+    const AVC_INTER: &[u8] = &[0x27, 1, 0, 0, 0, 3];
+    const AAC_SEQ: &[u8] = &[0xaf, 0, 0x12, 0x10];
+    const AAC_RAW: &[u8] = &[0xaf, 1, 9, 9];
+
+    fn b(s: &'static [u8]) -> Bytes {
+        Bytes::from_static(s)
+    }
+
+    async fn drain(sub: &Subscription) -> Vec<Frame> {
+        let mut out = Vec::new();
+        while sub.queue.lock().frames.len() > 0 {
+            sub.recv_many(&mut out, 1000).await;
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn late_joiner_starts_with_headers_then_a_keyframe() {
+        let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
+        let _guard = hub.start_publish(addr()).expect("first publisher");
+        hub.push_video(0, b(AVC_SEQ));
+        hub.push_audio(0, b(AAC_SEQ));
+        hub.push_video(0, b(AVC_KEY));
+        hub.push_audio(10, b(AAC_RAW));
+        hub.push_video(33, b(AVC_INTER));
+        let sub = hub.subscribe();
+        let frames = drain(&sub).await;
+        let kinds: Vec<_> = frames
+            .iter()
+            .map(|f| (f.kind, f.header, f.keyframe))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (FrameKind::Video, true, false),
+                (FrameKind::Audio, true, false),
+                (FrameKind::Video, false, true),
+                (FrameKind::Audio, false, false),
+                (FrameKind::Video, false, false),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_publisher_is_refused_while_the_first_is_live() {
+        let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
+        let guard = hub.start_publish(addr()).expect("first publisher");
+        assert!(hub.start_publish(addr()).is_err());
+        drop(guard);
+        assert!(hub.start_publish(addr()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn drops_until_keyframe_when_queue_full() {
+        let limits = QueueLimits {
+            max_lag: Duration::from_millis(500),
+            max_bytes: usize::MAX,
+        };
+        let hub = Hub::new(StreamKey::new("k"), limits);
+        let _guard = hub.start_publish(addr()).expect("publisher");
+        hub.push_video(0, b(AVC_SEQ));
+        let sub = hub.subscribe();
+        // 1.5 s of frames at 10 fps, keyframe every second, nobody
+        // reading.
+        for i in 0..15u32 {
+            let payload = if i % 10 == 0 { AVC_KEY } else { AVC_INTER };
+            hub.push_video(i * 100, b(payload));
+        }
+        let frames = drain(&sub).await;
+        assert!(sub.dropped() > 0, "frames were dropped");
+        // The queue never held more than the lag limit.
+        let first_media = frames.iter().find(|f| !f.header).expect("some media");
+        assert!(first_media.keyframe, "restarts on a keyframe");
+        assert!(
+            frames.iter().any(|f| f.header),
+            "headers replayed before the keyframe"
+        );
+        let span = frames.last().map(|f| f.timestamp).unwrap_or(0) - first_media.timestamp;
+        assert!(span <= 500, "queue stayed within the lag limit ({span} ms)");
+    }
+
+    #[tokio::test]
+    async fn timeline_continues_across_publisher_sessions() {
+        let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
+        let sub = hub.subscribe();
+        let guard = hub.start_publish(addr()).expect("publisher");
+        hub.push_video(5000, b(AVC_KEY));
+        hub.push_video(5033, b(AVC_INTER));
+        drop(guard);
+        let _guard = hub.start_publish(addr()).expect("publisher again");
+        // The new session starts its timestamps at 0 again.
+        hub.push_video(0, b(AVC_KEY));
+        hub.push_video(33, b(AVC_INTER));
+        let frames = drain(&sub).await;
+        let ts: Vec<i64> = frames.iter().map(|f| f.timestamp).collect();
+        assert_eq!(ts[0], 0);
+        assert_eq!(ts[1], 33);
+        assert!(ts[2] > ts[1], "time goes on after a reconnect: {ts:?}");
+        assert_eq!(ts[3] - ts[2], 33);
+    }
+
+    #[tokio::test]
+    async fn unsubscribes_on_drop() {
+        let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
+        let sub = hub.subscribe();
+        assert_eq!(hub.snapshot().destinations_attached, 1);
+        drop(sub);
+        assert_eq!(hub.snapshot().destinations_attached, 0);
+    }
+}

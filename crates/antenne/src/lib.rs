@@ -1,0 +1,19 @@
+//! antenne: OBS publishes once, antenne relays to every platform.
+//!
+//! The data path: [`ingest`] (RTMP server) → [`hub`] (one per ingest key:
+//! cache and fan-out) → [`output`] (one supervised task per destination).
+//! The control plane beside it: [`destinations`] (reconciles changes),
+//! [`api`] (REST), [`config`] (flags). The RTMP protocol itself lives in the
+//! `antenne-rtmp` crate and knows nothing of sockets or HTTP.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod destinations;
+pub mod hub;
+pub mod ingest;
+pub mod ingest_keys;
+pub mod output;
+pub mod rate;
+pub mod secret;

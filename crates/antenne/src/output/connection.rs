@@ -1,0 +1,430 @@
+//! One connection to a platform: TCP (and TLS for rtmps), the RTMP publish
+//! sequence, then the relay loop that writes the hub's frames.
+
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::Duration;
+
+use antenne_rtmp::message::Status;
+use antenne_rtmp::{ClientEvent, ClientSession, PublishTarget, SessionError};
+use bytes::{Buf, Bytes};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::url::{Scheme, Target};
+use super::OutputStats;
+use crate::hub::{Frame, FrameKind, Subscription};
+
+/// A byte stream to a platform, plain or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Time limits of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From TCP connect to `NetStream.Publish.Start`.
+    pub connect: Duration,
+    /// A socket that accepts nothing for this long is dead.
+    pub stall: Duration,
+    /// How long connections stay open after the publisher left.
+    pub grace: Duration,
+    /// Time to send the closing commands.
+    pub close: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            stall: Duration::from_secs(10),
+            grace: Duration::from_secs(30),
+            close: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why a connection failed. The text is what the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot resolve host {host}: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("connection refused by {0}")]
+    Refused(String),
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("TLS with {host} failed: {reason}")]
+    Tls { host: String, reason: String },
+    #[error("timed out after {secs} s while {during}")]
+    Timeout { secs: u64, during: &'static str },
+    #[error("the platform refused the stream: {}", describe(.0))]
+    Rejected(Status),
+    #[error("the platform ended the stream: {}", describe(.0))]
+    StreamFailed(Status),
+    #[error("RTMP error from the server: {0}")]
+    Protocol(#[from] SessionError),
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("connection lost: {0}")]
+    Io(String),
+    #[error("stalled: the server accepted no data for {0} s")]
+    Stalled(u64),
+}
+
+fn describe(s: &Status) -> String {
+    match (s.code.is_empty(), s.description.is_empty()) {
+        (false, false) => format!("{} ({})", s.description, s.code),
+        (false, true) => s.code.clone(),
+        (true, false) => s.description.clone(),
+        (true, true) => "no reason given".into(),
+    }
+}
+
+impl OutputError {
+    /// A platform that refuses the key will refuse it again in a second:
+    /// retry slowly, and show its message.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, OutputError::Rejected(_))
+    }
+}
+
+fn io_error(e: std::io::Error) -> OutputError {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => OutputError::Closed,
+        _ => OutputError::Io(e.to_string()),
+    }
+}
+
+fn tls_reason(e: &std::io::Error) -> String {
+    use rustls::{CertificateError, Error as TlsError};
+    let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<TlsError>()) else {
+        return e.to_string();
+    };
+    match inner {
+        TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the server's certificate is not signed by a trusted authority (unknown issuer)".into()
+        }
+        TlsError::InvalidCertificate(CertificateError::Expired)
+        | TlsError::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
+            "the server's certificate has expired".into()
+        }
+        TlsError::InvalidCertificate(CertificateError::NotValidForName)
+        | TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
+            "the server's certificate is not valid for this host name".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Connects and publishes; returns once the platform said
+/// `NetStream.Publish.Start`.
+pub async fn open(
+    target: &Target,
+    tls: &Arc<rustls::ClientConfig>,
+    timeouts: &Timeouts,
+) -> Result<(Box<dyn Io>, ClientSession), OutputError> {
+    let secs = timeouts.connect.as_secs();
+    let fut = async {
+        let addr = format!("{}:{}", target.host, target.port);
+        let addrs: Vec<_> = tokio::net::lookup_host((target.host.as_str(), target.port))
+            .await
+            .map_err(|e| OutputError::Resolve {
+                host: target.host.clone(),
+                reason: e.to_string(),
+            })?
+            .collect();
+        if addrs.is_empty() {
+            return Err(OutputError::Resolve {
+                host: target.host.clone(),
+                reason: "no address".into(),
+            });
+        }
+        let mut last_err = None;
+        let mut tcp = None;
+        for a in addrs {
+            match TcpStream::connect(a).await {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    last_err = Some(OutputError::Refused(addr.clone()));
+                }
+                Err(e) => {
+                    last_err = Some(OutputError::Connect {
+                        addr: addr.clone(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+        let tcp = match tcp {
+            Some(t) => t,
+            None => return Err(last_err.unwrap_or(OutputError::Refused(addr))),
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut io: Box<dyn Io> = match target.scheme {
+            Scheme::Rtmp => Box::new(tcp),
+            Scheme::Rtmps => {
+                let name =
+                    ServerName::try_from(target.host.clone()).map_err(|e| OutputError::Tls {
+                        host: target.host.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let stream = tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| OutputError::Tls {
+                        host: target.host.clone(),
+                        reason: tls_reason(&e),
+                    })?;
+                Box::new(stream)
+            }
+        };
+        let mut session = ClientSession::new(
+            PublishTarget {
+                app: target.app.clone(),
+                tc_url: target.tc_url(),
+                stream_name: target.stream.expose().to_owned(),
+            },
+            antenne_rtmp::handshake::random_packet(),
+        );
+        let mut buf = vec![0u8; 8192];
+        loop {
+            if let Some(out) = session.take_output() {
+                io.write_all(&out).await.map_err(io_error)?;
+                io.flush().await.map_err(io_error)?;
+            }
+            match session.poll_event() {
+                Some(ClientEvent::Published) => return Ok((io, session)),
+                Some(ClientEvent::Rejected(st)) => return Err(OutputError::Rejected(st)),
+                Some(ClientEvent::StreamFailed(st)) => return Err(OutputError::StreamFailed(st)),
+                None => {}
+            }
+            let n = io.read(&mut buf).await.map_err(io_error)?;
+            if n == 0 {
+                return Err(OutputError::Closed);
+            }
+            session.feed(&buf[..n])?;
+        }
+    };
+    timeout(timeouts.connect, fut)
+        .await
+        .map_err(|_| OutputError::Timeout {
+            secs,
+            during: "connecting and publishing",
+        })?
+}
+
+/// How a live relay ended without error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LiveEnd {
+    /// Stopped from outside (disabled, deleted, edited, shutdown).
+    Cancelled,
+    /// The publisher stayed away longer than the grace period.
+    IngestGone,
+}
+
+/// Per-destination timestamps: start at 0, never go back per track.
+#[derive(Debug, Default)]
+struct Rebaser {
+    base: Option<i64>,
+    last_audio: u32,
+    last_video: u32,
+    last: u32,
+}
+
+impl Rebaser {
+    fn map(&mut self, f: &Frame) -> u32 {
+        if f.header || f.kind == FrameKind::Metadata {
+            // Headers are sent "now" on this destination's clock.
+            return self.last;
+        }
+        let base = *self.base.get_or_insert(f.timestamp);
+        let ts = (f.timestamp - base).clamp(0, u32::MAX as i64) as u32;
+        let last = match f.kind {
+            FrameKind::Video => &mut self.last_video,
+            _ => &mut self.last_audio,
+        };
+        let ts = ts.max(*last);
+        *last = ts;
+        self.last = self.last.max(ts);
+        ts
+    }
+}
+
+/// Frames taken from the queue at once, at most.
+const BATCH: usize = 64;
+/// Buffers handed to one vectored write, at most.
+const MAX_IOV: usize = 64;
+
+/// Relays the hub's frames until cancelled, the publisher is gone past
+/// the grace period, or the connection fails.
+pub async fn relay(
+    io: Box<dyn Io>,
+    mut session: ClientSession,
+    sub: Subscription,
+    stats: &OutputStats,
+    timeouts: &Timeouts,
+    cancel: &CancellationToken,
+) -> Result<LiveEnd, OutputError> {
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut live: watch::Receiver<bool> = sub.hub().watch_live();
+    let mut rbuf = vec![0u8; 4096];
+    let mut frames: Vec<Frame> = Vec::with_capacity(BATCH);
+    let mut parts: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
+    let mut scratch: Vec<Bytes> = Vec::new();
+    let mut rebaser = Rebaser::default();
+    let mut grace_until: Option<Instant> =
+        (!*live.borrow()).then(|| Instant::now() + timeouts.grace);
+    let mut pending_since = Instant::now();
+    let dropped_base = stats.dropped();
+
+    let end = loop {
+        if parts.is_empty() {
+            if let Some(b) = session.take_output() {
+                parts.push_back(b);
+                pending_since = Instant::now();
+            }
+        }
+        let stall_at = pending_since + timeouts.stall;
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break LiveEnd::Cancelled,
+            r = rd.read(&mut rbuf) => {
+                let n = r.map_err(io_error)?;
+                if n == 0 {
+                    return Err(OutputError::Closed);
+                }
+                session.feed(&rbuf[..n])?;
+                while let Some(ev) = session.poll_event() {
+                    match ev {
+                        ClientEvent::StreamFailed(st) | ClientEvent::Rejected(st) => {
+                            return Err(OutputError::StreamFailed(st))
+                        }
+                        ClientEvent::Published => {}
+                    }
+                }
+            }
+            changed = live.changed() => {
+                if changed.is_err() {
+                    break LiveEnd::Cancelled;
+                }
+                grace_until = if *live.borrow_and_update() {
+                    None
+                } else {
+                    Some(Instant::now() + timeouts.grace)
+                };
+            }
+            _ = sleep_until(grace_until.unwrap_or(stall_at)), if grace_until.is_some() && parts.is_empty() => {
+                break LiveEnd::IngestGone;
+            }
+            _ = sleep_until(stall_at), if !parts.is_empty() => {
+                return Err(OutputError::Stalled(timeouts.stall.as_secs()));
+            }
+            _ = sub.recv_many(&mut frames, BATCH), if parts.is_empty() => {
+                for f in frames.drain(..) {
+                    let ts = rebaser.map(&f);
+                    match f.kind {
+                        FrameKind::Video => session.media_parts(true, ts, &f.payload, &mut scratch),
+                        FrameKind::Audio => session.media_parts(false, ts, &f.payload, &mut scratch),
+                        FrameKind::Metadata => session.metadata_parts(ts, &f.payload, &mut scratch),
+                    }
+                }
+                parts.extend(scratch.drain(..));
+                pending_since = Instant::now();
+                stats.set_dropped(dropped_base + sub.dropped());
+            }
+            r = write_some(&mut wr, &mut parts), if !parts.is_empty() => {
+                let n = r.map_err(io_error)?;
+                if n == 0 {
+                    return Err(OutputError::Closed);
+                }
+                stats.bytes.add(n);
+                pending_since = Instant::now();
+            }
+        }
+    };
+    // Close cleanly: what is queued is abandoned, the closing commands go
+    // out within a short time.
+    session.unpublish();
+    if let Some(bye) = session.take_output() {
+        let _ = timeout(timeouts.close, async {
+            // Finish the message being written, so the closing commands
+            // are not spliced into the middle of a chunk.
+            while !parts.is_empty() {
+                if write_some(&mut wr, &mut parts).await? == 0 {
+                    break;
+                }
+            }
+            wr.write_all(&bye).await?;
+            wr.flush().await
+        })
+        .await;
+    }
+    let _ = timeout(timeouts.close, wr.shutdown()).await;
+    Ok(end)
+}
+
+/// One vectored write; advances `parts` by what was written. Cancel-safe:
+/// a write that does not complete writes nothing.
+async fn write_some<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    parts: &mut std::collections::VecDeque<Bytes>,
+) -> std::io::Result<usize> {
+    let n = {
+        let slices: Vec<IoSlice<'_>> = parts
+            .iter()
+            .take(MAX_IOV)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        wr.write_vectored(&slices).await?
+    };
+    let mut left = n;
+    while left > 0 {
+        let Some(front) = parts.front_mut() else {
+            break;
+        };
+        if front.len() <= left {
+            left -= front.len();
+            parts.pop_front();
+        } else {
+            front.advance(left);
+            left = 0;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: FrameKind, ts: i64, header: bool) -> Frame {
+        Frame {
+            kind,
+            timestamp: ts,
+            payload: Bytes::new(),
+            keyframe: false,
+            header,
+        }
+    }
+
+    #[test]
+    fn rebases_to_zero_and_never_goes_back() {
+        let mut r = Rebaser::default();
+        assert_eq!(r.map(&frame(FrameKind::Metadata, 10, true)), 0);
+        assert_eq!(r.map(&frame(FrameKind::Video, 0, true)), 0);
+        assert_eq!(r.map(&frame(FrameKind::Video, 5000, false)), 0);
+        // Audio slightly before the keyframe is clamped to 0.
+        assert_eq!(r.map(&frame(FrameKind::Audio, 4990, false)), 0);
+        assert_eq!(r.map(&frame(FrameKind::Audio, 5023, false)), 23);
+        assert_eq!(r.map(&frame(FrameKind::Video, 5033, false)), 33);
+        // A frame from the past keeps the last timestamp of its track.
+        assert_eq!(r.map(&frame(FrameKind::Video, 5010, false)), 33);
+        assert_eq!(r.map(&frame(FrameKind::Video, 0, true)), 33);
+    }
+}

@@ -1,0 +1,135 @@
+//! Outputs: each enabled destination is a supervised task that connects to
+//! its platform, relays the hub's frames, and reconnects on its own.
+//!
+//! - [`url`]: what the user typed, resolved into a [`url::Target`].
+//! - [`connection`]: one connection (TCP/TLS, publish, relay loop).
+//! - [`supervisor`]: the retry loop and its state machine.
+
+pub mod connection;
+pub mod supervisor;
+pub mod url;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use crate::rate::RateMeter;
+
+/// Where a destination is in its life. One value at a time: a destination
+/// cannot be both live and retrying.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputState {
+    /// Switched off by the user.
+    Disabled,
+    /// Waiting for the ingest to go live.
+    Idle,
+    /// Connecting and publishing (attempt 1 is the first).
+    Connecting { attempt: u32 },
+    /// Publishing to the platform.
+    Live { since: SystemTime },
+    /// The last attempt failed; the next one is at `next_try`.
+    Retrying {
+        attempt: u32,
+        next_try: SystemTime,
+        error: String,
+    },
+    /// The platform refused the stream (usually the key); retried slowly.
+    Rejected {
+        next_try: SystemTime,
+        message: String,
+    },
+}
+
+impl OutputState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OutputState::Disabled => "disabled",
+            OutputState::Idle => "idle",
+            OutputState::Connecting { .. } => "connecting",
+            OutputState::Live { .. } => "live",
+            OutputState::Retrying { .. } => "retrying",
+            OutputState::Rejected { .. } => "rejected",
+        }
+    }
+}
+
+/// What the API shows of a destination's life: its state and counters.
+/// Written by the destination's task, read by the API.
+#[derive(Debug)]
+pub struct OutputStats {
+    state: Mutex<OutputState>,
+    last_error: Mutex<Option<String>>,
+    pub bytes: RateMeter,
+    reconnects: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl OutputStats {
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            state: Mutex::new(if enabled {
+                OutputState::Idle
+            } else {
+                OutputState::Disabled
+            }),
+            last_error: Mutex::new(None),
+            bytes: RateMeter::default(),
+            reconnects: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    pub fn state(&self) -> OutputState {
+        self.state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or(OutputState::Idle)
+    }
+
+    pub fn set_state(&self, state: OutputState) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = state;
+        }
+    }
+
+    /// Sets the state unless `cancel` fired: a stopped task must not
+    /// overwrite what its owner set (`disabled`). The check happens under
+    /// the lock, and owners cancel before they set.
+    pub fn set_state_unless_cancelled(
+        &self,
+        cancel: &tokio_util::sync::CancellationToken,
+        state: OutputState,
+    ) {
+        if let Ok(mut s) = self.state.lock() {
+            if !cancel.is_cancelled() {
+                *s = state;
+            }
+        }
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    pub fn set_error(&self, error: String) {
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(error);
+        }
+    }
+
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    pub fn count_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn set_dropped(&self, n: u64) {
+        self.dropped.store(n, Ordering::Relaxed);
+    }
+}

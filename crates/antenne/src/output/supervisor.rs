@@ -1,0 +1,150 @@
+//! The life of one enabled destination: wait for the ingest, connect,
+//! relay, and on failure record the error, back off and try again.
+//!
+//! Backoff is exponential with jitter, from 1 s to 30 s; it starts over
+//! once a connection has stayed live for [`STABLE_AFTER`]. A platform that
+//! refuses the stream (bad key) is retried every [`REJECTED_RETRY`], since
+//! trying faster cannot help.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+use tokio::time::{sleep, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::connection::{self, LiveEnd, Timeouts};
+use super::url::Target;
+use super::{OutputState, OutputStats};
+use crate::hub::Hub;
+
+/// First retry delay.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A connection live this long resets the backoff.
+pub const STABLE_AFTER: Duration = Duration::from_secs(5);
+/// Delay before trying again after the platform refused the stream.
+pub const REJECTED_RETRY: Duration = Duration::from_secs(180);
+
+/// Everything outputs share: TLS roots, time limits.
+#[derive(Debug)]
+pub struct OutputContext {
+    pub tls: Arc<rustls::ClientConfig>,
+    pub timeouts: Timeouts,
+}
+
+/// Delay before retry number `attempt` (1-based): 1, 2, 4, … 30 s, each
+/// with ±20 % jitter so that many destinations do not retry in step.
+pub fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_MIN.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let base = exp.min(BACKOFF_MAX);
+    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+    base.mul_f64(jitter).min(BACKOFF_MAX)
+}
+
+/// Runs one destination until `cancel` fires.
+pub async fn supervise(
+    id: String,
+    target: Target,
+    hub: Arc<Hub>,
+    stats: Arc<OutputStats>,
+    ctx: Arc<OutputContext>,
+    cancel: CancellationToken,
+) {
+    let dest = target.redacted();
+    let set = |state| stats.set_state_unless_cancelled(&cancel, state);
+    let mut live = hub.watch_live();
+    let mut failures: u32 = 0;
+    loop {
+        // Wait for the ingest.
+        if !*live.borrow_and_update() {
+            set(OutputState::Idle);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = live.changed() => if r.is_err() { return } else { continue },
+            }
+        }
+        set(OutputState::Connecting {
+            attempt: failures + 1,
+        });
+        let opened = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = connection::open(&target, &ctx.tls, &ctx.timeouts) => r,
+        };
+        let error = match opened {
+            Ok((io, session)) => {
+                let since = Instant::now();
+                set(OutputState::Live {
+                    since: SystemTime::now(),
+                });
+                stats.bytes.reset_window();
+                info!(destination = %id, url = %dest, "destination live");
+                let sub = hub.subscribe();
+                let result =
+                    connection::relay(io, session, sub, &stats, &ctx.timeouts, &cancel).await;
+                if since.elapsed() >= STABLE_AFTER {
+                    failures = 0;
+                }
+                match result {
+                    Ok(LiveEnd::Cancelled) => {
+                        info!(destination = %id, url = %dest, "destination stopped");
+                        return;
+                    }
+                    Ok(LiveEnd::IngestGone) => {
+                        info!(destination = %id, url = %dest, "ingest gone past the grace period: stream closed");
+                        continue;
+                    }
+                    Err(e) => {
+                        stats.count_reconnect();
+                        e
+                    }
+                }
+            }
+            Err(e) => e,
+        };
+        let message = error.to_string();
+        stats.set_error(message.clone());
+        let delay = if error.is_rejection() {
+            warn!(destination = %id, url = %dest, error = %message, "platform refused the stream");
+            set(OutputState::Rejected {
+                next_try: SystemTime::now() + REJECTED_RETRY,
+                message,
+            });
+            REJECTED_RETRY
+        } else {
+            failures = failures.saturating_add(1);
+            let delay = backoff(failures);
+            warn!(destination = %id, url = %dest, attempt = failures, retry_in_ms = delay.as_millis() as u64, error = %message, "destination failed");
+            set(OutputState::Retrying {
+                attempt: failures,
+                next_try: SystemTime::now() + delay,
+                error: message,
+            });
+            delay
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = sleep(delay) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_from_one_second_to_thirty() {
+        for _ in 0..50 {
+            let d1 = backoff(1);
+            assert!(d1 >= Duration::from_millis(800) && d1 <= Duration::from_millis(1200));
+            let d3 = backoff(3);
+            assert!(d3 >= Duration::from_millis(3200) && d3 <= Duration::from_millis(4800));
+            assert!(backoff(10) <= BACKOFF_MAX);
+            assert!(backoff(10) >= Duration::from_secs(24));
+            assert!(backoff(u32::MAX) <= BACKOFF_MAX);
+        }
+    }
+}

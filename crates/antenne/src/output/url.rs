@@ -1,0 +1,268 @@
+//! Destination URLs: the server URL a platform shows plus the stream key,
+//! joined the way OBS (librtmp) joins them.
+//!
+//! - `rtmp://a.rtmp.youtube.com/live2` + `KEY` → host `a.rtmp.youtube.com`,
+//!   port 1935, app `live2`, stream `KEY`.
+//! - The whole path is the application, slashes and query included:
+//!   `rtmp://host/app/sub?token=x` + `KEY` → app `app/sub?token=x`.
+//! - With an empty key, the last path segment is the stream name:
+//!   `rtmp://host/live/KEY` + `` → app `live`, stream `KEY`.
+//! - `tcUrl` is `scheme://host:port/app`, port always written, as librtmp
+//!   does.
+
+use std::fmt;
+
+use crate::secret::StreamKey;
+
+/// `rtmp` or `rtmps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Rtmp,
+    Rtmps,
+}
+
+impl Scheme {
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Rtmp => 1935,
+            Scheme::Rtmps => 443,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Rtmp => "rtmp",
+            Scheme::Rtmps => "rtmps",
+        }
+    }
+}
+
+/// Where and what to publish, resolved from a URL and a key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Target {
+    pub scheme: Scheme,
+    /// Host name or IP address (without brackets for IPv6).
+    pub host: String,
+    pub port: u16,
+    pub app: String,
+    pub stream: StreamKey,
+}
+
+impl Target {
+    pub fn tc_url(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!(
+            "{}://{}:{}/{}",
+            self.scheme.as_str(),
+            host,
+            self.port,
+            self.app
+        )
+    }
+
+    /// The URL with the stream key masked, for logs.
+    pub fn redacted(&self) -> String {
+        format!("{}/{}", self.tc_url(), self.stream.masked())
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Why a destination URL is not usable; the text is shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("the URL must start with rtmp:// or rtmps:// (got {0:?})")]
+    UnknownScheme(String),
+    #[error("the URL has no host")]
+    MissingHost,
+    #[error("the port {0:?} is not a number from 1 to 65535")]
+    BadPort(String),
+    #[error("the URL has no application path (e.g. rtmp://host/live)")]
+    MissingApp,
+    #[error("the stream key is empty and the URL does not end with a stream name")]
+    MissingStreamName,
+    #[error("the URL contains spaces or control characters")]
+    BadCharacters,
+}
+
+/// Parses a server URL and joins the stream key.
+pub fn parse(url: &str, key: &str) -> Result<Target, UrlError> {
+    let url = url.trim();
+    let key = key.trim();
+    if url.chars().any(|c| c.is_whitespace() || c.is_control())
+        || key.chars().any(|c| c.is_control())
+    {
+        return Err(UrlError::BadCharacters);
+    }
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, rest)) => match s.to_ascii_lowercase().as_str() {
+            "rtmp" => (Scheme::Rtmp, rest),
+            "rtmps" => (Scheme::Rtmps, rest),
+            _ => return Err(UrlError::UnknownScheme(s.to_owned())),
+        },
+        None => return Err(UrlError::UnknownScheme(url.chars().take(16).collect())),
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    // Credentials in the authority are not part of RTMP; drop them.
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let (host, port) = split_host_port(authority)?;
+    if host.is_empty() {
+        return Err(UrlError::MissingHost);
+    }
+    let port = match port {
+        None => scheme.default_port(),
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(UrlError::BadPort(p.to_owned())),
+        },
+    };
+    let path = path.trim_start_matches('/');
+    let (app, stream) = if key.is_empty() {
+        // The stream name is the last segment of the path (before any
+        // query, which stays with the stream name as librtmp does).
+        let (before_query, query) = match path.find('?') {
+            Some(i) => (&path[..i], &path[i..]),
+            None => (path, ""),
+        };
+        let trimmed = before_query.trim_end_matches('/');
+        match trimmed.rsplit_once('/') {
+            Some((app, name)) if !app.is_empty() && !name.is_empty() => {
+                (app.to_owned(), format!("{name}{query}"))
+            }
+            _ => {
+                return Err(if trimmed.is_empty() {
+                    UrlError::MissingApp
+                } else {
+                    UrlError::MissingStreamName
+                })
+            }
+        }
+    } else {
+        let app = match path.find('?') {
+            // Keep the query with the app, drop a slash right before it.
+            Some(i) => format!("{}{}", path[..i].trim_end_matches('/'), &path[i..]),
+            None => path.trim_end_matches('/').to_owned(),
+        };
+        (app, key.to_owned())
+    };
+    if app.is_empty() || app.starts_with('?') {
+        return Err(UrlError::MissingApp);
+    }
+    Ok(Target {
+        scheme,
+        host: host.to_owned(),
+        port,
+        app,
+        stream: StreamKey::new(stream),
+    })
+}
+
+fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), UrlError> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or(UrlError::MissingHost)?;
+        return Ok(match after.strip_prefix(':') {
+            Some(p) => (host, Some(p)),
+            None if after.is_empty() => (host, None),
+            None => return Err(UrlError::BadPort(after.to_owned())),
+        });
+    }
+    Ok(match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(url: &str, key: &str) -> Target {
+        parse(url, key).expect("valid destination")
+    }
+
+    #[test]
+    fn joins_platform_urls_like_obs() {
+        let yt = ok("rtmp://a.rtmp.youtube.com/live2", "abcd-efgh");
+        assert_eq!(
+            (yt.host.as_str(), yt.port, yt.app.as_str()),
+            ("a.rtmp.youtube.com", 1935, "live2")
+        );
+        assert_eq!(yt.stream.expose(), "abcd-efgh");
+        assert_eq!(yt.tc_url(), "rtmp://a.rtmp.youtube.com:1935/live2");
+
+        let fb = ok("rtmps://live-api-s.facebook.com:443/rtmp/", "FB-123?s_bl=1");
+        assert_eq!(fb.scheme, Scheme::Rtmps);
+        assert_eq!((fb.port, fb.app.as_str()), (443, "rtmp"));
+        assert_eq!(fb.stream.expose(), "FB-123?s_bl=1");
+
+        let twitch = ok("rtmp://live.twitch.tv/app", "live_1");
+        assert_eq!(twitch.app, "app");
+        let kick = ok(
+            "rtmps://fa723fc1b171.global-contribute.live-video.net/app",
+            "sk_us",
+        );
+        assert_eq!((kick.port, kick.app.as_str()), (443, "app"));
+    }
+
+    #[test]
+    fn keeps_slashes_and_queries_in_the_app() {
+        let t = ok("rtmp://host:1940/app/sub?token=x", "k");
+        assert_eq!(t.app, "app/sub?token=x");
+        assert_eq!(t.port, 1940);
+        assert_eq!(t.tc_url(), "rtmp://host:1940/app/sub?token=x");
+    }
+
+    #[test]
+    fn takes_the_stream_name_from_the_url_when_the_key_is_empty() {
+        let t = ok("rtmp://127.0.0.1:1935/live/stream1", "");
+        assert_eq!((t.app.as_str(), t.stream.expose()), ("live", "stream1"));
+        let t = ok("rtmp://h/a/b/name?x=1", "");
+        assert_eq!((t.app.as_str(), t.stream.expose()), ("a/b", "name?x=1"));
+    }
+
+    #[test]
+    fn explains_what_is_wrong() {
+        assert_eq!(
+            parse("http://x/live", "k"),
+            Err(UrlError::UnknownScheme("http".into()))
+        );
+        assert_eq!(parse("rtmp:///live", "k"), Err(UrlError::MissingHost));
+        assert_eq!(
+            parse("rtmp://h:99999/live", "k"),
+            Err(UrlError::BadPort("99999".into()))
+        );
+        assert_eq!(parse("rtmp://h/live", ""), Err(UrlError::MissingStreamName));
+        assert_eq!(parse("rtmp://h", "k"), Err(UrlError::MissingApp));
+        assert_eq!(parse("rtmp://h/li ve", "k"), Err(UrlError::BadCharacters));
+        assert!(matches!(
+            parse("youtube.com/live2", "k"),
+            Err(UrlError::UnknownScheme(_))
+        ));
+    }
+
+    #[test]
+    fn handles_ipv6_hosts() {
+        let t = ok("rtmp://[::1]:1936/live", "k");
+        assert_eq!((t.host.as_str(), t.port), ("::1", 1936));
+        assert_eq!(t.tc_url(), "rtmp://[::1]:1936/live");
+    }
+
+    #[test]
+    fn never_logs_the_key() {
+        let t = ok("rtmp://h/live", "live_supersecret_key");
+        assert!(!format!("{t:?}").contains("supersecret"));
+        assert!(!t.redacted().contains("supersecret"));
+    }
+}
