@@ -593,7 +593,7 @@ mod tests {
 
     async fn drain(sub: &Subscription) -> Vec<Frame> {
         let mut out = Vec::new();
-        while sub.queue.lock().frames.len() > 0 {
+        while !sub.queue.lock().frames.is_empty() {
             sub.recv_many(&mut out, 1000).await;
         }
         out

@@ -90,7 +90,7 @@ impl Default for ServerConfig {
 
 #[derive(Debug)]
 enum Phase {
-    Handshake(ServerHandshake, BytesMut),
+    Handshake(Box<ServerHandshake>, BytesMut),
     Chunks,
 }
 
@@ -118,7 +118,7 @@ impl ServerSession {
     pub fn new(config: ServerConfig, random: [u8; PACKET_SIZE]) -> Self {
         Self {
             config,
-            phase: Phase::Handshake(ServerHandshake::new(random), BytesMut::new()),
+            phase: Phase::Handshake(Box::new(ServerHandshake::new(random)), BytesMut::new()),
             decoder: ChunkDecoder::new(config.limits),
             encoder: ChunkEncoder::new(),
             out: BytesMut::new(),
@@ -333,11 +333,9 @@ impl ServerSession {
                 self.events
                     .push_back(ServerEvent::PublishRequested { stream_key });
             }
-            "FCUnpublish" | "deleteStream" | "closeStream" => {
-                if self.publishing {
-                    self.publishing = false;
-                    self.events.push_back(ServerEvent::PublishEnded);
-                }
+            "FCUnpublish" | "deleteStream" | "closeStream" if self.publishing => {
+                self.publishing = false;
+                self.events.push_back(ServerEvent::PublishEnded);
             }
             "play" => {
                 let stream = cmd.first_string_arg().unwrap_or("").to_owned();
