@@ -1,0 +1,137 @@
+//! The REST API as a script would use it: validation, masking, 404s.
+
+mod support;
+
+use anyhow::Result;
+use serde_json::json;
+use support::*;
+
+#[test]
+fn invalid_input_gets_a_400_that_says_what_is_wrong() -> Result<()> {
+    let antenne = Antenne::start("api_test_key_0123456789")?;
+    let cases = [
+        (
+            json!({"url": "http://example.com/live", "key": "k"}),
+            "rtmp://",
+        ),
+        (json!({"url": "rtmp:///live", "key": "k"}), "no host"),
+        (
+            json!({"url": "rtmp://127.0.0.1/live", "key": ""}),
+            "stream key is empty",
+        ),
+        (
+            json!({"url": "rtmp://127.0.0.1:99999/live", "key": "k"}),
+            "port",
+        ),
+        (json!({"key": "k"}), "url"),
+        (
+            json!({"url": "rtmp://h/live", "key": "k", "enable": true}),
+            "unknown field",
+        ),
+        (
+            json!({"url": "rtmp://h/live", "key": "k", "ingest": "nope"}),
+            "ingest key",
+        ),
+    ];
+    for (body, says) in cases {
+        let (status, answer) = antenne.request("POST", "/api/v1/destinations", Some(&body))?;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(says),
+            "{body}: error {error:?} should mention {says:?}"
+        );
+    }
+    // Malformed JSON.
+    let answer = match ureq::post(&antenne.url("/api/v1/destinations"))
+        .set("content-type", "application/json")
+        .send_string("{not json")
+    {
+        Err(ureq::Error::Status(400, r)) => r.into_json::<serde_json::Value>()?,
+        other => panic!("malformed JSON must answer 400, got {other:?}"),
+    };
+    assert!(
+        answer["error"].as_str().is_some_and(|e| e.contains("JSON")),
+        "{answer}"
+    );
+    assert!(
+        antenne.list_destinations()?.is_empty(),
+        "nothing was created"
+    );
+    Ok(())
+}
+
+#[test]
+fn unknown_ids_answer_404_and_keys_are_masked_unless_revealed() -> Result<()> {
+    let antenne = Antenne::start("api_test_key_0123456789")?;
+    for (method, body) in [
+        ("GET", None),
+        ("PATCH", Some(json!({"enabled": false}))),
+        ("DELETE", None),
+    ] {
+        let (status, answer) =
+            antenne.request(method, "/api/v1/destinations/nope", body.as_ref())?;
+        assert_eq!(status, 404, "{method}: {answer}");
+        assert!(answer["error"].is_string());
+    }
+    let d = antenne.add_destination(
+        "YouTube",
+        "rtmp://127.0.0.1:1/live2",
+        "yt-secret-key-abcd",
+        false,
+    )?;
+    assert_eq!(d["key"], "yt-secr…cd");
+    assert_eq!(d["status"]["state"], "disabled");
+    let id = Antenne::id_of(&d);
+    let (_, revealed) = antenne.request(
+        "GET",
+        &format!("/api/v1/destinations/{id}?reveal=keys"),
+        None,
+    )?;
+    assert_eq!(revealed["key"], "yt-secret-key-abcd");
+    let list = antenne.list_destinations()?;
+    assert!(!list.iter().any(|d| d.to_string().contains("yt-secret-key")));
+    let (_, ingest) = antenne.request("GET", "/api/v1/ingest", None)?;
+    assert!(
+        !ingest.to_string().contains("api_test_key_0123456789"),
+        "{ingest}"
+    );
+    let (_, ingest) = antenne.request("GET", "/api/v1/ingest?reveal=keys", None)?;
+    assert_eq!(ingest["ingests"][0]["key"], "api_test_key_0123456789");
+
+    // Editing without the key keeps the key; a bad edit changes nothing.
+    let d = antenne.patch_destination(&id, &json!({"name": "YT"}))?;
+    assert_eq!(d["name"], "YT");
+    let (status, _) = antenne.request(
+        "PATCH",
+        &format!("/api/v1/destinations/{id}"),
+        Some(&json!({"url": "ftp://x"})),
+    )?;
+    assert_eq!(status, 400);
+    let (_, d) = antenne.request(
+        "GET",
+        &format!("/api/v1/destinations/{id}?reveal=keys"),
+        None,
+    )?;
+    assert_eq!(
+        (d["key"].as_str(), d["url"].as_str()),
+        (Some("yt-secret-key-abcd"), Some("rtmp://127.0.0.1:1/live2"))
+    );
+    Ok(())
+}
+
+#[test]
+fn a_generated_ingest_key_is_kept_in_the_data_dir() -> Result<()> {
+    let mut antenne = Antenne::options().start()?;
+    let (_, first) = antenne.request("GET", "/api/v1/ingest?reveal=keys", None)?;
+    let key = first["ingests"][0]["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(key.starts_with("live_") && key.len() > 20, "{first}");
+    assert!(antenne.log().contains(&key), "printed once at first start");
+    antenne.restart()?;
+    let (_, second) = antenne.request("GET", "/api/v1/ingest?reveal=keys", None)?;
+    assert_eq!(second["ingests"][0]["key"], key.as_str());
+    Ok(())
+}

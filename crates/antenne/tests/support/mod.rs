@@ -1,0 +1,168 @@
+//! Integration-test support: real peers (nginx-rtmp receiver, stunnel TLS
+//! front, ffmpeg publisher, ffprobe analysis) and a guard for the real
+//! `antenne` binary.
+//!
+//! Rules every peer follows:
+//! - it listens on 127.0.0.1 only, on a port from [`free_port`];
+//! - it runs in its own [`tempfile::TempDir`] (config, logs, recordings);
+//! - its process is owned by a [`ChildGuard`], which kills and reaps it on
+//!   drop, also when the test panics, so tests can run in parallel and leave
+//!   no process behind.
+//!
+//! Usage from a test file: `mod support;` then `use support::*;`.
+//!
+//! Overview:
+//! - [`free_port`], [`wait_until`], [`wait_for`], [`find_program`]
+//! - [`ChildGuard`]: process guard with a log file
+//! - [`Nginx`]: nginx-rtmp receiver that records every publish to FLV
+//! - [`Stunnel`]: TLS front (test CA + `localhost` certificate) for rtmps
+//! - [`Publisher`] / [`PublisherOptions`]: ffmpeg test-pattern publisher
+//! - [`probe`]: ffprobe/ffmpeg based analysis of recordings
+//! - [`Antenne`] / [`AntenneOptions`]: the real `antenne` binary plus API helpers
+#![allow(dead_code)]
+// Each test file uses a subset of the re-exports below.
+#![allow(unused_imports)]
+
+pub mod antenne;
+pub mod child;
+pub mod nginx;
+pub mod probe;
+pub mod publisher;
+pub mod stunnel;
+
+pub use antenne::{http_json, Antenne, AntenneOptions};
+pub use child::ChildGuard;
+pub use nginx::Nginx;
+pub use probe::{analyze, decode_errors, AudioPacket, StreamReport, VideoPacket};
+pub use publisher::{Publisher, PublisherOptions};
+pub use stunnel::Stunnel;
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hasher};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Ports already handed out by [`free_port`] in this test process: never
+/// handed out twice, so parallel tests cannot pick the same port.
+fn handed_out() -> &'static Mutex<HashSet<u16>> {
+    static PORTS: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    PORTS.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// The range free ports are picked from: below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`), so that the local end of an
+/// outgoing connection (ffmpeg -> nginx, antenne -> destination, ...) can
+/// never take a port a test picked but has not bound yet.
+fn port_range() -> (u16, u16) {
+    let (eph_lo, eph_hi) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|p| p.parse::<u32>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    if eph_lo >= 21_000 {
+        (20_000, (eph_lo - 1).min(u32::from(u16::MAX)) as u16)
+    } else if eph_hi <= 64_000 {
+        ((eph_hi + 1) as u16, u16::MAX)
+    } else {
+        (10_000, 20_000)
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free when checked (bind then drop) and
+/// that no other caller in this process has received. Picked outside the
+/// ephemeral range, starting at a random offset (so that two test processes
+/// running at once are unlikely to collide). Peers still retry with another
+/// port if their own bind fails.
+///
+/// Panics if no port is free in the whole range (the machine is broken).
+pub fn free_port() -> u16 {
+    let (lo, hi) = port_range();
+    let span = u32::from(hi - lo) + 1;
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let start = (hasher.finish() % u64::from(span)) as u32;
+    let mut taken = handed_out().lock().unwrap_or_else(|e| e.into_inner());
+    for i in 0..span {
+        let port = (u32::from(lo) + (start + i) % span) as u16;
+        if taken.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.insert(port);
+            return port;
+        }
+    }
+    panic!("free_port: no free TCP port on 127.0.0.1 in {lo}..={hi}");
+}
+
+/// Polls `cond` every 50 ms until it returns true (-> true) or `timeout`
+/// elapsed (-> false). `cond` is always evaluated at least once, and once
+/// more at the deadline.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    wait_for(timeout, || cond().then_some(())).is_some()
+}
+
+/// Like [`wait_until`] but for a value: polls `f` every 50 ms until it
+/// returns `Some` (-> that value) or `timeout` elapsed (-> None).
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50).min(deadline - now));
+    }
+}
+
+/// True if something accepts TCP connections on 127.0.0.1:`port`.
+pub fn port_accepts(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+/// The first of `names` found as an executable file in `$PATH` (or as given,
+/// if it contains a `/`).
+pub fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in names {
+        if name.contains('/') {
+            let p = PathBuf::from(name);
+            if p.is_file() {
+                return Some(p);
+            }
+            continue;
+        }
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// Like [`find_program`], with an error telling how to install it.
+pub fn require_program(names: &[&str], package: &str) -> anyhow::Result<PathBuf> {
+    find_program(names).ok_or_else(|| {
+        anyhow::anyhow!(
+            "none of {names:?} found in PATH: install the Debian package `{package}` \
+             (bash scripts/test.sh installs it)"
+        )
+    })
+}
+
+/// The last `max_lines` lines of `text` (for error messages).
+pub fn tail(text: &str, max_lines: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(max_lines);
+    lines[start..].join("\n")
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The project's test command: bash scripts/test.sh [--no-lint]
+#
+# 1. Installs the real peers the integration tests use, if missing (Debian,
+#    as root): ffmpeg, nginx + libnginx-mod-rtmp, stunnel4, openssl.
+# 2. Lints: cargo fmt --check, cargo clippy -D warnings (skip with --no-lint).
+# 3. cargo test --workspace.
+set -euo pipefail
+
+usage() {
+    echo "usage: bash scripts/test.sh [--no-lint]"
+    echo "  --no-lint   skip cargo fmt --check and cargo clippy"
+}
+
+lint=1
+for arg in "$@"; do
+    case "$arg" in
+        --no-lint) lint=0 ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            echo "scripts/test.sh: unknown argument: $arg" >&2
+            usage >&2
+            exit 2
+            ;;
+    esac
+done
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
+
+missing=()
+command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+[ -f "$RTMP_MODULE" ] || missing+=(libnginx-mod-rtmp)
+command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || missing+=(stunnel4)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "scripts/test.sh: missing test dependencies: ${missing[*]}" >&2
+        echo "Install them as root (Debian/Ubuntu):" >&2
+        echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "scripts/test.sh: missing ${missing[*]} and no apt-get to install them" >&2
+        exit 1
+    fi
+    echo "==> installing test dependencies: ${missing[*]}"
+    # Keep package scripts from starting services (a system nginx on :80):
+    # the tests start their own peers. Only if no policy is in place already.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod +x "$policy"
+        own_policy=1
+        trap '[ "$own_policy" = 1 ] && rm -f "$policy"' EXIT
+    fi
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    if [ "$own_policy" = 1 ]; then
+        rm -f "$policy"
+        own_policy=0
+    fi
+    [ -f "$RTMP_MODULE" ] || {
+        echo "scripts/test.sh: $RTMP_MODULE still missing after install" >&2
+        exit 1
+    }
+fi
+
+command -v cargo >/dev/null 2>&1 || {
+    echo "scripts/test.sh: cargo not found (install a Rust toolchain)" >&2
+    exit 1
+}
+
+if [ "$lint" = 1 ]; then
+    echo "==> cargo fmt --all -- --check"
+    cargo fmt --all -- --check
+    echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+    cargo clippy --workspace --all-targets -- -D warnings
+fi
+
+echo "==> cargo test --workspace"
+cargo test --workspace
