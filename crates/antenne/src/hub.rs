@@ -685,6 +685,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn enhanced_rtmp_hevc_passes_through_untouched() {
+        // OBS 30+: ExHeader | KeyFrame | SequenceStart / CodedFrames, "hvc1".
+        const HEVC_SEQ: &[u8] = &[0x90, b'h', b'v', b'c', b'1', 1, 2, 3];
+        const HEVC_KEY: &[u8] = &[0x91, b'h', b'v', b'c', b'1', 0, 0, 9, 9];
+        const HEVC_INTER: &[u8] = &[0xa1, b'h', b'v', b'c', b'1', 0, 0, 7];
+        let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
+        let _guard = hub.start_publish(addr()).expect("publisher");
+        hub.push_video(0, b(HEVC_SEQ));
+        hub.push_video(0, b(HEVC_KEY));
+        hub.push_video(33, b(HEVC_INTER));
+        assert_eq!(hub.snapshot().video_codec.as_deref(), Some("hevc"));
+        let sub = hub.subscribe();
+        let frames = drain(&sub).await;
+        let payloads: Vec<&[u8]> = frames.iter().map(|f| &f.payload[..]).collect();
+        assert_eq!(payloads, vec![HEVC_SEQ, HEVC_KEY, HEVC_INTER]);
+        assert!(frames[1].keyframe && frames[0].header);
+    }
+
+    #[tokio::test]
     async fn unsubscribes_on_drop() {
         let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
         let sub = hub.subscribe();

@@ -428,6 +428,11 @@ impl SlowSink {
             let mut buf = vec![0u8; 65536];
             let mut published = false;
             while !flag.load(Ordering::Relaxed) {
+                if published && bytes_per_tick == 0 {
+                    // A black hole: connected, reads nothing.
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
                 let want = if published { bytes_per_tick } else { buf.len() };
                 let n = match sock.read(&mut buf[..want]) {
                     Ok(0) => return,
@@ -533,5 +538,170 @@ fn a_very_slow_receiver_skips_frames_without_disturbing_the_others() -> Result<(
     for (id, s) in ids.iter().zip(["h1", "h2", "h3"]) {
         assert_undisturbed(&antenne, id, &nginx, s);
     }
+    Ok(())
+}
+
+#[test]
+fn a_receiver_that_stops_reading_is_detected_as_stalled_and_retried() -> Result<()> {
+    let nginx = Nginx::start()?;
+    let sink = SlowSink::start(0)?;
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .stall_timeout_secs(2)
+        .start()?;
+    let ok = antenne.add_destination("ok", &nginx.url(), "ok", true)?;
+    let hole = antenne.add_destination(
+        "hole",
+        &format!("rtmp://127.0.0.1:{}/live", sink.port),
+        "hole",
+        true,
+    )?;
+    let _publisher = Publisher::options()
+        .video_kbps(3000)
+        .start(&antenne.ingest_url(KEY))?;
+    live_within(&antenne, &Antenne::id_of(&ok));
+    let d = antenne.wait_for_state(&Antenne::id_of(&hole), "retrying", Duration::from_secs(30))?;
+    let error = d["status"]["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("stalled"), "clear error: {d}");
+    assert_undisturbed(&antenne, &Antenne::id_of(&ok), &nginx, "ok");
+    Ok(())
+}
+
+#[test]
+fn a_platform_that_refuses_the_key_puts_the_destination_in_rejected() -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::start(KEY)?;
+    // nginx-rtmp refuses a second publisher on a stream name that is live:
+    // the second destination is refused with NetStream.Publish.BadName.
+    let first = antenne.add_destination("first", &nginx.url(), "same", true)?;
+    let _publisher = Publisher::start(&antenne.ingest_url(KEY))?;
+    live_within(&antenne, &Antenne::id_of(&first));
+    let second = antenne.add_destination("second", &nginx.url(), "same", true)?;
+    let d = antenne.wait_for_state(
+        &Antenne::id_of(&second),
+        "rejected",
+        Duration::from_secs(15),
+    )?;
+    let error = d["status"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("NetStream.Publish.BadName"),
+        "platform's message shown: {d}"
+    );
+    assert!(d["status"]["next_retry_at"].is_string(), "{d}");
+    let d = antenne.get_destination(&Antenne::id_of(&first))?;
+    assert_eq!(
+        d["status"]["state"], "live",
+        "the first one is untouched: {d}"
+    );
+    Ok(())
+}
+
+/// Raw bytes to the ingest port, as an attacker would send them.
+fn send_raw(port: u16, bytes: &[u8]) -> std::io::Result<bool> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    // The peer may close while we write: that is the expected outcome.
+    let _ = s.write_all(bytes);
+    let mut buf = [0u8; 65536];
+    // Closed by antenne (EOF or reset) within the timeout.
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return Ok(false)
+            }
+            Err(_) => return Ok(true),
+        }
+    }
+}
+
+fn handshake_then(chunks: &[u8]) -> Vec<u8> {
+    let mut v = vec![3u8];
+    v.extend_from_slice(&[0u8; 1536]); // C1
+    v.extend_from_slice(&[0u8; 1536]); // C2
+    v.extend_from_slice(chunks);
+    v
+}
+
+#[test]
+fn hostile_input_on_the_ingest_closes_that_connection_and_nothing_else() -> Result<()> {
+    use antenne_rtmp::chunk::ChunkEncoder;
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::start(KEY)?;
+    let d = antenne.add_destination("d", &nginx.url(), "d", true)?;
+    let _publisher = Publisher::start(&antenne.ingest_url(KEY))?;
+    live_within(&antenne, &Antenne::id_of(&d));
+    let port = antenne.rtmp_port();
+
+    let mut enc = ChunkEncoder::new();
+    let chunk = |enc: &mut ChunkEncoder, csid: u32, type_id: u8, body: &[u8]| {
+        let mut out = bytes::BytesMut::new();
+        enc.encode_into(csid, 0, type_id, 0, body, &mut out);
+        out.to_vec()
+    };
+    // A 16 MiB message announced in a chunk header.
+    let huge = handshake_then(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0]);
+    // Chunk size 0 and 2^31.
+    let zero = handshake_then(&chunk(&mut enc, 2, 1, &0u32.to_be_bytes()));
+    let big = handshake_then(&chunk(&mut enc, 2, 1, &0x8000_0000u32.to_be_bytes()));
+    // 100,000 chunk stream ids.
+    let mut many = Vec::new();
+    for csid in 64..100_064u32 {
+        many.extend(chunk(&mut enc, csid.min(65_599), 8, &[0xaf, 1]));
+    }
+    let many = handshake_then(&many);
+    // A `connect` whose command object nests 100,000 strict arrays.
+    let mut nested = vec![0x02, 0, 7];
+    nested.extend_from_slice(b"connect");
+    nested.extend_from_slice(&[0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]);
+    for _ in 0..100_000 {
+        nested.extend_from_slice(&[0x0a, 0, 0, 0, 1]);
+    }
+    let mut enc_big = ChunkEncoder::new();
+    enc_big.set_chunk_size(1 << 20);
+    let mut set = chunk(&mut enc, 2, 1, &(1u32 << 20).to_be_bytes());
+    let mut body = bytes::BytesMut::new();
+    enc_big.encode_into(3, 0, 20, 0, &nested, &mut body);
+    set.extend_from_slice(&body);
+    let nested = handshake_then(&set);
+    // Garbage from the first byte (version 0x47: "GET / HTTP/1.1").
+    let garbage = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);
+
+    for (what, bytes) in [
+        ("16 MiB message", huge),
+        ("chunk size 0", zero),
+        ("chunk size 2^31", big),
+        ("100,000 chunk streams", many),
+        ("nested AMF0 connect", nested),
+        ("HTTP garbage", garbage),
+    ] {
+        let closed = send_raw(port, &bytes)?;
+        assert!(closed, "{what}: connection closed by antenne");
+    }
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            let log = antenne.log();
+            [
+                "exceeds the limit",
+                "invalid chunk size",
+                "chunk streams",
+                "nesting deeper",
+                "version",
+            ]
+            .iter()
+            .all(|l| log.contains(l))
+        }),
+        "a log line for each: {}",
+        antenne.log()
+    );
+    // antenne still serves: the API answers and the relay never stopped.
+    assert_eq!(antenne.health()?, 200);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_undisturbed(&antenne, &Antenne::id_of(&d), &nginx, "d");
     Ok(())
 }
