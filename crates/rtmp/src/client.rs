@@ -11,9 +11,10 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use crate::amf0::Amf0Value;
-use crate::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits};
+use crate::chunk::{ChunkDecoder, DecoderLimits};
 use crate::handshake::{ClientHandshake, HandshakeProgress, PACKET_SIZE};
 use crate::message::{control, csid, type_id, user_control, Command, Message, Status};
+use crate::outbox::Outbox;
 use crate::server::SessionError;
 
 /// Where and what to publish.
@@ -63,20 +64,17 @@ pub struct ClientSession {
     handshake: ClientHandshake,
     hs_buf: BytesMut,
     decoder: ChunkDecoder,
-    encoder: ChunkEncoder,
-    out: BytesMut,
+    outbox: Outbox,
     events: VecDeque<ClientEvent>,
     stream_id: u32,
-    peer_window: Option<u32>,
-    acked: u64,
     next_txn: f64,
 }
 
 impl ClientSession {
     pub fn new(target: PublishTarget, random: [u8; PACKET_SIZE]) -> Self {
         let mut handshake = ClientHandshake::new(random);
-        let mut out = BytesMut::new();
-        out.extend_from_slice(&handshake.start());
+        let mut outbox = Outbox::default();
+        outbox.out.extend_from_slice(&handshake.start());
         Self {
             target,
             stage: Stage::Handshake,
@@ -87,12 +85,9 @@ impl ClientSession {
                 max_message_size: 1024 * 1024,
                 max_chunk_streams: 64,
             }),
-            encoder: ChunkEncoder::new(),
-            out,
+            outbox,
             events: VecDeque::new(),
             stream_id: 0,
-            peer_window: None,
-            acked: 0,
             next_txn: 6.0,
         }
     }
@@ -104,11 +99,7 @@ impl ClientSession {
 
     /// Bytes to send, if any (handshake, commands, acknowledgements).
     pub fn take_output(&mut self) -> Option<Bytes> {
-        if self.out.is_empty() {
-            None
-        } else {
-            Some(self.out.split().freeze())
-        }
+        self.outbox.take()
     }
 
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
@@ -119,7 +110,7 @@ impl ClientSession {
     pub fn feed(&mut self, data: &[u8]) -> Result<(), SessionError> {
         if self.stage == Stage::Handshake {
             self.hs_buf.extend_from_slice(data);
-            match self.handshake.feed(&self.hs_buf, &mut self.out)? {
+            match self.handshake.feed(&self.hs_buf, &mut self.outbox.out)? {
                 HandshakeProgress::NeedMore => return Ok(()),
                 HandshakeProgress::Done { consumed } => {
                     let rest = self.hs_buf.split_off(consumed);
@@ -135,34 +126,16 @@ impl ClientSession {
             let msg = Message::decode(&raw)?;
             self.handle(msg);
         }
-        if let Some(window) = self.peer_window {
-            let received = self.decoder.bytes_in();
-            if window > 0 && received - self.acked >= window as u64 {
-                self.acked = received;
-                self.send_control(
-                    type_id::ACKNOWLEDGEMENT,
-                    &control::u32_body(received as u32),
-                );
-            }
-        }
+        self.outbox.acknowledge(self.decoder.bytes_in());
         Ok(())
     }
 
     fn send_control(&mut self, type_id: u8, body: &[u8]) {
-        self.encoder
-            .encode_into(csid::PROTOCOL_CONTROL, 0, type_id, 0, body, &mut self.out);
+        self.outbox.control(type_id, body);
     }
 
     fn send_command(&mut self, stream_id: u32, cmd: Command) {
-        let body = cmd.encode();
-        self.encoder.encode_into(
-            csid::COMMAND,
-            0,
-            type_id::COMMAND_AMF0,
-            stream_id,
-            &body,
-            &mut self.out,
-        );
+        self.outbox.command(stream_id, cmd);
     }
 
     fn start_connect(&mut self) {
@@ -170,7 +143,7 @@ impl ClientSession {
             type_id::SET_CHUNK_SIZE,
             &control::u32_body(OUTBOUND_CHUNK_SIZE),
         );
-        self.encoder.set_chunk_size(OUTBOUND_CHUNK_SIZE);
+        self.outbox.encoder.set_chunk_size(OUTBOUND_CHUNK_SIZE);
         let object = Amf0Value::object([
             ("app", Amf0Value::string(self.target.app.clone())),
             ("type", Amf0Value::string("nonprivate")),
@@ -187,16 +160,9 @@ impl ClientSession {
 
     fn handle(&mut self, msg: Message) {
         match msg {
-            Message::WindowAckSize(size) => self.peer_window = Some(size),
+            Message::WindowAckSize(size) => self.outbox.set_peer_window(size),
             Message::UserControl { event, data } if event == user_control::PING_REQUEST => {
-                let value = data
-                    .get(..4)
-                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                    .unwrap_or(0);
-                self.send_control(
-                    type_id::USER_CONTROL,
-                    &control::user_control(user_control::PING_RESPONSE, value),
-                );
+                self.outbox.answer_ping(&data);
             }
             Message::Command(cmd) => self.handle_command(cmd),
             _ => {}
@@ -295,7 +261,8 @@ impl ClientSession {
         } else {
             (csid::AUDIO, type_id::AUDIO)
         };
-        self.encoder
+        self.outbox
+            .encoder
             .encode_parts(cs, timestamp, ty, self.stream_id, payload, out);
     }
 
@@ -306,7 +273,7 @@ impl ClientSession {
             out.push(pending);
         }
         let payload = control::set_data_frame(body);
-        self.encoder.encode_parts(
+        self.outbox.encoder.encode_parts(
             csid::DATA,
             timestamp,
             type_id::DATA_AMF0,

@@ -19,6 +19,7 @@ pub mod client;
 pub mod flv;
 pub mod handshake;
 pub mod message;
+mod outbox;
 pub mod server;
 
 pub use client::{ClientEvent, ClientSession, PublishTarget};

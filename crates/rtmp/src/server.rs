@@ -11,12 +11,12 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use crate::amf0::Amf0Value;
-use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits};
+use crate::chunk::{ChunkDecoder, ChunkError, DecoderLimits};
 use crate::handshake::{HandshakeError, HandshakeProgress, ServerHandshake, PACKET_SIZE};
 use crate::message::{
-    control, csid, strip_set_data_frame, type_id, user_control, Command, Message, MessageError,
-    Status,
+    control, strip_set_data_frame, type_id, user_control, Command, Message, MessageError, Status,
 };
+use crate::outbox::Outbox;
 
 /// What the owner of a [`ServerSession`] must act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,15 +103,12 @@ pub struct ServerSession {
     config: ServerConfig,
     phase: Phase,
     decoder: ChunkDecoder,
-    encoder: ChunkEncoder,
-    out: BytesMut,
+    outbox: Outbox,
     events: VecDeque<ServerEvent>,
     connect_txn: Option<f64>,
     connected: bool,
     publish_txn: Option<f64>,
     publishing: bool,
-    peer_window: Option<u32>,
-    acked: u64,
 }
 
 impl ServerSession {
@@ -120,15 +117,12 @@ impl ServerSession {
             config,
             phase: Phase::Handshake(Box::new(ServerHandshake::new(random)), BytesMut::new()),
             decoder: ChunkDecoder::new(config.limits),
-            encoder: ChunkEncoder::new(),
-            out: BytesMut::new(),
+            outbox: Outbox::default(),
             events: VecDeque::new(),
             connect_txn: None,
             connected: false,
             publish_txn: None,
             publishing: false,
-            peer_window: None,
-            acked: 0,
         }
     }
 
@@ -141,7 +135,7 @@ impl ServerSession {
     pub fn feed(&mut self, data: &[u8]) -> Result<(), SessionError> {
         if let Phase::Handshake(hs, buf) = &mut self.phase {
             buf.extend_from_slice(data);
-            let (progress, used) = hs.feed(buf, &mut self.out)?;
+            let (progress, used) = hs.feed(buf, &mut self.outbox.out)?;
             match progress {
                 HandshakeProgress::NeedMore => {
                     let _ = buf.split_to(used);
@@ -165,7 +159,7 @@ impl ServerSession {
             let msg = Message::decode(&raw)?;
             self.handle(raw.timestamp, msg)?;
         }
-        self.maybe_ack();
+        self.outbox.acknowledge(self.decoder.bytes_in());
         Ok(())
     }
 
@@ -191,41 +185,15 @@ impl ServerSession {
 
     /// Bytes to send to the client, if any.
     pub fn take_output(&mut self) -> Option<Bytes> {
-        if self.out.is_empty() {
-            None
-        } else {
-            Some(self.out.split().freeze())
-        }
-    }
-
-    fn maybe_ack(&mut self) {
-        if let Some(window) = self.peer_window {
-            let received = self.decoder.bytes_in();
-            if window > 0 && received - self.acked >= window as u64 {
-                self.acked = received;
-                self.send_control(
-                    type_id::ACKNOWLEDGEMENT,
-                    &control::u32_body(received as u32),
-                );
-            }
-        }
+        self.outbox.take()
     }
 
     fn send_control(&mut self, type_id: u8, body: &[u8]) {
-        self.encoder
-            .encode_into(csid::PROTOCOL_CONTROL, 0, type_id, 0, body, &mut self.out);
+        self.outbox.control(type_id, body);
     }
 
     fn send_command(&mut self, stream_id: u32, cmd: Command) {
-        let body = cmd.encode();
-        self.encoder.encode_into(
-            csid::COMMAND,
-            0,
-            type_id::COMMAND_AMF0,
-            stream_id,
-            &body,
-            &mut self.out,
-        );
+        self.outbox.command(stream_id, cmd);
     }
 
     fn on_status(&mut self, status: Status) {
@@ -237,16 +205,9 @@ impl ServerSession {
 
     fn handle(&mut self, timestamp: u32, msg: Message) -> Result<(), SessionError> {
         match msg {
-            Message::WindowAckSize(size) => self.peer_window = Some(size),
+            Message::WindowAckSize(size) => self.outbox.set_peer_window(size),
             Message::UserControl { event, data } if event == user_control::PING_REQUEST => {
-                let value = data
-                    .get(..4)
-                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                    .unwrap_or(0);
-                self.send_control(
-                    type_id::USER_CONTROL,
-                    &control::user_control(user_control::PING_RESPONSE, value),
-                );
+                self.outbox.answer_ping(&data);
             }
             Message::Command(cmd) => self.handle_command(cmd)?,
             Message::Data(payload) if self.publishing => {
@@ -369,7 +330,7 @@ impl ServerSession {
             type_id::SET_CHUNK_SIZE,
             &control::u32_body(self.config.chunk_size),
         );
-        self.encoder.set_chunk_size(self.config.chunk_size);
+        self.outbox.encoder.set_chunk_size(self.config.chunk_size);
         self.send_command(
             0,
             Command::new(
