@@ -3,12 +3,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// antenne: OBS publishes once, antenne relays to every platform.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "antenne", version, about)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Where OBS publishes (RTMP): rtmp://HOST:PORT/live/<ingest key>.
     #[arg(long, env = "ANTENNE_RTMP_LISTEN", default_value = "0.0.0.0:1935")]
     pub rtmp_listen: SocketAddr,
@@ -47,6 +50,38 @@ pub struct Cli {
     /// to the next keyframe.
     #[arg(long, env = "ANTENNE_MAX_LAG_MS", default_value_t = 4000)]
     pub max_lag_ms: u64,
+
+    /// antenne's HTTP is served through a TLS-terminating reverse proxy:
+    /// cookies are marked Secure, and binding beyond loopback is expected.
+    #[arg(long, env = "ANTENNE_BEHIND_TLS_PROXY")]
+    pub behind_tls_proxy: bool,
+
+    /// Password of the `admin` account created at first start (generated
+    /// and printed once when unset).
+    #[arg(long, env = "ANTENNE_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// A bearer token the API accepts besides those created in the web
+    /// interface.
+    #[arg(long, env = "ANTENNE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Print a backup of destinations, ingest keys and settings as JSON
+    /// (stream keys included, in clear).
+    Export,
+    /// Replace destinations, ingest keys and settings with a backup made by
+    /// `export`. Everything is checked before anything changes. Stop antenne
+    /// first.
+    Import {
+        /// The backup file (`-` for standard input).
+        file: PathBuf,
+    },
 }
 
 impl Cli {

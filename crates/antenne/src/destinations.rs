@@ -1,7 +1,8 @@
-//! The destinations and their running tasks. Every change goes through
-//! here and is reconciled at once: an edit that changes where or what a
-//! destination publishes restarts only that destination; switching one on
-//! or off starts or stops only its task; nothing else is touched.
+//! The destinations and their running tasks. Every change is saved to the
+//! store first, then reconciled at once: an edit that changes where or what
+//! a destination publishes restarts only that destination; switching one
+//! on or off starts or stops only its task; nothing else is touched. A
+//! change that cannot be saved is refused and changes nothing.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,19 +10,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::history::History;
 use crate::ingest::Hubs;
 use crate::output::supervisor::{self, OutputContext};
 use crate::output::url::{self, Target, UrlError};
 use crate::output::{OutputState, OutputStats};
+use crate::presets::Presets;
 use crate::secret::StreamKey;
+use crate::store::{Store, StoreError, StoredDestination};
 
 /// A destination as the user configured it.
 #[derive(Debug, Clone)]
 pub struct Destination {
     pub id: String,
     pub name: String,
+    /// Preset id (`youtube`, `twitch`, …, `custom`).
+    pub platform: String,
     /// The server URL as typed (`rtmp://a.rtmp.youtube.com/live2`).
     pub url: String,
     pub key: StreamKey,
@@ -32,10 +38,25 @@ pub struct Destination {
     pub target: Target,
 }
 
+impl Destination {
+    fn stored(&self) -> StoredDestination {
+        StoredDestination {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            platform: self.platform.clone(),
+            url: self.url.clone(),
+            key: self.key.expose().to_owned(),
+            enabled: self.enabled,
+            ingest: self.ingest.expose().to_owned(),
+        }
+    }
+}
+
 /// A new destination, or changes to one (`None` keeps what is there).
 #[derive(Debug, Default, Clone)]
 pub struct DestinationInput {
     pub name: Option<String>,
+    pub platform: Option<String>,
     pub url: Option<String>,
     pub key: Option<String>,
     pub enabled: Option<bool>,
@@ -53,8 +74,12 @@ pub enum DestinationError {
     Missing(&'static str),
     #[error("the ingest key does not match any configured ingest key")]
     UnknownIngest,
-    #[error("name must be at most 100 characters")]
-    NameTooLong,
+    #[error("name must be 1 to 100 characters")]
+    BadName,
+    #[error("unknown platform {0:?}")]
+    UnknownPlatform(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 struct Entry {
@@ -87,18 +112,34 @@ pub struct DestinationView {
 /// All destinations.
 pub struct Destinations {
     entries: Mutex<BTreeMap<String, Entry>>,
+    /// Display order (creation order).
+    order: Mutex<Vec<String>>,
     hubs: Hubs,
     ctx: Arc<OutputContext>,
+    store: Arc<Store>,
+    history: History,
+    presets: Arc<Presets>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
 
 impl Destinations {
-    pub fn new(hubs: Hubs, ctx: Arc<OutputContext>, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        hubs: Hubs,
+        ctx: Arc<OutputContext>,
+        store: Arc<Store>,
+        history: History,
+        presets: Arc<Presets>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             entries: Mutex::new(BTreeMap::new()),
+            order: Mutex::new(Vec::new()),
             hubs,
             ctx,
+            store,
+            history,
+            presets,
             tracker: TaskTracker::new(),
             shutdown,
         }
@@ -108,13 +149,87 @@ impl Destinations {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn order(&self) -> MutexGuard<'_, Vec<String>> {
+        self.order.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn hubs(&self) -> &Hubs {
         &self.hubs
     }
 
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn presets(&self) -> &Arc<Presets> {
+        &self.presets
+    }
+
+    /// Loads the saved destinations and starts the enabled ones (they go
+    /// live as soon as their ingest does).
+    pub fn load(&self) -> Result<usize, StoreError> {
+        let saved = self.store.destinations()?;
+        let n = saved.len();
+        for s in saved {
+            let target = match url::parse(&s.url, &s.key) {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(destination = %s.id, error = %e, "saved destination has an invalid URL: skipped");
+                    continue;
+                }
+            };
+            let ingest = match self.hubs.find(&s.ingest).or_else(|| self.hubs.first()) {
+                Some(h) => {
+                    if !h.key().matches(&s.ingest) {
+                        warn!(destination = %s.id, "saved destination's ingest key is not configured: attached to the first one");
+                    }
+                    h.key().clone()
+                }
+                None => continue,
+            };
+            let dest = Destination {
+                id: s.id,
+                name: s.name,
+                platform: s.platform,
+                url: s.url,
+                key: StreamKey::new(s.key),
+                enabled: s.enabled,
+                ingest,
+                target,
+            };
+            self.insert(dest);
+        }
+        Ok(n)
+    }
+
+    fn insert(&self, dest: Destination) -> DestinationView {
+        let stats = Arc::new(OutputStats::new(dest.enabled));
+        let mut entry = Entry {
+            dest,
+            stats,
+            running: None,
+        };
+        if entry.dest.enabled {
+            entry.running = Some(self.start(&entry, None));
+        }
+        let view = DestinationView {
+            dest: entry.dest.clone(),
+            stats: entry.stats.clone(),
+        };
+        self.order().push(view.dest.id.clone());
+        self.lock().insert(view.dest.id.clone(), entry);
+        view
+    }
+
     pub fn list(&self) -> Vec<DestinationView> {
-        self.lock()
-            .values()
+        let entries = self.lock();
+        self.order()
+            .iter()
+            .filter_map(|id| entries.get(id))
             .map(|e| DestinationView {
                 dest: e.dest.clone(),
                 stats: e.stats.clone(),
@@ -132,6 +247,11 @@ impl Destinations {
             .ok_or_else(|| DestinationError::NotFound(id.to_owned()))
     }
 
+    /// Whether some destination relays the stream of `ingest`.
+    pub fn uses_ingest(&self, ingest: &str) -> bool {
+        self.lock().values().any(|e| e.dest.ingest.matches(ingest))
+    }
+
     fn resolve_ingest(&self, ingest: Option<&str>) -> Result<StreamKey, DestinationError> {
         let hub = match ingest {
             Some(k) => self.hubs.find(k),
@@ -141,42 +261,62 @@ impl Destinations {
             .ok_or(DestinationError::UnknownIngest)
     }
 
+    fn check_name(name: &str) -> Result<(), DestinationError> {
+        let n = name.trim().chars().count();
+        if n == 0 || n > 100 {
+            return Err(DestinationError::BadName);
+        }
+        Ok(())
+    }
+
+    fn check_platform(&self, platform: &str) -> Result<(), DestinationError> {
+        if self.presets.get(platform).is_none() {
+            return Err(DestinationError::UnknownPlatform(platform.to_owned()));
+        }
+        Ok(())
+    }
+
     /// Adds a destination; starts it at once if enabled.
-    pub fn create(&self, input: DestinationInput) -> Result<DestinationView, DestinationError> {
+    pub fn create(
+        &self,
+        input: DestinationInput,
+        actor: &str,
+    ) -> Result<DestinationView, DestinationError> {
         let url_text = input.url.ok_or(DestinationError::Missing("url"))?;
         let key = input.key.unwrap_or_default();
         let target = url::parse(&url_text, &key)?;
-        let name = input.name.unwrap_or_else(|| target.host.clone());
-        if name.chars().count() > 100 {
-            return Err(DestinationError::NameTooLong);
-        }
+        let platform = input
+            .platform
+            .unwrap_or_else(|| self.presets.guess(&url_text).to_owned());
+        self.check_platform(&platform)?;
+        let name = input.name.map(|n| n.trim().to_owned()).unwrap_or_else(|| {
+            self.presets
+                .get(&platform)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| target.host.clone())
+        });
+        Self::check_name(&name)?;
         let ingest = self.resolve_ingest(input.ingest.as_deref())?;
         let id = format!("d{:010x}", rand::random::<u64>() & 0xff_ffff_ffff);
         let dest = Destination {
             id: id.clone(),
             name,
+            platform,
             url: url_text.trim().to_owned(),
             key: StreamKey::new(key.trim()),
             enabled: input.enabled.unwrap_or(true),
             ingest,
             target,
         };
-        let stats = Arc::new(OutputStats::new(dest.enabled));
-        let mut entry = Entry {
-            dest,
-            stats,
-            running: None,
-        };
-        if entry.dest.enabled {
-            entry.running = Some(self.start(&entry, None));
-        }
-        info!(destination = %id, url = %entry.dest.target.redacted(), enabled = entry.dest.enabled, "destination added");
-        let view = DestinationView {
-            dest: entry.dest.clone(),
-            stats: entry.stats.clone(),
-        };
-        self.lock().insert(id, entry);
-        Ok(view)
+        self.store.insert_destination(&dest.stored())?;
+        info!(destination = %id, url = %dest.target.redacted(), enabled = dest.enabled, "destination added");
+        self.history.record(
+            "added",
+            Some((&id, &dest.name)),
+            format!("added ({})", dest.target.redacted()),
+            Some(actor),
+        );
+        Ok(self.insert(dest))
     }
 
     /// Applies changes; restarts the destination only if where or what it
@@ -185,6 +325,7 @@ impl Destinations {
         &self,
         id: &str,
         input: DestinationInput,
+        actor: &str,
     ) -> Result<DestinationView, DestinationError> {
         let mut entries = self.lock();
         let entry = entries
@@ -201,22 +342,57 @@ impl Destinations {
             None => entry.dest.ingest.clone(),
         };
         if let Some(name) = &input.name {
-            if name.chars().count() > 100 {
-                return Err(DestinationError::NameTooLong);
-            }
+            Self::check_name(name)?;
         }
-        let enabled = input.enabled.unwrap_or(entry.dest.enabled);
-        let restart = target != entry.dest.target || ingest != entry.dest.ingest;
-        let was_enabled = entry.dest.enabled;
-        entry.dest.url = url_text.trim().to_owned();
-        entry.dest.key = StreamKey::new(key.trim());
-        entry.dest.target = target;
-        entry.dest.ingest = ingest;
-        entry.dest.enabled = enabled;
+        if let Some(p) = &input.platform {
+            self.check_platform(p)?;
+        }
+        let edited = input.name.is_some()
+            || input.url.is_some()
+            || input.key.is_some()
+            || input.platform.is_some()
+            || input.ingest.is_some();
+        let mut next = entry.dest.clone();
+        next.url = url_text.trim().to_owned();
+        next.key = StreamKey::new(key.trim());
+        next.target = target;
+        next.ingest = ingest;
+        next.enabled = input.enabled.unwrap_or(entry.dest.enabled);
         if let Some(name) = input.name {
-            entry.dest.name = name;
+            next.name = name.trim().to_owned();
         }
-        if !enabled {
+        if let Some(p) = input.platform {
+            next.platform = p;
+        }
+        // Saved first: a change that cannot be saved is not applied.
+        self.store.update_destination(&next.stored())?;
+
+        let restart = next.target != entry.dest.target || next.ingest != entry.dest.ingest;
+        let was_enabled = entry.dest.enabled;
+        entry.dest = next;
+        let dest = &entry.dest;
+        let label = Some((id, dest.name.as_str()));
+        if was_enabled != dest.enabled {
+            let (kind, text) = if dest.enabled {
+                ("toggled_on", "switched on")
+            } else {
+                ("toggled_off", "switched off")
+            };
+            self.history.record(kind, label, text, Some(actor));
+        }
+        if edited {
+            self.history.record(
+                "edited",
+                label,
+                if restart {
+                    "edited (reconnects)"
+                } else {
+                    "edited"
+                },
+                Some(actor),
+            );
+        }
+        if !entry.dest.enabled {
             if let Some(running) = entry.running.take() {
                 running.stop();
             }
@@ -227,7 +403,7 @@ impl Destinations {
             let previous = entry.running.take().map(Running::stop);
             entry.running = Some(self.start(entry, previous));
         }
-        info!(destination = %id, enabled, restarted = restart, "destination updated");
+        info!(destination = %id, enabled = entry.dest.enabled, restarted = restart, "destination updated");
         Ok(DestinationView {
             dest: entry.dest.clone(),
             stats: entry.stats.clone(),
@@ -235,14 +411,24 @@ impl Destinations {
     }
 
     /// Removes a destination, closing its stream.
-    pub fn delete(&self, id: &str) -> Result<(), DestinationError> {
-        let entry = self
-            .lock()
-            .remove(id)
+    pub fn delete(&self, id: &str, actor: &str) -> Result<(), DestinationError> {
+        let mut entries = self.lock();
+        let name = entries
+            .get(id)
+            .map(|e| e.dest.name.clone())
             .ok_or_else(|| DestinationError::NotFound(id.to_owned()))?;
-        if let Some(running) = entry.running {
+        self.store.delete_destination(id)?;
+        if let Some(Entry {
+            running: Some(running),
+            ..
+        }) = entries.remove(id)
+        {
             running.stop();
         }
+        drop(entries);
+        self.order().retain(|x| x != id);
+        self.history
+            .record("deleted", Some((id, &name)), "deleted", Some(actor));
         info!(destination = %id, "destination deleted");
         Ok(())
     }
@@ -250,10 +436,11 @@ impl Destinations {
     fn start(&self, entry: &Entry, previous: Option<JoinHandle<()>>) -> Running {
         let cancel = self.shutdown.child_token();
         entry.stats.set_state(OutputState::Idle);
-        let hub = self.hubs.exact(entry.dest.ingest.expose()).cloned();
+        let hub = self.hubs.find(entry.dest.ingest.expose());
         let supervise = {
             let (id, target) = (entry.dest.id.clone(), entry.dest.target.clone());
             let (stats, ctx, cancel) = (entry.stats.clone(), self.ctx.clone(), cancel.clone());
+            let history = self.history.clone();
             async move {
                 if let Some(previous) = previous {
                     let _ = previous.await;
@@ -261,7 +448,7 @@ impl Destinations {
                 // The ingest key was resolved from the hubs, so the hub is
                 // there.
                 if let Some(hub) = hub {
-                    supervisor::supervise(id, target, hub, stats, ctx, cancel).await;
+                    supervisor::supervise(id, target, hub, stats, ctx, history, cancel).await;
                 }
             }
         };

@@ -6,9 +6,8 @@
 //! a publisher that sends nothing for [`IDLE_TIMEOUT`] is dropped) and a cap
 //! on concurrent connections.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use antenne_rtmp::{ServerConfig, ServerEvent, ServerSession};
@@ -19,6 +18,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::history::History;
 use crate::hub::{Hub, PublishGuard};
 
 /// The only application name antenne serves.
@@ -30,45 +30,60 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Concurrent ingest connections, publishing or not.
 pub const MAX_CONNECTIONS: usize = 128;
 
-/// The hubs, by ingest key.
+/// The hubs, one per ingest key. Keys can be added and removed while
+/// running.
 #[derive(Debug, Clone, Default)]
 pub struct Hubs {
-    by_key: Arc<HashMap<String, Arc<Hub>>>,
-    order: Arc<Vec<Arc<Hub>>>,
+    inner: Arc<RwLock<Vec<Arc<Hub>>>>,
 }
 
 impl Hubs {
     pub fn new(hubs: Vec<Arc<Hub>>) -> Self {
-        let by_key = hubs
-            .iter()
-            .map(|h| (h.key().expose().to_owned(), h.clone()))
-            .collect();
         Self {
-            by_key: Arc::new(by_key),
-            order: Arc::new(hubs),
+            inner: Arc::new(RwLock::new(hubs)),
         }
     }
 
-    /// The hub of a key, comparing in constant time per key.
-    pub fn find(&self, key: &str) -> Option<&Arc<Hub>> {
-        self.order.iter().find(|h| h.key().matches(key))
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Hub>>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn exact(&self, key: &str) -> Option<&Arc<Hub>> {
-        self.by_key.get(key)
+    /// The hub of a key a publisher sent (compared in constant time).
+    pub fn find(&self, key: &str) -> Option<Arc<Hub>> {
+        self.read().iter().find(|h| h.key().matches(key)).cloned()
     }
 
-    pub fn all(&self) -> &[Arc<Hub>] {
-        &self.order
+    pub fn all(&self) -> Vec<Arc<Hub>> {
+        self.read().clone()
     }
 
-    pub fn first(&self) -> Option<&Arc<Hub>> {
-        self.order.first()
+    pub fn first(&self) -> Option<Arc<Hub>> {
+        self.read().first().cloned()
+    }
+
+    pub fn add(&self, hub: Arc<Hub>) {
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hub);
+    }
+
+    /// Removes the hub of `key`, unless a publisher is live on it.
+    pub fn remove(&self, key: &str) -> Result<(), &'static str> {
+        let mut hubs = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = hubs.iter().position(|h| h.key().matches(key)) else {
+            return Err("no such ingest key");
+        };
+        if hubs[i].is_live() {
+            return Err("this ingest key is live: stop the stream in OBS first");
+        }
+        hubs.remove(i);
+        Ok(())
     }
 }
 
 /// Accepts publishers until `cancel` fires.
-pub async fn serve(listener: TcpListener, hubs: Hubs, cancel: CancellationToken) {
+pub async fn serve(listener: TcpListener, hubs: Hubs, history: History, cancel: CancellationToken) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (socket, peer) = tokio::select! {
@@ -87,11 +102,12 @@ pub async fn serve(listener: TcpListener, hubs: Hubs, cancel: CancellationToken)
             continue;
         };
         let hubs = hubs.clone();
+        let history = history.clone();
         let cancel = cancel.clone();
         let span = tracing::info_span!("ingest", %peer);
         tokio::spawn(
             async move {
-                match handle(socket, peer, hubs, cancel).await {
+                match handle(socket, peer, hubs, &history, cancel).await {
                     Ok(()) => debug!("connection closed"),
                     Err(reason) => warn!(%reason, "ingest connection closed"),
                 }
@@ -116,6 +132,7 @@ async fn handle(
     mut socket: TcpStream,
     peer: SocketAddr,
     hubs: Hubs,
+    history: &History,
     cancel: CancellationToken,
 ) -> Result<(), String> {
     let _ = socket.set_nodelay(true);
@@ -124,7 +141,7 @@ async fn handle(
         antenne_rtmp::handshake::random_packet(),
     );
     let mut buf = vec![0u8; 64 * 1024];
-    let mut publishing: Option<PublishGuard> = None;
+    let mut publishing: Option<Live> = None;
     let deadline = tokio::time::Instant::now() + PUBLISH_DEADLINE;
     loop {
         let limit = if publishing.is_some() {
@@ -174,8 +191,17 @@ async fn handle(
                         match hub.start_publish(peer) {
                             Ok(guard) => {
                                 info!(key = %hub.key(), "publisher live");
+                                history.record(
+                                    "ingest_live",
+                                    None,
+                                    format!("publisher {peer} live on ingest key {}", hub.key()),
+                                    None,
+                                );
                                 session.accept_publish();
-                                publishing = Some(guard);
+                                publishing = Some(Live {
+                                    guard,
+                                    history: history.clone(),
+                                });
                             }
                             Err(e) => {
                                 session.reject_publish(
@@ -189,17 +215,17 @@ async fn handle(
                     }
                     ServerEvent::Metadata { body } => {
                         if let Some(p) = &publishing {
-                            p.hub().push_metadata(body);
+                            p.guard.hub().push_metadata(body);
                         }
                     }
                     ServerEvent::Audio { timestamp, payload } => {
                         if let Some(p) = &publishing {
-                            p.hub().push_audio(timestamp, payload);
+                            p.guard.hub().push_audio(timestamp, payload);
                         }
                     }
                     ServerEvent::Video { timestamp, payload } => {
                         if let Some(p) = &publishing {
-                            p.hub().push_video(timestamp, payload);
+                            p.guard.hub().push_video(timestamp, payload);
                         }
                     }
                     ServerEvent::PublishEnded => {
@@ -220,6 +246,23 @@ async fn handle(
                 break;
             }
         }
+    }
+}
+
+/// A live publisher session; records its end in the history.
+struct Live {
+    guard: PublishGuard,
+    history: History,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.history.record(
+            "ingest_offline",
+            None,
+            format!("publisher left ingest key {}", self.guard.hub().key()),
+            None,
+        );
     }
 }
 

@@ -7,13 +7,17 @@
 //! `antenne-rtmp` crate and knows nothing of sockets or HTTP.
 #![forbid(unsafe_code)]
 
-pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod destinations;
+pub mod history;
+pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod ingest_keys;
 pub mod output;
+pub mod presets;
 pub mod rate;
 pub mod secret;
+pub mod store;

@@ -45,6 +45,7 @@ fn invalid_input_gets_a_400_that_says_what_is_wrong() -> Result<()> {
     // Malformed JSON.
     let answer = match ureq::post(&antenne.url("/api/v1/destinations"))
         .set("content-type", "application/json")
+        .set("authorization", &format!("Bearer {}", antenne.token()))
         .send_string("{not json")
     {
         Err(ureq::Error::Status(400, r)) => r.into_json::<serde_json::Value>()?,

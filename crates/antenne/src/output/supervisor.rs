@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::connection::{self, LiveEnd, Timeouts};
 use super::url::Target;
 use super::{OutputState, OutputStats};
+use crate::history::History;
 use crate::hub::Hub;
 
 /// First retry delay.
@@ -51,12 +52,17 @@ pub async fn supervise(
     hub: Arc<Hub>,
     stats: Arc<OutputStats>,
     ctx: Arc<OutputContext>,
+    history: History,
     cancel: CancellationToken,
 ) {
     let dest = target.redacted();
     let set = |state| stats.set_state_unless_cancelled(&cancel, state);
     let mut live = hub.watch_live();
     let mut failures: u32 = 0;
+    // The history gets the first failure of a streak and any change of
+    // error, not every retry.
+    let mut last_recorded: Option<String> = None;
+    let label = Some((id.as_str(), ""));
     loop {
         // Wait for the ingest.
         if !*live.borrow_and_update() {
@@ -81,6 +87,8 @@ pub async fn supervise(
                 });
                 stats.bytes.reset_window();
                 info!(destination = %id, url = %dest, "destination live");
+                history.record("went_live", label, format!("live on {dest}"), None);
+                last_recorded = None;
                 let sub = hub.subscribe();
                 let result =
                     connection::relay(io, session, sub, &stats, &ctx.timeouts, &cancel).await;
@@ -94,6 +102,12 @@ pub async fn supervise(
                     }
                     Ok(LiveEnd::IngestGone) => {
                         info!(destination = %id, url = %dest, "ingest gone past the grace period: stream closed");
+                        history.record(
+                            "closed",
+                            label,
+                            "ingest offline past the grace period: stream closed",
+                            None,
+                        );
                         continue;
                     }
                     Err(e) => {
@@ -106,6 +120,15 @@ pub async fn supervise(
         };
         let message = error.to_string();
         stats.set_error(message.clone());
+        if last_recorded.as_deref() != Some(message.as_str()) {
+            let kind = if error.is_rejection() {
+                "rejected"
+            } else {
+                "failed"
+            };
+            history.record(kind, label, message.clone(), None);
+            last_recorded = Some(message.clone());
+        }
         let delay = if error.is_rejection() {
             warn!(destination = %id, url = %dest, error = %message, "platform refused the stream");
             set(OutputState::Rejected {

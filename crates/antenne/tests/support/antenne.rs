@@ -43,7 +43,21 @@ pub fn http_json(
     url: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value)> {
-    let req = agent.request(method, url);
+    http_json_as(agent, None, method, url, body)
+}
+
+/// Like [`http_json`], with `Authorization: Bearer <token>` when given.
+pub fn http_json_as(
+    agent: &ureq::Agent,
+    token: Option<&str>,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value)> {
+    let mut req = agent.request(method, url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
     let res = match body {
         Some(b) => req.send_json(b.clone()),
         None => req.call(),
@@ -64,6 +78,9 @@ pub fn http_json(
     };
     Ok((status, value))
 }
+
+/// Password of the `admin` account of every test antenne.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
 /// Options for starting [`Antenne`].
 #[derive(Clone, Debug, Default)]
@@ -133,6 +150,9 @@ pub struct Antenne {
     http_port: u16,
     opts: AntenneOptions,
     agent: ureq::Agent,
+    /// Bearer token antenne accepts (`ANTENNE_API_TOKEN`), used by
+    /// [`Antenne::request`].
+    token: String,
     // Dropped after `child`.
     dir: TempDir,
 }
@@ -167,6 +187,10 @@ impl Antenne {
             http_port: 0,
             opts,
             agent,
+            token: format!(
+                "test-token-{:016x}",
+                std::process::id() as u64 * 7919 + super::free_port() as u64
+            ),
             dir,
         };
         let mut last_err = None;
@@ -215,6 +239,8 @@ impl Antenne {
         cmd.args(&self.opts.extra_args)
             .env("RUST_LOG", "info,antenne=debug")
             .env("NO_COLOR", "1")
+            .env("ANTENNE_API_TOKEN", &self.token)
+            .env("ANTENNE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env_remove("RUST_LOG_STYLE")
             .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .current_dir(d);
@@ -340,7 +366,28 @@ impl Antenne {
 
     /// Raw API request: (status, JSON body); never errors on 4xx/5xx.
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+        http_json_as(
+            &self.agent,
+            Some(&self.token),
+            method,
+            &self.url(path),
+            body,
+        )
+    }
+
+    /// A request without credentials.
+    pub fn request_anonymous(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
         http_json(&self.agent, method, &self.url(path), body)
+    }
+
+    /// The bearer token this antenne accepts.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// Like [`Antenne::request`] but fails (with the body and the log tail)

@@ -30,7 +30,7 @@ pub mod probe;
 pub mod publisher;
 pub mod stunnel;
 
-pub use antenne::{http_json, Antenne, AntenneOptions};
+pub use antenne::{http_json, http_json_as, Antenne, AntenneOptions, ADMIN_PASSWORD};
 pub use child::ChildGuard;
 pub use nginx::Nginx;
 pub use probe::{analyze, decode_errors, AudioPacket, StreamReport, VideoPacket};

@@ -1,0 +1,179 @@
+//! Login, logout, who am I, and API tokens.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{cookie, ApiError, AppState, SESSION_COOKIE};
+use crate::auth::{Identity, LoginError, SESSION_TTL};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", delete(delete_token))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+fn session_cookie(st: &AppState, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if st.secure_cookies { "; Secure" } else { "" };
+    let text = format!(
+        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+    );
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(""))
+}
+
+async fn login(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<LoginBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let auth = st.auth.clone();
+    let username = body.username.clone();
+    let result =
+        tokio::task::spawn_blocking(move || auth.login(peer.ip(), &body.username, &body.password))
+            .await?;
+    match result {
+        Ok(token) => {
+            tracing::info!(user = %username, %peer, "login");
+            st.destinations.history().record(
+                "login",
+                None,
+                format!("logged in from {}", peer.ip()),
+                Some(&username),
+            );
+            let mut res = Json(json!({ "username": username })).into_response();
+            res.headers_mut().insert(
+                header::SET_COOKIE,
+                session_cookie(&st, &token, SESSION_TTL.as_secs()),
+            );
+            Ok(res)
+        }
+        Err(LoginError::Invalid) => {
+            tracing::warn!(%peer, "failed login");
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                LoginError::Invalid.to_string(),
+            ))
+        }
+        Err(e @ LoginError::RateLimited(_)) => {
+            tracing::warn!(%peer, "login refused: too many failures");
+            Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()))
+        }
+        Err(LoginError::Store(e)) => Err(e.into()),
+    }
+}
+
+async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(session) = cookie(&headers, SESSION_COOKIE) {
+        let auth = st.auth.clone();
+        tokio::task::spawn_blocking(move || auth.logout(&session)).await??;
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&st, "", 0));
+    Ok(res)
+}
+
+async fn me(Extension(who): Extension<Identity>) -> Json<Value> {
+    match who {
+        Identity::User(u) => Json(json!({ "username": u })),
+        Identity::Token(t) => Json(json!({ "token": t })),
+    }
+}
+
+fn time(secs: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64),
+    )
+    .to_string()
+}
+
+async fn list_tokens(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let auth = st.auth.clone();
+    let tokens = tokio::task::spawn_blocking(move || auth.tokens()).await??;
+    Ok(Json(Value::Array(
+        tokens
+            .into_iter()
+            .map(|t| {
+                json!({
+                    "id": t.id,
+                    "name": t.name,
+                    "created_at": time(t.created_at),
+                    "last_used_at": t.last_used_at.map(time),
+                })
+            })
+            .collect(),
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    name: String,
+}
+
+async fn create_token(
+    State(st): State<AppState>,
+    Extension(who): Extension<Identity>,
+    body: Result<Json<TokenBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad_request(
+            "a token needs a name of 1 to 100 characters",
+        ));
+    }
+    let auth = st.auth.clone();
+    let n = name.clone();
+    let (id, token) = tokio::task::spawn_blocking(move || auth.create_token(&n)).await??;
+    st.destinations.history().record(
+        "token_created",
+        None,
+        format!("API token {name:?} created"),
+        Some(&who.actor()),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "name": name, "token": token })),
+    ))
+}
+
+async fn delete_token(
+    State(st): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let auth = st.auth.clone();
+    let i = id.clone();
+    if !tokio::task::spawn_blocking(move || auth.delete_token(&i)).await?? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no token with id {id:?}"),
+        ));
+    }
+    st.destinations.history().record(
+        "token_deleted",
+        None,
+        format!("API token {id} deleted"),
+        Some(&who.actor()),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
