@@ -48,7 +48,7 @@ fn destinations_survive_a_restart_and_resume_when_the_ingest_returns() -> Result
     let nginx = Nginx::start()?;
     let mut antenne = Antenne::start(KEY)?;
     let on = antenne.add_destination("On", &nginx.url(), "on_key", true)?;
-    let off = antenne.add_destination("Off", &nginx.url(), "off_key", false)?;
+    antenne.add_destination("Off", &nginx.url(), "off_key", false)?;
     antenne.patch_destination(&Antenne::id_of(&on), &json!({"name": "On (renamed)"}))?;
 
     // A crash (SIGKILL), not a clean stop: acknowledged changes are on disk.
