@@ -51,6 +51,13 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_MAX_LAG_MS", default_value_t = 4000)]
     pub max_lag_ms: u64,
 
+    /// Threads that run the relay and the web server. One is the most
+    /// efficient (every frame wakes every destination: across threads that
+    /// costs a context switch); more help with many RTMPS destinations,
+    /// whose encryption is the heaviest part.
+    #[arg(long, env = "ANTENNE_WORKER_THREADS", default_value_t = 1)]
+    pub worker_threads: usize,
+
     /// antenne's HTTP is served through a TLS-terminating reverse proxy:
     /// cookies are marked Secure, and binding beyond loopback is expected.
     #[arg(long, env = "ANTENNE_BEHIND_TLS_PROXY")]

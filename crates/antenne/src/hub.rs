@@ -350,9 +350,21 @@ impl Hub {
         self.fan_out(&st, frame);
     }
 
+    /// Queues a frame for every destination. They are woken by
+    /// [`Hub::flush`], once per batch of frames rather than per frame.
     fn fan_out(&self, st: &HubState, frame: Frame) {
         for (_, q) in &st.subscribers {
             q.offer(&frame, st, &self.limits);
+        }
+    }
+
+    /// Wakes the destinations that have frames waiting. The ingest calls it
+    /// after each read from the publisher's socket: frames that arrive
+    /// together cost one wake-up per destination, not one each.
+    pub fn flush(&self) {
+        let st = self.lock();
+        for (_, q) in &st.subscribers {
+            q.wake();
         }
     }
 
@@ -457,6 +469,8 @@ struct QueueState {
     frames: VecDeque<Frame>,
     bytes: usize,
     skipping: bool,
+    /// Frames arrived since the reader was last woken.
+    unseen: bool,
     /// Whether skipped frames count as dropped: not while a new
     /// destination waits for its first keyframe.
     count_skipped: bool,
@@ -517,8 +531,16 @@ impl Queue {
             q.skipping = true;
             q.count_skipped = true;
         }
-        drop(q);
-        self.notify.notify_one();
+        q.unseen = true;
+    }
+
+    /// Wakes the reader if frames came since it last looked.
+    fn wake(&self) {
+        let mut q = self.lock();
+        if std::mem::take(&mut q.unseen) {
+            drop(q);
+            self.notify.notify_one();
+        }
     }
 }
 
@@ -545,6 +567,7 @@ impl Subscription {
                         out.push(f);
                     }
                     q.bytes -= taken;
+                    q.unseen = false;
                     return;
                 }
             }

@@ -238,6 +238,9 @@ async fn handle(
                     }
                 }
             }
+            if let Some(p) = &publishing {
+                p.guard.hub().flush();
+            }
             send(&mut socket, &mut session).await?;
             // Decode what followed a decision (connect, publish).
             session.resume().map_err(|e| e.to_string())?;

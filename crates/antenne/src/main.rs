@@ -1,9 +1,20 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = antenne::config::Cli::parse();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.worker_threads(cli.worker_threads.max(1));
+    match rt.enable_all().build() {
+        Ok(rt) => rt.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("antenne: cannot start the runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: antenne::config::Cli) -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("ANTENNE_LOG")

@@ -1,6 +1,7 @@
 //! One connection to a platform: TCP (and TLS for rtmps), the RTMP publish
 //! sequence, then the relay loop that writes the hub's frames.
 
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +9,12 @@ use std::time::Duration;
 use antenne_rtmp::message::Status;
 use antenne_rtmp::{ClientEvent, ClientSession, PublishTarget, SessionError};
 use bytes::{Buf, Bytes};
+use futures_util::FutureExt;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::url::{Scheme, Target};
@@ -182,7 +184,11 @@ pub async fn open(
             Some(t) => t,
             None => return Err(last_err.unwrap_or(OutputError::Refused(addr))),
         };
-        let _ = tcp.set_nodelay(true);
+        // Nagle's algorithm stays on: a small audio frame waits for the
+        // next frame while data is in flight, rather than costing a TCP
+        // segment (and a wake-up of the receiver) of its own. Platforms
+        // buffer seconds; the few milliseconds do not matter, and the
+        // relay costs markedly less CPU per destination.
         let mut io: Box<dyn Io> = match target.scheme {
             Scheme::Rtmp => Box::new(tcp),
             Scheme::Rtmps => {
@@ -280,38 +286,45 @@ const MAX_IOV: usize = 64;
 
 /// Relays the hub's frames until cancelled, the publisher is gone past
 /// the grace period, or the connection fails.
+///
+/// One task owns the socket: it waits for frames (or a server message, a
+/// change of the ingest, cancellation), then writes what it got. Writes
+/// first try without arming a timer; only a socket that is full arms the
+/// stall timeout, so the common path costs no timer per frame.
 pub async fn relay(
-    io: Box<dyn Io>,
+    mut io: Box<dyn Io>,
     mut session: ClientSession,
     sub: Subscription,
     stats: &OutputStats,
     timeouts: &Timeouts,
     cancel: &CancellationToken,
 ) -> Result<LiveEnd, OutputError> {
-    let (mut rd, mut wr) = tokio::io::split(io);
-    let mut live: watch::Receiver<bool> = sub.hub().watch_live();
+    // The ingest's comings and goings are watched beside the relay loop:
+    // it cancels `ingest_gone` once the publisher stayed away past the
+    // grace period, so the loop itself polls no timer per frame.
+    let ingest_gone = cancel.child_token();
+    let watcher = tokio::spawn(watch_ingest(
+        sub.hub().watch_live(),
+        timeouts.grace,
+        ingest_gone.clone(),
+    ));
+    let _stop_watcher = AbortOnDrop(watcher);
+    let stopped = ingest_gone.cancelled();
+    tokio::pin!(stopped);
     let mut rbuf = vec![0u8; 4096];
     let mut frames: Vec<Frame> = Vec::with_capacity(BATCH);
-    let mut parts: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
+    let mut parts: VecDeque<Bytes> = VecDeque::new();
     let mut scratch: Vec<Bytes> = Vec::new();
     let mut rebaser = Rebaser::default();
-    let mut grace_until: Option<Instant> =
-        (!*live.borrow()).then(|| Instant::now() + timeouts.grace);
-    let mut pending_since = Instant::now();
     let dropped_base = stats.dropped();
 
     let end = loop {
-        if parts.is_empty() {
-            if let Some(b) = session.take_output() {
-                parts.push_back(b);
-                pending_since = Instant::now();
-            }
-        }
-        let stall_at = pending_since + timeouts.stall;
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => break LiveEnd::Cancelled,
-            r = rd.read(&mut rbuf) => {
+            _ = &mut stopped => {
+                break if cancel.is_cancelled() { LiveEnd::Cancelled } else { LiveEnd::IngestGone };
+            }
+            r = io.read(&mut rbuf) => {
                 let n = r.map_err(io_error)?;
                 if n == 0 {
                     return Err(OutputError::Closed);
@@ -325,24 +338,11 @@ pub async fn relay(
                         ClientEvent::Published => {}
                     }
                 }
-            }
-            changed = live.changed() => {
-                if changed.is_err() {
-                    break LiveEnd::Cancelled;
+                if let Some(b) = session.take_output() {
+                    parts.push_back(b);
                 }
-                grace_until = if *live.borrow_and_update() {
-                    None
-                } else {
-                    Some(Instant::now() + timeouts.grace)
-                };
             }
-            _ = sleep_until(grace_until.unwrap_or(stall_at)), if grace_until.is_some() && parts.is_empty() => {
-                break LiveEnd::IngestGone;
-            }
-            _ = sleep_until(stall_at), if !parts.is_empty() => {
-                return Err(OutputError::Stalled(timeouts.stall.as_secs()));
-            }
-            _ = sub.recv_many(&mut frames, BATCH), if parts.is_empty() => {
+            _ = sub.recv_many(&mut frames, BATCH) => {
                 for f in frames.drain(..) {
                     let ts = rebaser.map(&f);
                     match f.kind {
@@ -352,17 +352,17 @@ pub async fn relay(
                     }
                 }
                 parts.extend(scratch.drain(..));
-                pending_since = Instant::now();
                 stats.set_dropped(dropped_base + sub.dropped());
             }
-            r = write_some(&mut wr, &mut parts), if !parts.is_empty() => {
-                let n = r.map_err(io_error)?;
-                if n == 0 {
-                    return Err(OutputError::Closed);
-                }
-                stats.bytes.add(n);
-                pending_since = Instant::now();
-            }
+        }
+        if !parts.is_empty()
+            && write_all(&mut io, &mut parts, stats, timeouts, &ingest_gone).await?
+        {
+            break if cancel.is_cancelled() {
+                LiveEnd::Cancelled
+            } else {
+                LiveEnd::IngestGone
+            };
         }
     };
     // Close cleanly: what is queued is abandoned, the closing commands go
@@ -373,24 +373,83 @@ pub async fn relay(
             // Finish the message being written, so the closing commands
             // are not spliced into the middle of a chunk.
             while !parts.is_empty() {
-                if write_some(&mut wr, &mut parts).await? == 0 {
+                if write_some(&mut io, &mut parts).await? == 0 {
                     break;
                 }
             }
-            wr.write_all(&bye).await?;
-            wr.flush().await
+            io.write_all(&bye).await?;
+            io.flush().await
         })
         .await;
     }
-    let _ = timeout(timeouts.close, wr.shutdown()).await;
+    let _ = timeout(timeouts.close, io.shutdown()).await;
     Ok(end)
+}
+
+/// Cancels `gone` once the ingest has been offline for `grace` without
+/// coming back.
+async fn watch_ingest(mut live: watch::Receiver<bool>, grace: Duration, gone: CancellationToken) {
+    loop {
+        while *live.borrow_and_update() {
+            if live.changed().await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(grace) => {
+                gone.cancel();
+                return;
+            }
+            r = live.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Writes all of `parts`. A socket that accepts nothing for the stall
+/// timeout is an error; returns `true` if cancelled meanwhile (what is
+/// left of `parts` is then a partial message).
+async fn write_all(
+    io: &mut Box<dyn Io>,
+    parts: &mut VecDeque<Bytes>,
+    stats: &OutputStats,
+    timeouts: &Timeouts,
+    cancel: &CancellationToken,
+) -> Result<bool, OutputError> {
+    while !parts.is_empty() {
+        // Fast path: the socket has room (the usual case), no timer.
+        let n = match write_some(io, parts).now_or_never() {
+            Some(r) => r.map_err(io_error)?,
+            None => tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Ok(true),
+                r = timeout(timeouts.stall, write_some(io, parts)) => match r {
+                    Ok(r) => r.map_err(io_error)?,
+                    Err(_) => return Err(OutputError::Stalled(timeouts.stall.as_secs())),
+                },
+            },
+        };
+        if n == 0 {
+            return Err(OutputError::Closed);
+        }
+        stats.bytes.add(n);
+    }
+    Ok(false)
 }
 
 /// One vectored write; advances `parts` by what was written. Cancel-safe:
 /// a write that does not complete writes nothing.
-async fn write_some<W: AsyncWrite + Unpin>(
+async fn write_some<W: AsyncWrite + Unpin + ?Sized>(
     wr: &mut W,
-    parts: &mut std::collections::VecDeque<Bytes>,
+    parts: &mut VecDeque<Bytes>,
 ) -> std::io::Result<usize> {
     let n = {
         let slices: Vec<IoSlice<'_>> = parts
