@@ -16,6 +16,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/login", get(login))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/assets/{*path}", get(asset))
 }
 
@@ -54,8 +55,8 @@ fn page(path: &str) -> Response {
     }
 }
 
-async fn index(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let logged_in = match cookie(&headers, SESSION_COOKIE) {
+async fn logged_in(st: &AppState, headers: &HeaderMap) -> bool {
+    match cookie(headers, SESSION_COOKIE) {
         Some(s) => {
             let auth = st.auth.clone();
             tokio::task::spawn_blocking(move || auth.session(&s).is_some())
@@ -63,16 +64,23 @@ async fn index(State(st): State<AppState>, headers: HeaderMap) -> Response {
                 .unwrap_or(false)
         }
         None => false,
-    };
-    if logged_in {
+    }
+}
+
+async fn index(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if logged_in(&st, &headers).await {
         page("index.html")
     } else {
         Redirect::to("/login").into_response()
     }
 }
 
-async fn login() -> Response {
-    page("login.html")
+async fn login(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if logged_in(&st, &headers).await {
+        Redirect::to("/").into_response()
+    } else {
+        page("login.html")
+    }
 }
 
 async fn asset(Path(path): Path<String>) -> Response {
