@@ -2,7 +2,8 @@
 # The project's test command: bash scripts/test.sh [--no-lint]
 #
 # 1. Installs the real peers the integration tests use, if missing (Debian,
-#    as root): ffmpeg, nginx + libnginx-mod-rtmp, stunnel4, openssl.
+#    as root): ffmpeg, nginx + libnginx-mod-rtmp, stunnel4, openssl,
+#    chromium + chromium-driver.
 # 2. Lints: cargo fmt --check, cargo clippy -D warnings (skip with --no-lint).
 # 3. cargo test --workspace.
 set -euo pipefail
@@ -38,6 +39,8 @@ command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 [ -f "$RTMP_MODULE" ] || missing+=(libnginx-mod-rtmp)
 command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || missing+=(stunnel4)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

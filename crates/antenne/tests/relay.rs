@@ -37,6 +37,9 @@ fn assert_good_recording(path: &std::path::Path, min_ms: i64) -> StreamReport {
         "lasts {min_ms} ms: {what}"
     );
     let errors = decode_errors(path).expect("ffmpeg decodes the recording");
+    if !errors.trim().is_empty() {
+        let _ = std::fs::copy(path, "/tmp/failed-recording.flv");
+    }
     assert!(
         errors.trim().is_empty(),
         "decodes cleanly ({what}): {errors}"

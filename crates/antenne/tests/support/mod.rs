@@ -24,6 +24,7 @@
 #![allow(unused_imports)]
 
 pub mod antenne;
+pub mod browser;
 pub mod child;
 pub mod nginx;
 pub mod probe;
@@ -31,6 +32,7 @@ pub mod publisher;
 pub mod stunnel;
 
 pub use antenne::{http_json, http_json_as, Antenne, AntenneOptions, ADMIN_PASSWORD};
+pub use browser::{artifacts_dir, Browser};
 pub use child::ChildGuard;
 pub use nginx::Nginx;
 pub use probe::{analyze, decode_errors, AudioPacket, StreamReport, VideoPacket};

@@ -280,7 +280,17 @@ pub fn decode_errors(path: &Path) -> Result<String> {
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("cannot run ffmpeg to decode {}", path.display()))?;
-    let mut errors = String::from_utf8_lossy(&out.stderr).into_owned();
+    // The null sink re-checks the timestamps of *decoded* frames, which the
+    // h264 decoder guesses afresh when a new encoder session (a publisher
+    // that reconnected) brings new parameter sets; under load it can
+    // report two frames at one guessed time. Packet timestamps, what a
+    // platform receives, are checked strictly by `analyze`; here only what
+    // the decoder says counts.
+    let mut errors: String = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.contains("non monotonically increasing dts to muxer"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     if !out.status.success() && errors.trim().is_empty() {
         errors = format!("ffmpeg exited with {}", out.status);
     }
