@@ -38,7 +38,8 @@ fn assert_good_recording(path: &std::path::Path, min_ms: i64) -> StreamReport {
     );
     let errors = decode_errors(path).expect("ffmpeg decodes the recording");
     if !errors.trim().is_empty() {
-        let _ = std::fs::copy(path, "/tmp/failed-recording.flv");
+        let _ = std::fs::create_dir_all(artifacts_dir());
+        let _ = std::fs::copy(path, artifacts_dir().join("failed-recording.flv"));
     }
     assert!(
         errors.trim().is_empty(),
