@@ -234,10 +234,15 @@ def measure(pids, seconds):
 
 # ---------------------------------------------------------------- HTTP
 
+# antenne's API needs a token: the benchmark gives its antenne this one.
+API_TOKEN = "bench-" + os.urandom(8).hex()
+
+
 def http_json(method, url, body=None, timeout=5.0):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {API_TOKEN}"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             raw = r.read()
@@ -442,7 +447,7 @@ class AntenneRelay:
         self.proc = None
 
     def start(self):
-        env = dict(os.environ, ANTENNE_LOG="warn")
+        env = dict(os.environ, ANTENNE_LOG="warn", ANTENNE_API_TOKEN=API_TOKEN)
         data = os.path.join(self.dir, "data")
         self.proc = PROCS.spawn(
             "antenne",
