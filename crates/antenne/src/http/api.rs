@@ -77,6 +77,11 @@ fn show_key(key: &StreamKey, reveal: bool) -> String {
     }
 }
 
+/// An RFC 3339 time from seconds since the epoch (as the store keeps them).
+pub(crate) fn unix_time(secs: i64) -> String {
+    time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64))
+}
+
 pub(crate) fn time(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -455,12 +460,14 @@ async fn events(
     Ok(Json(Value::Array(
         list.into_iter()
             .map(|e| {
-                let name = e
-                    .destination_name
-                    .or_else(|| e.destination_id.as_ref().and_then(|id| names.get(id).cloned()));
+                let name = e.destination_name.or_else(|| {
+                    e.destination_id
+                        .as_ref()
+                        .and_then(|id| names.get(id).cloned())
+                });
                 json!({
                     "id": e.id,
-                    "at": time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(e.at.max(0) as u64)),
+                    "at": unix_time(e.at),
                     "kind": e.kind,
                     "destination_id": e.destination_id,
                     "destination_name": name,

@@ -11,6 +11,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::api::unix_time;
 use super::{cookie, ApiError, AppState, SESSION_COOKIE};
 use crate::auth::{Identity, LoginError, SESSION_TTL};
 
@@ -98,13 +99,6 @@ async fn me(Extension(who): Extension<Identity>) -> Json<Value> {
     }
 }
 
-fn time(secs: i64) -> String {
-    humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64),
-    )
-    .to_string()
-}
-
 async fn list_tokens(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let auth = st.auth.clone();
     let tokens = tokio::task::spawn_blocking(move || auth.tokens()).await??;
@@ -115,8 +109,8 @@ async fn list_tokens(State(st): State<AppState>) -> Result<Json<Value>, ApiError
                 json!({
                     "id": t.id,
                     "name": t.name,
-                    "created_at": time(t.created_at),
-                    "last_used_at": t.last_used_at.map(time),
+                    "created_at": unix_time(t.created_at),
+                    "last_used_at": t.last_used_at.map(unix_time),
                 })
             })
             .collect(),
