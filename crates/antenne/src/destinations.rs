@@ -36,7 +36,24 @@ pub struct Destination {
     pub ingest: StreamKey,
     /// `url` and `key` resolved.
     pub target: Target,
+    /// Streamed by OBS itself (direct mode): `main` for OBS's stream
+    /// output, else the name of one of its outputs. antenne then does not
+    /// relay it; its switch drives OBS.
+    pub via_obs: Option<String>,
 }
+
+/// Drives OBS for destinations that OBS streams itself.
+pub trait ObsDirect: Send + Sync {
+    /// Switches OBS's main stream (pointed at `url` + `key`) or a named
+    /// output on or off, in the background; failures go to `stats`.
+    fn switch(&self, via: &str, url: &str, key: &str, on: bool, stats: Arc<OutputStats>);
+    /// Whether that OBS output streams now; `None` when OBS is not
+    /// connected.
+    fn active(&self, via: &str) -> Option<bool>;
+}
+
+/// The `via_obs` value for OBS's own stream output.
+pub const OBS_MAIN: &str = "main";
 
 impl Destination {
     fn stored(&self) -> StoredDestination {
@@ -48,6 +65,7 @@ impl Destination {
             key: self.key.expose().to_owned(),
             enabled: self.enabled,
             ingest: self.ingest.expose().to_owned(),
+            via_obs: self.via_obs.clone(),
         }
     }
 }
@@ -61,6 +79,8 @@ pub struct DestinationInput {
     pub key: Option<String>,
     pub enabled: Option<bool>,
     pub ingest: Option<String>,
+    /// `Some(None)` makes antenne relay it again; `None` keeps it.
+    pub via_obs: Option<Option<String>>,
 }
 
 /// Why a change was refused; the text is shown to the user.
@@ -78,6 +98,10 @@ pub enum DestinationError {
     BadName,
     #[error("unknown platform {0:?}")]
     UnknownPlatform(String),
+    #[error("OBS has a single stream output, already used by {0:?}: switch that one off first")]
+    ObsMainBusy(String),
+    #[error("via_obs must be \"main\" or the name of an OBS output (1 to 100 characters)")]
+    BadViaObs,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -107,6 +131,9 @@ impl Running {
 pub struct DestinationView {
     pub dest: Destination,
     pub stats: Arc<OutputStats>,
+    /// For a destination streamed by OBS: whether OBS streams it now
+    /// (`None`: OBS not connected, or relayed by antenne).
+    pub obs_active: Option<bool>,
 }
 
 /// All destinations.
@@ -119,6 +146,7 @@ pub struct Destinations {
     store: Arc<Store>,
     history: History,
     presets: Arc<Presets>,
+    direct: std::sync::OnceLock<Arc<dyn ObsDirect>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -140,6 +168,7 @@ impl Destinations {
             store,
             history,
             presets,
+            direct: std::sync::OnceLock::new(),
             tracker: TaskTracker::new(),
             shutdown,
         }
@@ -151,6 +180,63 @@ impl Destinations {
 
     fn order(&self) -> MutexGuard<'_, Vec<String>> {
         self.order.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connects direct mode to OBS (once, at start-up).
+    pub fn set_obs_direct(&self, direct: Arc<dyn ObsDirect>) {
+        let _ = self.direct.set(direct);
+    }
+
+    fn view(&self, e: &Entry) -> DestinationView {
+        let obs_active = match (&e.dest.via_obs, self.direct.get()) {
+            (Some(via), Some(d)) => d.active(via),
+            _ => None,
+        };
+        DestinationView {
+            dest: e.dest.clone(),
+            stats: e.stats.clone(),
+            obs_active,
+        }
+    }
+
+    /// Starts what an enabled destination needs: a relay task, or OBS.
+    fn activate(&self, entry: &Entry, previous: Option<JoinHandle<()>>) -> Option<Running> {
+        match &entry.dest.via_obs {
+            None => Some(self.start(entry, previous)),
+            Some(via) => {
+                entry.stats.set_state(OutputState::Idle);
+                self.drive_obs(&entry.dest, via, true, &entry.stats);
+                None
+            }
+        }
+    }
+
+    fn drive_obs(&self, dest: &Destination, via: &str, on: bool, stats: &Arc<OutputStats>) {
+        match self.direct.get() {
+            Some(d) => d.switch(via, &dest.url, dest.key.expose(), on, stats.clone()),
+            None => stats.set_error("OBS control is not available".into()),
+        }
+    }
+
+    fn check_via_obs(
+        entries: &BTreeMap<String, Entry>,
+        id: &str,
+        via: Option<&str>,
+        enabled: bool,
+    ) -> Result<(), DestinationError> {
+        let Some(via) = via else { return Ok(()) };
+        let n = via.trim().chars().count();
+        if n == 0 || n > 100 {
+            return Err(DestinationError::BadViaObs);
+        }
+        if via == OBS_MAIN && enabled {
+            if let Some(other) = entries.values().find(|e| {
+                e.dest.id != id && e.dest.enabled && e.dest.via_obs.as_deref() == Some(OBS_MAIN)
+            }) {
+                return Err(DestinationError::ObsMainBusy(other.dest.name.clone()));
+            }
+        }
+        Ok(())
     }
 
     pub fn hubs(&self) -> &Hubs {
@@ -200,6 +286,7 @@ impl Destinations {
                 enabled: s.enabled,
                 ingest,
                 target,
+                via_obs: s.via_obs,
             };
             self.insert(dest);
         }
@@ -214,12 +301,9 @@ impl Destinations {
             running: None,
         };
         if entry.dest.enabled {
-            entry.running = Some(self.start(&entry, None));
+            entry.running = self.activate(&entry, None);
         }
-        let view = DestinationView {
-            dest: entry.dest.clone(),
-            stats: entry.stats.clone(),
-        };
+        let view = self.view(&entry);
         self.order().push(view.dest.id.clone());
         self.lock().insert(view.dest.id.clone(), entry);
         view
@@ -230,20 +314,14 @@ impl Destinations {
         self.order()
             .iter()
             .filter_map(|id| entries.get(id))
-            .map(|e| DestinationView {
-                dest: e.dest.clone(),
-                stats: e.stats.clone(),
-            })
+            .map(|e| self.view(e))
             .collect()
     }
 
     pub fn get(&self, id: &str) -> Result<DestinationView, DestinationError> {
         self.lock()
             .get(id)
-            .map(|e| DestinationView {
-                dest: e.dest.clone(),
-                stats: e.stats.clone(),
-            })
+            .map(|e| self.view(e))
             .ok_or_else(|| DestinationError::NotFound(id.to_owned()))
     }
 
@@ -298,15 +376,19 @@ impl Destinations {
         Self::check_name(&name)?;
         let ingest = self.resolve_ingest(input.ingest.as_deref())?;
         let id = format!("d{:010x}", rand::random::<u64>() & 0xff_ffff_ffff);
+        let via_obs = input.via_obs.flatten().map(|v| v.trim().to_owned());
+        let enabled = input.enabled.unwrap_or(true);
+        Self::check_via_obs(&self.lock(), &id, via_obs.as_deref(), enabled)?;
         let dest = Destination {
             id: id.clone(),
             name,
             platform,
             url: url_text.trim().to_owned(),
             key: StreamKey::new(key.trim()),
-            enabled: input.enabled.unwrap_or(true),
+            enabled,
             ingest,
             target,
+            via_obs,
         };
         self.store.insert_destination(&dest.stored())?;
         info!(destination = %id, url = %dest.target.redacted(), enabled = dest.enabled, "destination added");
@@ -347,29 +429,45 @@ impl Destinations {
         if let Some(p) = &input.platform {
             self.check_platform(p)?;
         }
+        let via_obs = match &input.via_obs {
+            Some(v) => v.as_ref().map(|v| v.trim().to_owned()),
+            None => entry.dest.via_obs.clone(),
+        };
+        let enabled = input.enabled.unwrap_or(entry.dest.enabled);
         let edited = input.name.is_some()
             || input.url.is_some()
             || input.key.is_some()
             || input.platform.is_some()
-            || input.ingest.is_some();
+            || input.ingest.is_some()
+            || input.via_obs.is_some();
         let mut next = entry.dest.clone();
         next.url = url_text.trim().to_owned();
         next.key = StreamKey::new(key.trim());
         next.target = target;
         next.ingest = ingest;
-        next.enabled = input.enabled.unwrap_or(entry.dest.enabled);
+        next.enabled = enabled;
+        next.via_obs = via_obs;
         if let Some(name) = input.name {
             next.name = name.trim().to_owned();
         }
         if let Some(p) = input.platform {
             next.platform = p;
         }
+        // Checked against the others before anything changes.
+        drop(entries);
+        let mut entries = self.lock();
+        Self::check_via_obs(&entries, id, next.via_obs.as_deref(), next.enabled)?;
+        let entry = entries
+            .get_mut(id)
+            .ok_or_else(|| DestinationError::NotFound(id.to_owned()))?;
         // Saved first: a change that cannot be saved is not applied.
         self.store.update_destination(&next.stored())?;
 
-        let restart = next.target != entry.dest.target || next.ingest != entry.dest.ingest;
+        let restart = next.target != entry.dest.target
+            || next.ingest != entry.dest.ingest
+            || next.via_obs != entry.dest.via_obs;
         let was_enabled = entry.dest.enabled;
-        entry.dest = next;
+        let old = std::mem::replace(&mut entry.dest, next);
         let dest = &entry.dest;
         let label = Some((id, dest.name.as_str()));
         if was_enabled != dest.enabled {
@@ -392,22 +490,27 @@ impl Destinations {
                 Some(actor),
             );
         }
+        // What the old configuration ran is stopped first: its relay
+        // task, or the OBS output it drove.
+        let stop_old = !entry.dest.enabled || restart;
+        if stop_old && was_enabled {
+            if let Some(via) = &old.via_obs {
+                self.drive_obs(&old, via, false, &entry.stats);
+            }
+        }
         if !entry.dest.enabled {
             if let Some(running) = entry.running.take() {
                 running.stop();
             }
             entry.stats.set_state(OutputState::Disabled);
-        } else if restart || !was_enabled || entry.running.is_none() {
-            // The new task waits for the old one to close its stream, so a
-            // platform never sees two publishers on one key.
+        } else if restart || !was_enabled || (entry.running.is_none() && entry.dest.via_obs.is_none()) {
+            // A new relay task waits for the old one to close its stream,
+            // so a platform never sees two publishers on one key.
             let previous = entry.running.take().map(Running::stop);
-            entry.running = Some(self.start(entry, previous));
+            entry.running = self.activate(entry, previous);
         }
         info!(destination = %id, enabled = entry.dest.enabled, restarted = restart, "destination updated");
-        Ok(DestinationView {
-            dest: entry.dest.clone(),
-            stats: entry.stats.clone(),
-        })
+        Ok(self.view(entry))
     }
 
     /// Removes a destination, closing its stream.
@@ -418,12 +521,13 @@ impl Destinations {
             .map(|e| e.dest.name.clone())
             .ok_or_else(|| DestinationError::NotFound(id.to_owned()))?;
         self.store.delete_destination(id)?;
-        if let Some(Entry {
-            running: Some(running),
-            ..
-        }) = entries.remove(id)
-        {
-            running.stop();
+        if let Some(entry) = entries.remove(id) {
+            if let Some(running) = entry.running {
+                running.stop();
+            }
+            if let (true, Some(via)) = (entry.dest.enabled, &entry.dest.via_obs) {
+                self.drive_obs(&entry.dest, via, false, &entry.stats);
+            }
         }
         drop(entries);
         self.order().retain(|x| x != id);

@@ -71,6 +71,8 @@ const MIGRATIONS: &[&str] = &[
         actor TEXT
      );
      CREATE INDEX events_by_destination ON events(destination_id, id);",
+    // 2: destinations streamed by OBS itself ("main" or an output name).
+    "ALTER TABLE destinations ADD COLUMN via_obs TEXT;",
 ];
 
 /// Events kept in the history; older ones are pruned.
@@ -128,6 +130,10 @@ pub struct StoredDestination {
     pub key: String,
     pub enabled: bool,
     pub ingest: String,
+    /// Streamed by OBS itself: `main` (OBS's stream output) or the name of
+    /// one of its outputs; `None` when antenne relays it.
+    #[serde(default)]
+    pub via_obs: Option<String>,
 }
 
 fn custom() -> String {
@@ -272,7 +278,7 @@ impl Store {
         let conn = self.lock();
         let mut stmt = conn
             .prepare(
-                "SELECT id, name, platform, url, key, enabled, ingest FROM destinations
+                "SELECT id, name, platform, url, key, enabled, ingest, via_obs FROM destinations
                  ORDER BY position, created_at",
             )
             .map_err(write_error)?;
@@ -286,6 +292,7 @@ impl Store {
                     key: r.get(4)?,
                     enabled: r.get(5)?,
                     ingest: r.get(6)?,
+                    via_obs: r.get(7)?,
                 })
             })
             .map_err(write_error)?;
@@ -296,10 +303,10 @@ impl Store {
         let conn = self.lock();
         let t = now();
         conn.execute(
-            "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, position, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
+            "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9,
                      (SELECT COALESCE(MAX(position), 0) + 1 FROM destinations), ?8, ?8)",
-            params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, t],
+            params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, t, d.via_obs],
         )
         .map_err(write_error)?;
         Ok(())
@@ -309,7 +316,7 @@ impl Store {
         let conn = self.lock();
         conn.execute(
             "UPDATE destinations SET name = ?2, platform = ?3, url = ?4, key = ?5, enabled = ?6,
-             ingest = ?7, updated_at = ?8 WHERE id = ?1",
+             ingest = ?7, updated_at = ?8, via_obs = ?9 WHERE id = ?1",
             params![
                 d.id,
                 d.name,
@@ -318,7 +325,8 @@ impl Store {
                 d.key,
                 d.enabled,
                 d.ingest,
-                now()
+                now(),
+                d.via_obs
             ],
         )
         .map_err(write_error)?;
@@ -607,9 +615,9 @@ impl Store {
         }
         for (i, d) in b.destinations.iter().enumerate() {
             tx.execute(
-                "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, position, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, i as i64, t],
+                "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?9)",
+                params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, i as i64, t, d.via_obs],
             )
             .map_err(write_error)?;
         }
@@ -637,6 +645,7 @@ mod tests {
             key: "secret".into(),
             enabled: true,
             ingest: "live_k".into(),
+            via_obs: None,
         }
     }
 
@@ -654,6 +663,7 @@ mod tests {
             let mut b = dest("b");
             s.insert_destination(&b).expect("saves");
             b.enabled = false;
+            b.via_obs = Some("main".into());
             s.update_destination(&b).expect("updates");
             s.set_setting("public_host", "example.org")
                 .expect("saves setting");
@@ -663,6 +673,7 @@ mod tests {
         assert_eq!(ds.len(), 2);
         assert_eq!(ds[0].id, "a");
         assert!(!ds[1].enabled);
+        assert_eq!(ds[1].via_obs.as_deref(), Some("main"));
         assert_eq!(
             s.setting("public_host").expect("reads").as_deref(),
             Some("example.org")

@@ -179,3 +179,44 @@ fn the_openapi_document_matches_the_server() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn only_one_destination_can_use_obs_main_output_at_a_time() -> Result<()> {
+    let mut antenne = Antenne::start("api_test_key_0123456789")?;
+    let body = |name: &str| json!({"name": name, "url": "rtmp://127.0.0.1:1/live", "key": name, "via_obs": "main"});
+    let (status, first) = antenne.request("POST", "/api/v1/destinations", Some(&body("first")))?;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["via_obs"], "main");
+    // Not relayed by antenne: its state is OBS's, and OBS is not set up.
+    assert_eq!(first["status"]["state"], "idle", "{first}");
+    assert_eq!(first["status"]["error"], "OBS is not connected", "{first}");
+    let (status, answer) =
+        antenne.request("POST", "/api/v1/destinations", Some(&body("second")))?;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("\"first\"")),
+        "{answer}"
+    );
+    // Off, the second may exist; switching it on while the first is on is refused.
+    let mut off = body("second");
+    off["enabled"] = json!(false);
+    let (status, second) = antenne.request("POST", "/api/v1/destinations", Some(&off))?;
+    assert_eq!(status, 201, "{second}");
+    let id2 = Antenne::id_of(&second);
+    let (status, _) = antenne.request(
+        "PATCH",
+        &format!("/api/v1/destinations/{id2}"),
+        Some(&json!({"enabled": true})),
+    )?;
+    assert_eq!(status, 409);
+    // Back to relaying (via_obs null): no conflict any more, and it stays so after a restart.
+    let d = antenne.patch_destination(&id2, &json!({"via_obs": null, "enabled": true}))?;
+    assert_eq!(d["via_obs"], serde_json::Value::Null);
+    antenne.restart()?;
+    let list = antenne.list_destinations()?;
+    assert_eq!(list[0]["via_obs"], "main");
+    assert_eq!(list[1]["via_obs"], serde_json::Value::Null);
+    Ok(())
+}

@@ -50,6 +50,7 @@ impl From<DestinationError> for ApiError {
     fn from(e: DestinationError) -> Self {
         match e {
             DestinationError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            DestinationError::ObsMainBusy(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             DestinationError::Store(s) => s.into(),
             _ => ApiError::bad_request(e.to_string()),
         }
@@ -121,6 +122,17 @@ pub(crate) fn destination_json(v: &DestinationView, reveal: bool) -> Value {
         }
         OutputState::Disabled | OutputState::Idle => {}
     }
+    if d.via_obs.is_some() && d.enabled {
+        // Streamed by OBS: its state is OBS's.
+        status["state"] = json!(match v.obs_active {
+            Some(true) => "live",
+            Some(false) => "connecting",
+            None => "idle",
+        });
+        if v.obs_active.is_none() {
+            status["error"] = json!("OBS is not connected");
+        }
+    }
     json!({
         "id": d.id,
         "name": d.name,
@@ -129,6 +141,7 @@ pub(crate) fn destination_json(v: &DestinationView, reveal: bool) -> Value {
         "key": show_key(&d.key, reveal),
         "enabled": d.enabled,
         "ingest": show_key(&d.ingest, reveal),
+        "via_obs": d.via_obs,
         "status": status,
     })
 }
@@ -332,6 +345,15 @@ struct DestinationBody {
     key: Option<String>,
     enabled: Option<bool>,
     ingest: Option<String>,
+    /// Absent: unchanged; `null`: relayed by antenne; a string: streamed
+    /// by OBS itself (`main` or an output name).
+    #[serde(default, deserialize_with = "present")]
+    via_obs: Option<Option<String>>,
+}
+
+/// Tells a field set to `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 impl From<DestinationBody> for DestinationInput {
@@ -343,6 +365,7 @@ impl From<DestinationBody> for DestinationInput {
             key: b.key,
             enabled: b.enabled,
             ingest: b.ingest,
+            via_obs: b.via_obs,
         }
     }
 }
