@@ -50,6 +50,9 @@ pub trait ObsDirect: Send + Sync {
     /// Whether that OBS output streams now; `None` when OBS is not
     /// connected.
     fn active(&self, via: &str) -> Option<bool>;
+    /// The number of enabled destinations changed (automation: OBS starts
+    /// streaming with the first, stops with the last).
+    fn enabled_count_changed(&self, before: usize, after: usize);
 }
 
 /// The `via_obs` value for OBS's own stream output.
@@ -196,6 +199,19 @@ impl Destinations {
             dest: e.dest.clone(),
             stats: e.stats.clone(),
             obs_active,
+        }
+    }
+
+    fn enabled_count(&self) -> usize {
+        self.lock().values().filter(|e| e.dest.enabled).count()
+    }
+
+    fn count_changed(&self, before: usize) {
+        let after = self.enabled_count();
+        if before != after {
+            if let Some(d) = self.direct.get() {
+                d.enabled_count_changed(before, after);
+            }
         }
     }
 
@@ -360,6 +376,17 @@ impl Destinations {
         input: DestinationInput,
         actor: &str,
     ) -> Result<DestinationView, DestinationError> {
+        let before = self.enabled_count();
+        let view = self.create_inner(input, actor)?;
+        self.count_changed(before);
+        Ok(view)
+    }
+
+    fn create_inner(
+        &self,
+        input: DestinationInput,
+        actor: &str,
+    ) -> Result<DestinationView, DestinationError> {
         let url_text = input.url.ok_or(DestinationError::Missing("url"))?;
         let key = input.key.unwrap_or_default();
         let target = url::parse(&url_text, &key)?;
@@ -404,6 +431,18 @@ impl Destinations {
     /// Applies changes; restarts the destination only if where or what it
     /// publishes changed.
     pub fn update(
+        &self,
+        id: &str,
+        input: DestinationInput,
+        actor: &str,
+    ) -> Result<DestinationView, DestinationError> {
+        let before = self.enabled_count();
+        let view = self.update_inner(id, input, actor)?;
+        self.count_changed(before);
+        Ok(view)
+    }
+
+    fn update_inner(
         &self,
         id: &str,
         input: DestinationInput,
@@ -503,7 +542,10 @@ impl Destinations {
                 running.stop();
             }
             entry.stats.set_state(OutputState::Disabled);
-        } else if restart || !was_enabled || (entry.running.is_none() && entry.dest.via_obs.is_none()) {
+        } else if restart
+            || !was_enabled
+            || (entry.running.is_none() && entry.dest.via_obs.is_none())
+        {
             // A new relay task waits for the old one to close its stream,
             // so a platform never sees two publishers on one key.
             let previous = entry.running.take().map(Running::stop);
@@ -515,6 +557,13 @@ impl Destinations {
 
     /// Removes a destination, closing its stream.
     pub fn delete(&self, id: &str, actor: &str) -> Result<(), DestinationError> {
+        let before = self.enabled_count();
+        self.delete_inner(id, actor)?;
+        self.count_changed(before);
+        Ok(())
+    }
+
+    fn delete_inner(&self, id: &str, actor: &str) -> Result<(), DestinationError> {
         let mut entries = self.lock();
         let name = entries
             .get(id)
