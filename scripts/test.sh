@@ -3,7 +3,8 @@
 #
 # 1. Installs the real peers the integration tests use, if missing (Debian,
 #    as root): ffmpeg, nginx + libnginx-mod-rtmp, stunnel4, openssl,
-#    chromium + chromium-driver.
+#    chromium + chromium-driver, and for the OBS tests obs-studio (with
+#    obs-websocket), xvfb, libgl1-mesa-dri, libegl1, x11-utils.
 # 2. Lints: cargo fmt --check, cargo clippy -D warnings (skip with --no-lint).
 # 3. cargo test --workspace.
 set -euo pipefail
@@ -41,6 +42,12 @@ command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || mis
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+# OBS Studio headless (tests/obs.rs): OBS under Xvfb, Mesa software GL.
+command -v obs >/dev/null 2>&1 && compgen -G '/usr/lib/*/obs-plugins/obs-websocket.so' >/dev/null || missing+=(obs-studio)
+command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
+command -v xdpyinfo >/dev/null 2>&1 || missing+=(x11-utils)
+compgen -G '/usr/lib/*/dri/swrast_dri.so' >/dev/null || missing+=(libgl1-mesa-dri)
+compgen -G '/usr/lib/*/libEGL.so.1' >/dev/null || missing+=(libegl1)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

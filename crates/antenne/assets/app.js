@@ -21,6 +21,7 @@ import {
 const API = '/api/v1';
 const HISTORY_MS = 60_000; // bitrate graph window
 const EVENTS_POLL_MS = 5_000;
+const OBS_POLL_MS = 2_000; // the SSE snapshot does not carry OBS: poll it
 const RECENT_TOGGLE_MS = 2_500; // trust our own toggle over an older snapshot this long
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -43,14 +44,24 @@ const state = {
   eventsSig: '',
   eventsLoading: false,
   tokens: [],
+  obs: null, // last answer of GET /api/v1/obs
+  obsAt: 0, // when `obs` arrived (for the ticking timecode)
+  obsMissing: false, // this server has no OBS support (404)
+  obsBusy: null, // the OBS action in flight: 'start', 'stop', 'point', 'restore', 'scene'
+  obsError: null, // error text of the last failed OBS action
+  obsConflict: null, // {error}: OBS is streaming, point-to-antenne needs a restart
+  obsOutputs: null, // GET /api/v1/obs/outputs, loaded when the list is opened
+  obsOutputsError: null,
+  focusAfterRoute: null, // selector to focus once the next page is shown
 };
 
 // ---------------------------------------------------------------- API
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, data = null) {
     super(message);
     this.status = status;
+    this.data = data; // the parsed JSON error body, when there is one
   }
 }
 
@@ -88,7 +99,7 @@ async function api(method, path, body) {
   }
   if (!res.ok) {
     const msg = data && typeof data.error === 'string' ? data.error : t('error.http', { status: res.status });
-    throw new ApiError(res.status, msg);
+    throw new ApiError(res.status, msg, data);
   }
   return data;
 }
@@ -478,9 +489,668 @@ async function onIngestClick(e) {
   }
 }
 
+// ---------------------------------------------------------------- OBS remote control
+//
+// antenne talks to OBS over obs-websocket; the UI reads that link's state
+// from GET /api/v1/obs (polled, the SSE snapshot does not carry it) and
+// drives OBS through the POST endpoints next to it. Every answer of those
+// has the same shape as the GET, so it is applied at once.
+
+const OBS_STATES = ['not_configured', 'connecting', 'connected', 'auth_failed', 'unreachable'];
+const OBS_DEFAULT_PORT = 4455;
+const OBS_TIMECODE_DRIFT_S = 10; // tick the timecode this long past the last answer, no more
+
+let obsReqSeq = 0;
+let obsAppliedSeq = 0;
+let obsPolling = false;
+
+/** host:port, with brackets around an IPv6 literal. */
+function hostPort(host, port) {
+  const h = String(host || '');
+  const hh = h.includes(':') && !h.startsWith('[') ? `[${h}]` : h;
+  return port ? `${hh}:${port}` : hh;
+}
+
+/** "HH:MM:SS.mmm" → seconds, or null. */
+function parseTimecode(tc) {
+  const m = /^(\d+):(\d{1,2}):(\d{1,2})(?:\.(\d+))?$/.exec(String(tc || '').trim());
+  if (!m) return null;
+  return Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) + (m[4] ? Number(`0.${m[4]}`) : 0);
+}
+
+function normServer(url) {
+  return String(url || '').trim().replace(/\/+$/, '').toLowerCase();
+}
+
+/** Does OBS already send its stream to antenne? */
+function obsPointsAtAntenne(o) {
+  const svc = o && o.status && o.status.stream_service;
+  const ours = o && o.antenne_service;
+  return !!(svc && ours && svc.server && normServer(svc.server) === normServer(ours.server));
+}
+
+function serviceTypeLabel(type) {
+  if (!type) return '';
+  const known = { rtmp_custom: 'obsc.type_custom', rtmp_common: 'obsc.type_common', whip_custom: 'obsc.type_whip' };
+  return known[type] ? t(known[type]) : type;
+}
+
+/** One line for a stream service: "rtmp://… · key abcd…ef · custom server". */
+function describeService(svc) {
+  if (!svc || !svc.server) return t('obsc.target_none');
+  const parts = [svc.server];
+  if (svc.key) parts.push(t('obsc.key_value', { key: svc.key }));
+  const type = serviceTypeLabel(svc.type);
+  if (type) parts.push(type);
+  return parts.join(' · ');
+}
+
+function serviceDetails(svc, serverLabel, keyLabel) {
+  const rows = [[serverLabel, svc && svc.server ? svc.server : t('obsc.target_none')]];
+  if (svc && svc.key) rows.push([keyLabel, svc.key]);
+  if (svc && svc.type) rows.push([t('obsc.d_type'), serviceTypeLabel(svc.type)]);
+  return rows;
+}
+
+/** Plain-words hint for why OBS cannot be reached, or null. */
+function explainObsError(raw) {
+  if (!raw) return null;
+  const s = String(raw).toLowerCase();
+  if (/refused/.test(s)) return t('obsc.err_refused');
+  if (/timed? ?out|timeout/.test(s)) return t('obsc.err_timeout');
+  if (/dns|resolve|lookup|name or service|no such host|failed to look up|not known/.test(s)) return t('obsc.err_dns');
+  if (/unreachable|no route/.test(s)) return t('obsc.err_network');
+  if (/reset|broken pipe|closed|eof|end of file/.test(s)) return t('obsc.err_closed');
+  return null;
+}
+
+function obsStateOf(o) {
+  if (!o) return 'not_configured';
+  if (OBS_STATES.includes(o.state)) return o.state;
+  return o.host ? 'unreachable' : 'not_configured';
+}
+
+/** The sentence under the state badge, and the technical error if any. */
+function obsDetail(o) {
+  const st = obsStateOf(o);
+  const address = hostPort(o && o.host, o && o.port);
+  const err = o && o.error ? String(o.error) : '';
+  switch (st) {
+    case 'not_configured':
+      return { detail: t('obsc.detail_not_configured'), raw: '' };
+    case 'connecting':
+      return { detail: t('obsc.detail_connecting', { address }), raw: '' };
+    case 'auth_failed':
+      return { detail: t('obsc.detail_auth_failed', { address }), raw: err };
+    case 'unreachable':
+      return {
+        detail: `${t('obsc.detail_unreachable', { address })} ${explainObsError(err) || t('obsc.hint_unreachable')}`,
+        raw: err,
+      };
+    default:
+      return { detail: o && o.status ? '' : t('obsc.detail_connecting', { address }), raw: '' };
+  }
+}
+
+function setBadge(el, st) {
+  el.dataset.state = st;
+  setText(el, t(`obsc.state_${st}`));
+}
+
+function renderObs() {
+  const card = $('#obs-card');
+  const sect = $('#obs-settings');
+  const o = state.obs;
+  card.hidden = !o || state.obsMissing;
+  sect.hidden = card.hidden;
+  if (card.hidden) return;
+
+  const st = obsStateOf(o);
+  const s = (st === 'connected' && o.status) || null;
+  const address = o.host ? hostPort(o.host, o.port) : '';
+  card.dataset.state = st;
+  setBadge($('#obs-state'), st);
+  setBadge($('#obs-settings-state'), st);
+  setText($('#obs-where'), address ? t('obsc.where', { address }) : t('obsc.subtitle'));
+
+  const { detail, raw } = obsDetail(o);
+  setText($('#obs-detail'), detail);
+  $('#obs-detail').hidden = !detail;
+  setText($('#obs-raw'), raw ? t('detail.technical', { error: raw }) : '');
+  $('#obs-raw').hidden = !raw;
+  setText($('#obs-settings-detail'), s ? t('obsc.connected_to', { version: s.obs_version || '?', address }) : detail);
+
+  $('#obs-setup').hidden = st !== 'not_configured';
+  $('#obs-foot').hidden = st === 'not_configured';
+  $('#obs-body').hidden = !s;
+
+  if (s) {
+    setText(
+      $('#obs-version'),
+      s.websocket_version
+        ? t('obsc.version_value', { obs: s.obs_version || '?', ws: s.websocket_version })
+        : s.obs_version || '—',
+    );
+    const streaming = !!s.streaming;
+    const onair = $('#obs-streaming');
+    onair.dataset.streaming = String(streaming);
+    const rec = $('#obs-recording');
+    rec.dataset.recording = String(!!s.recording);
+    setText(rec, t(s.recording ? 'obsc.recording_on' : 'obsc.recording_off'));
+    setText($('#obs-bitrate'), streaming ? fmtBitrate(s.output_bitrate_kbps) : '—');
+    const cpu = Number(s.cpu_usage);
+    setText($('#obs-cpu'), Number.isFinite(cpu) ? fmtNumber(cpu / 100, { style: 'percent', maximumFractionDigits: 1 }) : '—');
+
+    const dropped = Number(s.dropped_frames) || 0;
+    const total = Number(s.total_frames) || 0;
+    const ratio = total > 0 ? dropped / total : 0;
+    const droppedEl = $('#obs-dropped');
+    setText(
+      droppedEl,
+      total > 0
+        ? `${fmtNumber(dropped)} (${fmtNumber(ratio, { style: 'percent', maximumFractionDigits: ratio < 0.01 ? 2 : 1 })})`
+        : fmtNumber(dropped),
+    );
+    droppedEl.title = t('obsc.dropped_of', { dropped: fmtNumber(dropped), total: fmtNumber(total) });
+    droppedEl.classList.toggle('warn-text', ratio >= 0.01);
+    setText($('#obs-lagged'), fmtNumber(Number(s.lagged_frames) || 0));
+
+    fillSceneSelect(s);
+
+    const busy = !!state.obsBusy;
+    const start = $('#obs-start');
+    const stop = $('#obs-stop');
+    start.hidden = streaming;
+    stop.hidden = !streaming;
+    $('#obs-auto-note').hidden = !o.auto_stream;
+
+    const pointed = obsPointsAtAntenne(o);
+    const tag = $('#obs-target-tag');
+    tag.className = `tag ${pointed ? 'tone-good' : 'tone-warn'}`;
+    setText(tag, t(pointed ? 'obsc.target_antenne' : 'obsc.target_other'));
+    setText($('#obs-target'), describeService(s.stream_service));
+    setText($('#obs-point'), t(pointed ? 'obsc.point_again' : 'obsc.point'));
+
+    const prev = o.previous_service;
+    $('#obs-previous').hidden = !prev;
+    setText($('#obs-previous-text'), prev ? describeService(prev) : '');
+
+    for (const el of [start, stop, $('#obs-point'), $('#obs-restore'), $('#obs-scene')]) el.disabled = busy;
+  }
+  for (const [id, kind] of [
+    ['#obs-start', 'start'],
+    ['#obs-stop', 'stop'],
+    ['#obs-point', 'point'],
+    ['#obs-restore', 'restore'],
+    ['#obs-point-restart', 'restart'],
+  ]) {
+    const el = $(id);
+    if (state.obsBusy === kind) el.setAttribute('aria-busy', 'true');
+    else el.removeAttribute('aria-busy');
+  }
+
+  const conflict = $('#obs-conflict');
+  conflict.hidden = !state.obsConflict;
+  if (state.obsConflict) {
+    setText($('#obs-conflict-text'), t('obsc.conflict_text'));
+    const craw = state.obsConflict.error || '';
+    setText($('#obs-conflict-raw'), craw ? t('detail.technical', { error: craw }) : '');
+    $('#obs-conflict-raw').hidden = !craw;
+    $('#obs-point-restart').disabled = !!state.obsBusy;
+    $('#obs-conflict-cancel').disabled = !!state.obsBusy;
+  }
+  setFormError($('#obs-error'), state.obsError || '');
+
+  renderObsOutputs();
+  tickObs();
+}
+
+function fillSceneSelect(s) {
+  const sel = $('#obs-scene');
+  const scenes = Array.isArray(s.scenes) ? s.scenes.slice() : [];
+  if (s.current_scene && !scenes.includes(s.current_scene)) scenes.unshift(s.current_scene);
+  const sig = JSON.stringify(scenes);
+  if (sel.dataset.sig !== sig) {
+    sel.dataset.sig = sig;
+    sel.textContent = '';
+    for (const name of scenes) {
+      const opt = document.createElement('option');
+      opt.value = name;
+      opt.textContent = name;
+      sel.appendChild(opt);
+    }
+  }
+  // While our own switch is in flight, the select shows the user's choice.
+  if (state.obsBusy !== 'scene' && s.current_scene != null && sel.value !== s.current_scene) sel.value = s.current_scene;
+}
+
+/** The streaming timecode, ticking between two answers. */
+function tickObs() {
+  const o = state.obs;
+  const s = o && o.state === 'connected' && o.status;
+  if (!s) return;
+  const el = $('#obs-streaming');
+  if (!s.streaming) {
+    setText(el, t('obsc.streaming_off'));
+    return;
+  }
+  const base = parseTimecode(s.stream_timecode);
+  if (base == null) {
+    setText(el, t('obsc.streaming_on'));
+    return;
+  }
+  const drift = Math.min(OBS_TIMECODE_DRIFT_S, Math.max(0, (Date.now() - state.obsAt) / 1000));
+  setText(el, t('obsc.streaming_for', { time: fmtDuration(base + drift) }));
+}
+
+function applyObs(data) {
+  // An action's error or a pending restart offer is stale once the link to OBS changes.
+  if (state.obs && state.obs.state !== data.state) {
+    state.obsError = null;
+    if (data.state !== 'connected') state.obsConflict = null;
+  }
+  state.obs = data;
+  state.obsAt = Date.now();
+  state.obsMissing = false;
+  renderObs();
+  if (state.route === 'settings') fillObsForm();
+}
+
+/** A request to an /obs endpoint whose answer, if it is the OBS state, is applied unless a newer one was. */
+async function obsRequest(method, path, body) {
+  const seq = ++obsReqSeq;
+  const data = await api(method, path, body);
+  if (data && typeof data === 'object' && typeof data.state === 'string' && seq > obsAppliedSeq) {
+    obsAppliedSeq = seq;
+    applyObs(data);
+  }
+  return data;
+}
+
+function obsPollWanted() {
+  return (
+    !leaving &&
+    !state.obsMissing &&
+    document.visibilityState === 'visible' &&
+    (state.route === 'dashboard' || state.route === 'settings')
+  );
+}
+
+async function pollObs() {
+  if (obsPolling || state.obsBusy) return;
+  obsPolling = true;
+  try {
+    await obsRequest('GET', '/obs');
+    if ($('#obs-outputs').open && state.route === 'dashboard') await loadObsOutputs();
+  } catch (e) {
+    if (e.status === 404) {
+      // This antenne has no OBS support: no card, no settings.
+      state.obsMissing = true;
+      renderObs();
+    }
+    // Other failures: keep what we have; the connection banner tells the rest.
+  } finally {
+    obsPolling = false;
+  }
+}
+
+/** The list in an answer of GET /obs/outputs: `{outputs: [...]}` or a bare array. */
+function outputsOf(data) {
+  if (Array.isArray(data)) return data;
+  return data && Array.isArray(data.outputs) ? data.outputs : [];
+}
+
+async function loadObsOutputs() {
+  const o = state.obs;
+  if (!o || o.state !== 'connected') return;
+  try {
+    state.obsOutputs = outputsOf(await api('GET', '/obs/outputs'));
+    state.obsOutputsError = null;
+  } catch (e) {
+    if (e.status === 401) return;
+    state.obsOutputsError = e.message;
+  }
+  renderObsOutputs();
+}
+
+function renderObsOutputs() {
+  const list = $('#obs-output-list');
+  const empty = $('#obs-outputs-empty');
+  const outs = state.obsOutputs;
+  if (state.obsOutputsError) {
+    list.replaceChildren();
+    setText(empty, state.obsOutputsError);
+    empty.hidden = false;
+    return;
+  }
+  if (!outs) {
+    list.replaceChildren();
+    setText(empty, t('common.loading'));
+    empty.hidden = false;
+    return;
+  }
+  setText(empty, t('obsc.outputs_none'));
+  empty.hidden = outs.length > 0;
+  const sig = `${getLang()}|${JSON.stringify(outs)}`;
+  if (list.dataset.sig === sig) return;
+  list.dataset.sig = sig;
+  const frag = document.createDocumentFragment();
+  for (const out of outs) {
+    const li = document.createElement('li');
+    li.className = 'output-item';
+    li.setAttribute('data-testid', 'obs-output');
+    li.dataset.active = String(!!out.active);
+    const head = document.createElement('div');
+    head.className = 'output-head';
+    const name = document.createElement('strong');
+    name.className = 'wrap';
+    name.textContent = out.name || '—';
+    const tag = document.createElement('span');
+    tag.className = `tag ${out.active ? 'tone-good' : 'tone-neutral'}`;
+    tag.textContent = t(out.active ? 'obsc.output_active' : 'obsc.output_inactive');
+    head.append(name, tag);
+    const kind = document.createElement('span');
+    kind.className = 'mono small muted wrap';
+    kind.textContent = out.kind || '';
+    li.append(head, kind);
+    if (out.controllable === false) {
+      const note = document.createElement('p');
+      note.className = 'hint';
+      note.textContent = t('obsc.output_shared');
+      li.appendChild(note);
+    }
+    frag.appendChild(li);
+  }
+  list.replaceChildren(frag);
+}
+
+/** Run one OBS action: controls disabled meanwhile, the server's error shown on failure. */
+async function obsAction(kind, fn, { focus } = {}) {
+  if (state.obsBusy) return false;
+  state.obsBusy = kind;
+  state.obsError = null;
+  if (kind !== 'restart') state.obsConflict = null;
+  renderObs();
+  let ok = false;
+  try {
+    await fn();
+    ok = true;
+  } catch (e) {
+    if (e.status !== 401) {
+      if (kind === 'point' && e.status === 409 && e.data && e.data.streaming) {
+        state.obsConflict = { error: e.message };
+      } else {
+        state.obsError = e.message;
+      }
+    }
+  } finally {
+    state.obsBusy = null;
+    renderObs();
+  }
+  // The button pressed may be hidden or was disabled: put the focus somewhere sensible.
+  const target = state.obsConflict ? $('#obs-point-restart') : typeof focus === 'function' ? focus(ok) : null;
+  if (target && !target.hidden && !target.closest('[hidden]')) target.focus();
+  return ok;
+}
+
+function visibleStartStop() {
+  return $('#obs-start').hidden ? $('#obs-stop') : $('#obs-start');
+}
+
+function obsStart() {
+  return obsAction(
+    'start',
+    async () => {
+      await obsRequest('POST', '/obs/stream/start');
+      announce(t('obsc.started'));
+    },
+    { focus: visibleStartStop },
+  );
+}
+
+async function obsStop() {
+  const ok = await confirmDialog({
+    title: t('confirm.obs_stop_title'),
+    text: t('confirm.obs_stop_text'),
+    ok: t('obsc.stop'),
+  });
+  if (!ok) return;
+  await obsAction(
+    'stop',
+    async () => {
+      await obsRequest('POST', '/obs/stream/stop');
+      announce(t('obsc.stopped'));
+    },
+    { focus: visibleStartStop },
+  );
+}
+
+async function obsPoint() {
+  const o = state.obs;
+  const s = o && o.status;
+  if (!s) return;
+  if (!obsPointsAtAntenne(o)) {
+    const ok = await confirmDialog({
+      title: t('confirm.obs_point_title'),
+      text: t('confirm.obs_point_text'),
+      details: [
+        ...serviceDetails(s.stream_service, t('obsc.d_now_server'), t('obsc.d_now_key')),
+        [t('obsc.d_new_server'), (o.antenne_service && o.antenne_service.server) || '—'],
+        ...(o.antenne_service && o.antenne_service.key ? [[t('obsc.d_new_key'), o.antenne_service.key]] : []),
+      ],
+      note: t(s.streaming ? 'confirm.obs_point_note_live' : 'confirm.obs_point_note'),
+      ok: t('obsc.point'),
+      tone: 'primary',
+    });
+    if (!ok) return;
+  }
+  await obsAction(
+    'point',
+    async () => {
+      await obsRequest('POST', '/obs/point-to-antenne', {});
+      announce(t('obsc.pointed'));
+    },
+    { focus: () => $('#obs-point') },
+  );
+}
+
+function obsPointRestart() {
+  return obsAction(
+    'restart',
+    async () => {
+      await obsRequest('POST', '/obs/point-to-antenne', { restart: true });
+      state.obsConflict = null;
+      announce(t('obsc.pointed_restarted'));
+    },
+    { focus: (ok) => (ok ? $('#obs-point') : $('#obs-point-restart')) },
+  );
+}
+
+function obsConflictCancel() {
+  state.obsConflict = null;
+  renderObs();
+  $('#obs-point').focus();
+}
+
+async function obsRestore() {
+  const o = state.obs;
+  const prev = o && o.previous_service;
+  if (!prev) return;
+  const ok = await confirmDialog({
+    title: t('confirm.obs_restore_title'),
+    text: t('confirm.obs_restore_text'),
+    details: serviceDetails(prev, t('obsc.d_server'), t('obsc.d_key')),
+    note: t('confirm.obs_restore_note'),
+    ok: t('obsc.restore'),
+    tone: 'primary',
+  });
+  if (!ok) return;
+  await obsAction(
+    'restore',
+    async () => {
+      await obsRequest('POST', '/obs/restore-previous-service');
+      announce(t('obsc.restored'));
+    },
+    // The restore button goes away with previous_service: move to its neighbour.
+    { focus: () => ($('#obs-previous').hidden ? $('#obs-point') : $('#obs-restore')) },
+  );
+}
+
+function obsScene() {
+  const sel = $('#obs-scene');
+  const name = sel.value;
+  const current = state.obs && state.obs.status && state.obs.status.current_scene;
+  if (!name || name === current) return;
+  obsAction(
+    'scene',
+    async () => {
+      try {
+        await obsRequest('POST', '/obs/scene', { name });
+        announce(t('obsc.scene_switched', { name }));
+      } catch (e) {
+        if (current != null) sel.value = current;
+        throw e;
+      }
+    },
+    { focus: () => sel },
+  );
+}
+
+// ---- settings: OBS connection
+
+function setObsPasswordVisible(visible) {
+  const input = $('#obs-password');
+  const btn = $('#obs-password-show');
+  input.type = visible ? 'text' : 'password';
+  btn.setAttribute('aria-pressed', String(visible));
+  btn.textContent = t(visible ? 'common.hide' : 'common.show');
+  btn.setAttribute('aria-label', t(visible ? 'obsset.hide_password' : 'obsset.show_password'));
+}
+
+function fillObsForm() {
+  const o = state.obs;
+  const form = $('#obs-form');
+  if (o && !form.dataset.dirty) {
+    $('#obs-host').value = o.host || '';
+    $('#obs-port').value = String(o.port || OBS_DEFAULT_PORT);
+    $('#obs-auto-stream').checked = !!o.auto_stream;
+  }
+  const set = !!(o && o.password_set);
+  const pw = $('#obs-password');
+  pw.placeholder = set ? t('obsset.password_keep') : '';
+  setText($('#obs-password-help'), t(set ? 'obsset.password_keep_help' : 'obsset.password_help'));
+  setObsPasswordVisible(pw.type === 'text');
+}
+
+/** "ws://host:port", "host:port", "[::1]:4455" or a bare host → {host, port|null}; null if invalid. */
+function parseObsAddress(raw) {
+  const v = raw.trim();
+  if (!v) return { host: '', port: null };
+  // A bare IPv6 literal (no brackets, no port).
+  if (/^[0-9a-f]*:[0-9a-f:.%]*$/i.test(v) && (v.match(/:/g) || []).length >= 2) return { host: v, port: null };
+  const m = /^(?:wss?:\/\/)?(\[[0-9a-f:.%]+\]|[^\s/:[\]@]+)(?::(\d{1,5}))?\/?$/i.exec(v);
+  if (!m) return null;
+  return { host: m[1].replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : null };
+}
+
+async function saveObs(e) {
+  e.preventDefault();
+  const hostEl = $('#obs-host');
+  const portEl = $('#obs-port');
+  const pwEl = $('#obs-password');
+  const errEl = $('#obs-settings-error');
+  const status = $('#obs-settings-status');
+  status.textContent = '';
+  for (const el of [hostEl, portEl]) el.removeAttribute('aria-invalid');
+  const fail = (el, msg) => {
+    el.setAttribute('aria-invalid', 'true');
+    setFormError(errEl, msg);
+    el.focus();
+  };
+  const addr = parseObsAddress(hostEl.value);
+  if (!addr) return fail(hostEl, t('obsset.err_host'));
+  const portText = addr.port != null ? String(addr.port) : portEl.value.trim();
+  let port = OBS_DEFAULT_PORT;
+  if (portText) {
+    port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
+    if (!(port >= 1 && port <= 65535)) return fail(addr.port != null ? hostEl : portEl, t('obsset.err_port'));
+  }
+  // Show what is sent: "ws://pc:4455" in the host field becomes "pc" and 4455.
+  hostEl.value = addr.host;
+  portEl.value = String(port);
+  setFormError(errEl, '');
+
+  const body = { host: addr.host, port, auto_stream: $('#obs-auto-stream').checked };
+  if (pwEl.value) body.password = pwEl.value; // an empty field keeps the saved password
+  const btn = $('#obs-save');
+  btn.disabled = true;
+  btn.setAttribute('aria-busy', 'true');
+  try {
+    const seq = ++obsReqSeq;
+    const data = await api('PUT', '/obs', body);
+    pwEl.value = '';
+    setObsPasswordVisible(false);
+    delete $('#obs-form').dataset.dirty;
+    if (data && typeof data.state === 'string') {
+      obsAppliedSeq = Math.max(obsAppliedSeq, seq);
+      applyObs(data);
+    }
+    fillObsForm();
+    status.textContent = t(addr.host ? 'obsset.saved' : 'obsset.saved_off');
+    setTimeout(() => {
+      if (status.textContent) status.textContent = '';
+    }, 6000);
+  } catch (err) {
+    if (err.status !== 401) setFormError(errEl, err.message);
+  } finally {
+    btn.disabled = false;
+    btn.removeAttribute('aria-busy');
+  }
+}
+
+function bindObs() {
+  $('#obs-start').addEventListener('click', obsStart);
+  $('#obs-stop').addEventListener('click', obsStop);
+  $('#obs-point').addEventListener('click', obsPoint);
+  $('#obs-point-restart').addEventListener('click', obsPointRestart);
+  $('#obs-conflict-cancel').addEventListener('click', obsConflictCancel);
+  $('#obs-restore').addEventListener('click', obsRestore);
+  $('#obs-scene').addEventListener('change', obsScene);
+  $('#obs-outputs').addEventListener('toggle', (e) => {
+    if (e.currentTarget.open) loadObsOutputs();
+  });
+  // Links to the OBS connection settings land on its first field.
+  for (const a of $$('[data-obs-settings]')) {
+    a.addEventListener('click', () => {
+      state.focusAfterRoute = '#obs-host';
+      if (routeFromHash() === 'settings') showRoute();
+    });
+  }
+
+  const form = $('#obs-form');
+  form.addEventListener('submit', saveObs);
+  form.addEventListener('input', () => {
+    form.dataset.dirty = '1';
+    $('#obs-settings-status').textContent = '';
+  });
+  $('#obs-password-show').addEventListener('click', () => setObsPasswordVisible($('#obs-password').type === 'password'));
+
+  setInterval(() => {
+    if (obsPollWanted()) pollObs();
+  }, OBS_POLL_MS);
+  document.addEventListener('visibilitychange', () => {
+    if (obsPollWanted()) pollObs();
+  });
+}
+
 // ---------------------------------------------------------------- destination cards
 
 const STATES = ['disabled', 'idle', 'connecting', 'live', 'retrying', 'rejected'];
+
+/** `via_obs` of a destination: null (relayed by antenne), "main" or an OBS output name. */
+function viaOf(d) {
+  return d && typeof d.via_obs === 'string' && d.via_obs ? d.via_obs : null;
+}
 
 function findDest(id) {
   return state.destinations.find((d) => d.id === id) || null;
@@ -564,7 +1234,15 @@ function updateDestCard(card, d) {
   }
   const on = sw.getAttribute('aria-checked') === 'true';
   setText(r('switch-text'), t(on ? 'common.on' : 'common.off'));
-  sw.setAttribute('aria-label', t('dest.toggle_label', { name: d.name || presetName(platform) }));
+  const via = viaOf(d);
+  sw.setAttribute('aria-label', t(via ? 'dest.toggle_label_obs' : 'dest.toggle_label', { name: d.name || presetName(platform) }));
+
+  // Streamed by OBS itself rather than relayed by antenne.
+  card.dataset.via = via ? 'obs' : '';
+  const viaEl = r('via');
+  viaEl.hidden = !via;
+  setText(viaEl, via ? t('dest.via_badge') : '');
+  viaEl.title = via ? (via === VIA_MAIN ? t('dest.via_main_title') : t('dest.via_output_title', { output: via })) : '';
 
   const stateEl = card.querySelector('[data-testid="dest-state"]');
   stateEl.dataset.state = s;
@@ -573,7 +1251,15 @@ function updateDestCard(card, d) {
   // Details in plain words.
   let detail = '';
   let raw = '';
-  if (s === 'idle') detail = t('detail.idle');
+  if (via) {
+    const err = st.error || st.last_error;
+    const where = via === VIA_MAIN ? t('detail.obs_main') : t('detail.obs_output', { output: via });
+    if (s === 'disabled') detail = t('detail.obs_disabled');
+    else if (s === 'live') detail = where;
+    else if (s === 'connecting') detail = t('detail.obs_waiting', { where });
+    else if (s === 'idle') detail = /not connected/i.test(err || '') || !err ? t('detail.obs_not_connected') : t('detail.error', { error: err });
+    else if (err) detail = t('detail.error', { error: err });
+  } else if (s === 'idle') detail = t('detail.idle');
   else if (s === 'disabled') detail = t('detail.disabled');
   else if (s === 'connecting') detail = t('detail.connecting', { attempt: st.attempt ?? 1 });
   else if (s === 'live') detail = '';
@@ -600,7 +1286,7 @@ function updateDestCard(card, d) {
   setText(r('url'), d.url || '');
 
   const ingestEl = r('ingest');
-  ingestEl.hidden = state.ingests.length < 2;
+  ingestEl.hidden = state.ingests.length < 2 || !!via;
   if (!ingestEl.hidden) setText(ingestEl, t('dest.ingest', { key: d.ingest || '' }));
 
   const name = d.name || presetName(platform);
@@ -648,6 +1334,7 @@ function tick() {
     const since = parseDate(ing.since);
     if (card && since) setText(card.querySelector('[data-role="since"]'), `${fmtRelative(since)} · ${fmtTime(since)}`);
   }
+  tickObs();
 }
 
 async function toggleDest(id, sw) {
@@ -725,11 +1412,33 @@ function onDestinationsClick(e) {
 
 // ---------------------------------------------------------------- confirm dialog
 
-function confirmDialog({ title, text, ok }) {
+/**
+ * Ask for a confirmation. `details` is a list of [label, value] pairs shown
+ * under the text (values in monospace), `note` a hint below them, `tone` the
+ * class of the OK button ('danger' or 'primary').
+ */
+function confirmDialog({ title, text, ok, details = [], note = '', tone = 'danger' }) {
   const dlg = $('#confirm-dialog');
   $('#confirm-title').textContent = title;
   $('#confirm-text').textContent = text;
-  $('#confirm-ok').textContent = ok;
+  const dl = $('#confirm-details');
+  dl.textContent = '';
+  for (const [label, value] of details) {
+    const row = document.createElement('div');
+    const dt = document.createElement('dt');
+    dt.textContent = label;
+    const dd = document.createElement('dd');
+    dd.className = 'mono wrap';
+    dd.textContent = value;
+    row.append(dt, dd);
+    dl.appendChild(row);
+  }
+  dl.hidden = details.length === 0;
+  setText($('#confirm-note'), note);
+  $('#confirm-note').hidden = !note;
+  const okBtn = $('#confirm-ok');
+  okBtn.className = `btn ${tone}`;
+  okBtn.textContent = ok;
   dlg.returnValue = '';
   return new Promise((resolve) => {
     dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true });
@@ -744,7 +1453,81 @@ const dlgState = {
   editing: null, // the destination being edited, or null when adding
   preset: null, // the preset id selected last
   nameTouched: false,
+  viaOutputs: null, // OBS outputs listed in "Streamed by", or null while unknown
+  viaStatus: '', // i18n key of the note under "Streamed by", or ''
+  viaToken: 0, // the outputs request that still counts
 };
+
+const VIA_MAIN = 'main';
+// OBS's own stream output (simple / advanced mode): offered as "main" instead.
+const MAIN_STREAM_OUTPUTS = ['simple_stream', 'adv_stream'];
+
+function fillViaOptions(value) {
+  const sel = $('#dest-via');
+  sel.textContent = '';
+  const add = (parent, v, label, disabled = false) => {
+    const opt = document.createElement('option');
+    opt.value = v;
+    opt.textContent = label;
+    opt.disabled = disabled;
+    parent.appendChild(opt);
+  };
+  add(sel, '', t('dialog.via_antenne'));
+  add(sel, VIA_MAIN, t('dialog.via_main'));
+  const outs = (dlgState.viaOutputs || []).filter((o) => o && o.name && !MAIN_STREAM_OUTPUTS.includes(o.name));
+  const named = value && value !== VIA_MAIN ? value : null;
+  if (outs.length || named) {
+    const group = document.createElement('optgroup');
+    group.label = t('dialog.via_outputs');
+    const seen = new Set();
+    for (const o of outs) {
+      if (seen.has(o.name)) continue;
+      seen.add(o.name);
+      const shared = o.controllable === false;
+      add(group, o.name, t(shared ? 'dialog.via_output_shared' : 'dialog.via_output', { name: o.name }), shared && o.name !== named);
+    }
+    // The saved output, even when OBS does not list it right now.
+    if (named && !seen.has(named)) add(group, named, t('dialog.via_output_missing', { name: named }));
+    sel.appendChild(group);
+  }
+  sel.value = value || '';
+  if (sel.value !== (value || '')) sel.value = '';
+}
+
+function updateViaUi() {
+  const via = $('#dest-via').value;
+  const text = $('#dest-enabled-text');
+  const key = via ? 'dialog.enabled_obs' : 'dialog.enabled';
+  text.dataset.i18n = key;
+  text.textContent = t(key);
+  const status = $('#dest-via-status');
+  status.textContent = dlgState.viaStatus ? t(dlgState.viaStatus) : '';
+  status.hidden = !dlgState.viaStatus;
+}
+
+/** List OBS's outputs in "Streamed by"; without OBS, only antenne and "main" stay. */
+async function loadViaOutputs() {
+  const token = ++dlgState.viaToken;
+  if (state.obsMissing) {
+    dlgState.viaStatus = 'dialog.via_no_obs';
+    updateViaUi();
+    return;
+  }
+  let list = null;
+  try {
+    list = outputsOf(await api('GET', '/obs/outputs'));
+  } catch (e) {
+    list = null; // OBS not connected (409) or not set up: nothing more to offer
+  }
+  if (token !== dlgState.viaToken || !$('#dest-dialog').open) return;
+  dlgState.viaOutputs = list;
+  dlgState.viaStatus = list ? '' : 'dialog.via_no_obs';
+  const sel = $('#dest-via');
+  const hadFocus = document.activeElement === sel;
+  fillViaOptions(sel.value);
+  if (hadFocus) sel.focus();
+  updateViaUi();
+}
 
 function fillPresetOptions() {
   const sel = $('#preset-select');
@@ -880,6 +1663,11 @@ function openDestDialog(dest) {
   $('#dest-submit').textContent = t(dest ? 'common.save' : 'dialog.add_submit');
   updatePresetHelp();
   fillIngestSelect(dest ? dest.ingest : null);
+  dlgState.viaOutputs = null;
+  dlgState.viaStatus = '';
+  fillViaOptions(viaOf(dest));
+  updateViaUi();
+  loadViaOutputs();
   $('#dest-submit').disabled = false;
   dlg.showModal();
   sel.focus();
@@ -922,6 +1710,7 @@ async function submitDest(e) {
   const enabled = $('#dest-enabled').checked;
   const ingestField = $('#dest-ingest-field');
   const ingestSel = $('#dest-ingest');
+  const via = $('#dest-via').value || null;
   const editing = dlgState.editing;
 
   const submit = $('#dest-submit');
@@ -936,6 +1725,7 @@ async function submitDest(e) {
       if (url !== editing.url) body.url = url;
       if (enabled !== !!editing.enabled) body.enabled = enabled;
       if (key) body.key = key; // an empty field keeps the current key
+      if (via !== viaOf(editing)) body.via_obs = via;
       if (!ingestField.hidden && ingestSel.selectedOptions[0] && ingestSel.selectedOptions[0].dataset.masked !== editing.ingest) {
         body.ingest = ingestSel.value;
       }
@@ -943,7 +1733,7 @@ async function submitDest(e) {
         ? await api('PATCH', `/destinations/${encodeURIComponent(editing.id)}`, body)
         : editing;
     } else {
-      const body = { name, platform, url, key, enabled };
+      const body = { name, platform, url, key, enabled, via_obs: via };
       if (!ingestField.hidden && ingestSel.value) body.ingest = ingestSel.value;
       result = await api('POST', '/destinations', body);
     }
@@ -1295,12 +2085,20 @@ function showRoute() {
     $('#token-created').hidden = true;
     $('#token-value').textContent = '';
     fillSettingsForm();
+    fillObsForm();
     loadTokens();
   }
+  if (!first && (route === 'dashboard' || route === 'settings') && obsPollWanted()) pollObs();
   if (!first) {
     const h1 = $(`#h-${route}`);
     if (h1) h1.focus({ preventScroll: true });
     window.scrollTo(0, 0);
+  }
+  const then = state.focusAfterRoute && $(state.focusAfterRoute);
+  state.focusAfterRoute = null;
+  if (then && !then.closest('[hidden]')) {
+    then.focus({ preventScroll: true });
+    then.scrollIntoView({ block: 'center' });
   }
 }
 
@@ -1376,8 +2174,12 @@ async function loadInitial() {
     api('GET', '/settings'),
     api('GET', '/ingest'),
     api('GET', '/destinations'),
+    obsRequest('GET', '/obs'),
   ]);
-  const [presets, settings, ingest, dests] = results;
+  const [presets, settings, ingest, dests, obs] = results;
+  // No OBS support on this server (404): neither card nor settings. Other
+  // failures are retried by the poll.
+  if (obs.status === 'rejected' && obs.reason && obs.reason.status === 404) state.obsMissing = true;
   if (presets.status === 'fulfilled' && Array.isArray(presets.value)) state.presets = presets.value;
   else {
     // Same data, shipped with the page.
@@ -1400,7 +2202,9 @@ async function loadInitial() {
     state.destinations = dests.value;
     state.receivedAt = Date.now();
   }
-  const failed = results.find((r) => r.status === 'rejected' && r.reason && r.reason.status !== 401 && r !== presets && r !== settings);
+  const failed = results.find(
+    (r) => r.status === 'rejected' && r.reason && r.reason.status !== 401 && r !== presets && r !== settings && r !== obs,
+  );
   if (failed) reportError(failed.reason);
 }
 
@@ -1411,6 +2215,8 @@ function rerender() {
   if (state.route === 'events') renderEvents(true);
   renderTokens();
   updateSettingsPreview();
+  renderObs();
+  fillObsForm();
   // The open dialog keeps what the user typed; only its texts change.
   if ($('#dest-dialog').open) {
     const sel = $('#preset-select');
@@ -1421,6 +2227,8 @@ function rerender() {
     $('#dest-submit').textContent = t(dlgState.editing ? 'common.save' : 'dialog.add_submit');
     setKeyVisible($('#dest-key').type === 'text');
     updatePresetHelp();
+    fillViaOptions($('#dest-via').value);
+    updateViaUi();
   }
 }
 
@@ -1466,6 +2274,7 @@ function bindUi() {
   });
 
   $('#ingests').addEventListener('click', onIngestClick);
+  bindObs();
   $('#destinations').addEventListener('click', onDestinationsClick);
   $('#add-destination').addEventListener('click', () => openDestDialog(null));
 
@@ -1476,11 +2285,13 @@ function bindUi() {
     dlgState.nameTouched = true;
   });
   $('#dest-key-show').addEventListener('click', () => setKeyVisible($('#dest-key').type === 'password'));
+  $('#dest-via').addEventListener('change', updateViaUi);
   const closeDest = () => $('#dest-dialog').close('cancel');
   $('#dest-cancel').addEventListener('click', closeDest);
   $('#dest-close').addEventListener('click', closeDest);
   $('#dest-dialog').addEventListener('close', () => {
     $('#dest-key').value = ''; // never leave a typed key lying in the DOM
+    dlgState.viaToken++; // a late outputs answer no longer applies
     setKeyVisible(false);
   });
   // A click on the backdrop (outside the dialog box) closes it too; Tab
@@ -1542,6 +2353,7 @@ async function boot() {
   $('#user-name').textContent = (me && me.username) || '';
   await loadInitial();
   renderIngests();
+  renderObs();
   renderDestinations();
   showRoute();
   document.body.classList.remove('booting');

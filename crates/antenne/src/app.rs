@@ -252,6 +252,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         format!("antenne started ({loaded} destination(s))"),
         None,
     );
+    let obs = crate::obs::Obs::new(
+        store.clone(),
+        history.clone(),
+        destinations.hubs().clone(),
+        rtmp_addr,
+    )?;
+    let obs_task = obs.start(shutdown.child_token());
+    destinations.set_obs_direct(Arc::new(crate::obs_direct::ObsDirectMode::new(
+        obs.clone(),
+        tokio::runtime::Handle::current(),
+    )));
     let ingest_task = tokio::spawn(ingest::serve(
         rtmp,
         hubs,
@@ -261,6 +272,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let app = http::router(AppState {
         destinations: destinations.clone(),
         auth,
+        obs,
         rtmp_port: rtmp_addr.port(),
         secure_cookies: cli.behind_tls_proxy,
         ingest_keys_fixed: matches!(origin, Origin::CommandLine),
@@ -283,6 +295,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // Close every destination cleanly, within a bound.
     let _ = tokio::time::timeout(Duration::from_secs(5), destinations.shutdown()).await;
     let _ = ingest_task.await;
+    let _ = obs_task.await;
     Ok(())
 }
 

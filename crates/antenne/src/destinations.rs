@@ -304,19 +304,21 @@ impl Destinations {
                 target,
                 via_obs: s.via_obs,
             };
-            self.insert(dest);
+            // Streamed by OBS: not switched at start-up; the state shows
+            // what OBS does.
+            self.insert(dest, false);
         }
         Ok(n)
     }
 
-    fn insert(&self, dest: Destination) -> DestinationView {
+    fn insert(&self, dest: Destination, drive_obs: bool) -> DestinationView {
         let stats = Arc::new(OutputStats::new(dest.enabled));
         let mut entry = Entry {
             dest,
             stats,
             running: None,
         };
-        if entry.dest.enabled {
+        if entry.dest.enabled && (drive_obs || entry.dest.via_obs.is_none()) {
             entry.running = self.activate(&entry, None);
         }
         let view = self.view(&entry);
@@ -425,7 +427,7 @@ impl Destinations {
             format!("added ({})", dest.target.redacted()),
             Some(actor),
         );
-        Ok(self.insert(dest))
+        Ok(self.insert(dest, true))
     }
 
     /// Applies changes; restarts the destination only if where or what it

@@ -16,6 +16,8 @@ pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod ingest_keys;
+pub mod obs;
+pub mod obs_direct;
 pub mod output;
 pub mod presets;
 pub mod rate;

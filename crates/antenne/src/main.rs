@@ -19,7 +19,9 @@ async fn run(cli: antenne::config::Cli) -> std::process::ExitCode {
         .with_env_filter(
             EnvFilter::try_from_env("ANTENNE_LOG")
                 .or_else(|_| EnvFilter::try_from_default_env())
-                .unwrap_or_else(|_| EnvFilter::new("info")),
+                .unwrap_or_else(|_| EnvFilter::new("info"))
+                // obws logs raw requests (stream keys included) at trace.
+                .add_directive("obws=info".parse().expect("a valid directive")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod live;
+pub mod obs;
 pub mod session;
 pub mod web;
 
@@ -35,6 +36,8 @@ pub const SESSION_COOKIE: &str = "antenne_session";
 pub struct AppState {
     pub destinations: Arc<Destinations>,
     pub auth: Arc<Auth>,
+    /// OBS under antenne's control (obs-websocket).
+    pub obs: Arc<crate::obs::Obs>,
     /// The port OBS publishes to (for the OBS settings shown).
     pub rtmp_port: u16,
     /// Mark cookies `Secure` (antenne is behind a TLS-terminating proxy).
@@ -48,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     let api = api::routes()
         .merge(session::routes())
         .merge(live::routes())
+        .merge(obs::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)

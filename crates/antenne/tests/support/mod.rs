@@ -19,6 +19,7 @@
 //! - [`Publisher`] / [`PublisherOptions`]: ffmpeg test-pattern publisher
 //! - [`probe`]: ffprobe/ffmpeg based analysis of recordings
 //! - [`Antenne`] / [`AntenneOptions`]: the real `antenne` binary plus API helpers
+//! - [`Obs`]: real OBS Studio under Xvfb, obs-websocket on a free port
 #![allow(dead_code)]
 // Each test file uses a subset of the re-exports below.
 #![allow(unused_imports)]
@@ -27,6 +28,7 @@ pub mod antenne;
 pub mod browser;
 pub mod child;
 pub mod nginx;
+pub mod obs;
 pub mod probe;
 pub mod publisher;
 pub mod stunnel;
@@ -35,6 +37,7 @@ pub use antenne::{http_json, http_json_as, Antenne, AntenneOptions, ADMIN_PASSWO
 pub use browser::{artifacts_dir, Browser};
 pub use child::ChildGuard;
 pub use nginx::Nginx;
+pub use obs::{Obs, OBS_PASSWORD, ORIGINAL_KEY, ORIGINAL_SERVER, SCENES};
 pub use probe::{analyze, decode_errors, AudioPacket, StreamReport, VideoPacket};
 pub use publisher::{Publisher, PublisherOptions};
 pub use stunnel::Stunnel;
