@@ -75,6 +75,10 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE destinations ADD COLUMN via_obs TEXT;",
 ];
 
+/// Setting: the host OBS reaches antenne at (shown in the OBS settings,
+/// and used when antenne points OBS at itself). Empty: the browser's.
+pub const SETTING_PUBLIC_HOST: &str = "public_host";
+
 /// Events kept in the history; older ones are pruned.
 const MAX_EVENTS: i64 = 50_000;
 

@@ -21,7 +21,7 @@ use crate::destinations::{DestinationError, DestinationInput, DestinationView, D
 use crate::hub::{Hub, QueueLimits};
 use crate::output::OutputState;
 use crate::secret::StreamKey;
-use crate::store::StoredIngestKey;
+use crate::store::{StoredIngestKey, SETTING_PUBLIC_HOST};
 
 /// The OpenAPI document of this API, kept beside the code it describes.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -408,12 +408,9 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Setting keys.
-const PUBLIC_HOST: &str = "public_host";
-
 async fn settings(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = st.destinations.store().clone();
-    let host = tokio::task::spawn_blocking(move || store.setting(PUBLIC_HOST)).await??;
+    let host = tokio::task::spawn_blocking(move || store.setting(SETTING_PUBLIC_HOST)).await??;
     Ok(Json(json!({
         "rtmp_port": st.rtmp_port,
         "public_host": host.unwrap_or_default(),
@@ -449,7 +446,7 @@ async fn put_settings(
         }
         let store = st.destinations.store().clone();
         let h = host.clone();
-        tokio::task::spawn_blocking(move || store.set_setting(PUBLIC_HOST, &h)).await??;
+        tokio::task::spawn_blocking(move || store.set_setting(SETTING_PUBLIC_HOST, &h)).await??;
         st.destinations.history().record(
             "settings",
             None,

@@ -45,7 +45,7 @@ pub const SETTING_PASSWORD: &str = "obs_password";
 pub const SETTING_AUTO_STREAM: &str = "obs_auto_stream";
 pub const SETTING_PREVIOUS_SERVICE: &str = "obs_previous_service";
 /// The setting the API's `/settings` route keeps the public host in.
-pub const SETTING_PUBLIC_HOST: &str = "public_host";
+pub use crate::store::SETTING_PUBLIC_HOST;
 
 /// obs-websocket's default port.
 pub const DEFAULT_PORT: u16 = 4455;
