@@ -220,3 +220,23 @@ fn only_one_destination_can_use_obs_main_output_at_a_time() -> Result<()> {
     assert_eq!(list[1]["via_obs"], serde_json::Value::Null);
     Ok(())
 }
+
+#[test]
+fn runtime_figures_are_behind_login_and_read_the_process() -> Result<()> {
+    let antenne = Antenne::start("api_test_key_0123456789")?;
+    let (status, _) = antenne.request_anonymous("GET", "/api/v1/runtime", None)?;
+    assert_eq!(status, 401);
+    let (status, r) = antenne.request("GET", "/api/v1/runtime", None)?;
+    assert_eq!(status, 200, "{r}");
+    // At least the RTMP listener, the HTTP server and the history writer.
+    assert!(r["tasks"].as_u64() >= Some(2), "{r}");
+    // The listening sockets, SQLite's files and the log are open.
+    assert!(r["open_fds"].as_u64() >= Some(4), "{r}");
+    let rss = r["rss_kib"].as_u64().unwrap_or_default();
+    let seen = antenne.rss_kib()?;
+    assert!(
+        rss > 1024 && rss.abs_diff(seen) < 16 * 1024,
+        "{r} vs {seen} KiB"
+    );
+    Ok(())
+}

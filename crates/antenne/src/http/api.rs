@@ -29,6 +29,7 @@ pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/api/v1/runtime", get(runtime))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/ingest", get(ingest))
         .route(
@@ -148,6 +149,30 @@ pub(crate) fn destination_json(v: &DestinationView, reveal: bool) -> Value {
 
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// What the process holds right now: live tokio tasks, open file
+/// descriptors, threads and resident memory. The soak run
+/// (`bench/soak.py`) checks they come back to their starting level.
+async fn runtime() -> Json<Value> {
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).ok();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    Json(json!({
+        "tasks": tasks,
+        "open_fds": open_fds,
+        "threads": field("Threads:"),
+        "rss_kib": field("VmRSS:"),
+    }))
 }
 
 /// The ingests as the API shows them.
