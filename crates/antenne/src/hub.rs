@@ -4,6 +4,9 @@
 //! - It keeps what a late joiner needs: the latest metadata, the audio and
 //!   video sequence headers, and the current GOP (from the last keyframe).
 //!   Payloads are [`Bytes`]: every destination shares the same buffers.
+//!   Audio and video payloads are laid out as RTMP chunks once, here
+//!   ([`ChunkedPayload`]), so a destination adds only its own 12-byte
+//!   message header to each and writes two buffers per message.
 //! - It keeps one continuous timeline across publisher sessions: when OBS
 //!   drops and comes back, timestamps carry on from where they were (plus
 //!   the wall-clock time that passed), so destinations that stayed
@@ -20,7 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use antenne_rtmp::amf0::{self, Amf0Value};
-use antenne_rtmp::flv;
+use antenne_rtmp::chunked::ChunkedPayload;
+use antenne_rtmp::{client, flv};
 use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
@@ -41,7 +45,9 @@ pub enum FrameKind {
 pub struct Frame {
     pub kind: FrameKind,
     pub timestamp: i64,
-    pub payload: Bytes,
+    /// Audio and video: laid out for every output's chunk stream and
+    /// chunk size. Metadata: whole (see [`ChunkedPayload::whole`]).
+    pub payload: ChunkedPayload,
     /// A point where a destination may start: a video keyframe, or any
     /// audio frame of a stream without video.
     pub keyframe: bool,
@@ -289,7 +295,7 @@ impl Hub {
         let frame = Frame {
             kind: FrameKind::Video,
             timestamp: ts,
-            payload,
+            payload: client::prepare_media(true, payload),
             keyframe: tag.keyframe && !tag.sequence_header,
             header: tag.sequence_header,
         };
@@ -314,7 +320,7 @@ impl Hub {
         let frame = Frame {
             kind: FrameKind::Audio,
             timestamp: ts,
-            payload,
+            payload: client::prepare_media(false, payload),
             // Without video, any audio frame is a place to start.
             keyframe: !st.info.has_video && !tag.sequence_header,
             header: tag.sequence_header,
@@ -342,7 +348,7 @@ impl Hub {
         let frame = Frame {
             kind: FrameKind::Metadata,
             timestamp: st.timeline.now(),
-            payload: body,
+            payload: ChunkedPayload::whole(body),
             keyframe: false,
             header: true,
         };
@@ -721,7 +727,7 @@ mod tests {
         assert_eq!(hub.snapshot().video_codec.as_deref(), Some("hevc"));
         let sub = hub.subscribe();
         let frames = drain(&sub).await;
-        let payloads: Vec<&[u8]> = frames.iter().map(|f| &f.payload[..]).collect();
+        let payloads: Vec<Bytes> = frames.iter().map(|f| f.payload.to_payload()).collect();
         assert_eq!(payloads, vec![HEVC_SEQ, HEVC_KEY, HEVC_INTER]);
         assert!(frames[1].keyframe && frames[0].header);
     }

@@ -335,8 +335,8 @@ enum ChunkOutcome {
 /// Writes messages as chunks, sans-IO.
 #[derive(Debug)]
 pub struct ChunkEncoder {
-    chunk_size: u32,
-    headers: BytesMut,
+    pub(crate) chunk_size: u32,
+    pub(crate) headers: BytesMut,
 }
 
 impl Default for ChunkEncoder {
@@ -363,7 +363,7 @@ impl ChunkEncoder {
         self.chunk_size
     }
 
-    fn put_basic_header(out: &mut BytesMut, fmt: u8, csid: u32) {
+    pub(crate) fn put_basic_header(out: &mut BytesMut, fmt: u8, csid: u32) {
         match csid {
             2..=63 => out.put_u8((fmt << 6) | csid as u8),
             64..=319 => {

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::amf0::Amf0Value;
 use crate::chunk::{ChunkDecoder, DecoderLimits};
+use crate::chunked::ChunkedPayload;
 use crate::handshake::{ClientHandshake, HandshakeProgress, PACKET_SIZE};
 use crate::message::{control, csid, type_id, user_control, Command, Message, Status};
 use crate::outbox::Outbox;
@@ -55,6 +56,15 @@ const TXN_PUBLISH: f64 = 5.0;
 
 /// Chunk size antenne writes with, as OBS does.
 pub const OUTBOUND_CHUNK_SIZE: u32 = 4096;
+
+/// Lays out an audio or video payload once for every [`ClientSession`]:
+/// on the chunk stream and with the chunk size they all use, so each
+/// connection adds only its own message header
+/// ([`ClientSession::media_chunked`]).
+pub fn prepare_media(video: bool, payload: Bytes) -> ChunkedPayload {
+    let cs = if video { csid::VIDEO } else { csid::AUDIO };
+    ChunkedPayload::new(cs, OUTBOUND_CHUNK_SIZE, payload)
+}
 
 /// Client side of one publishing connection.
 #[derive(Debug)]
@@ -264,6 +274,28 @@ impl ClientSession {
         self.outbox
             .encoder
             .encode_parts(cs, timestamp, ty, self.stream_id, payload, out);
+    }
+
+    /// Encodes an audio or video message laid out beforehand by
+    /// [`prepare_media`]: one type-0 header, then the shared layout.
+    pub fn media_chunked(
+        &mut self,
+        video: bool,
+        timestamp: u32,
+        payload: &ChunkedPayload,
+        out: &mut Vec<Bytes>,
+    ) {
+        if let Some(pending) = self.take_output() {
+            out.push(pending);
+        }
+        let ty = if video {
+            type_id::VIDEO
+        } else {
+            type_id::AUDIO
+        };
+        self.outbox
+            .encoder
+            .encode_chunked(timestamp, ty, self.stream_id, payload, out);
     }
 
     /// Encodes metadata (`body` starts at `onMetaData`) wrapped in

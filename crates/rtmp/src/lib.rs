@@ -6,6 +6,7 @@
 //!
 //! - [`handshake`]: C0/C1/C2 and S0/S1/S2, simple and digest.
 //! - [`chunk`]: the chunk stream, with limits on what a peer may make us hold.
+//! - [`chunked`]: a message split into chunks once, sent on many connections.
 //! - [`amf0`]: AMF0 values, with bounded nesting.
 //! - [`message`]: control messages, commands, data.
 //! - [`flv`]: keyframe / sequence header / codec inspection of media bodies.
@@ -15,6 +16,7 @@
 
 pub mod amf0;
 pub mod chunk;
+pub mod chunked;
 pub mod client;
 pub mod flv;
 pub mod handshake;

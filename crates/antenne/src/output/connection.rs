@@ -346,9 +346,11 @@ pub async fn relay(
                 for f in frames.drain(..) {
                     let ts = rebaser.map(&f);
                     match f.kind {
-                        FrameKind::Video => session.media_parts(true, ts, &f.payload, &mut scratch),
-                        FrameKind::Audio => session.media_parts(false, ts, &f.payload, &mut scratch),
-                        FrameKind::Metadata => session.metadata_parts(ts, &f.payload, &mut scratch),
+                        FrameKind::Video => session.media_chunked(true, ts, &f.payload, &mut scratch),
+                        FrameKind::Audio => session.media_chunked(false, ts, &f.payload, &mut scratch),
+                        FrameKind::Metadata => {
+                            session.metadata_parts(ts, &f.payload.to_payload(), &mut scratch)
+                        }
                     }
                 }
                 parts.extend(scratch.drain(..));
@@ -452,12 +454,14 @@ async fn write_some<W: AsyncWrite + Unpin + ?Sized>(
     parts: &mut VecDeque<Bytes>,
 ) -> std::io::Result<usize> {
     let n = {
-        let slices: Vec<IoSlice<'_>> = parts
-            .iter()
-            .take(MAX_IOV)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        wr.write_vectored(&slices).await?
+        // On the stack: no allocation per write.
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let mut count = 0;
+        for (slot, b) in slices.iter_mut().zip(parts.iter()) {
+            *slot = IoSlice::new(b);
+            count += 1;
+        }
+        wr.write_vectored(&slices[..count]).await?
     };
     let mut left = n;
     while left > 0 {
@@ -483,7 +487,7 @@ mod tests {
         Frame {
             kind,
             timestamp: ts,
-            payload: Bytes::new(),
+            payload: antenne_rtmp::chunked::ChunkedPayload::whole(Bytes::new()),
             keyframe: false,
             header,
         }
