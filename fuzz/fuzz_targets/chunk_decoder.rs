@@ -1,0 +1,83 @@
+//! The chunk reader fed arbitrary bytes at arbitrary split points, with
+//! chunk-size changes.
+//!
+//! Input: `[limits][split seed][chunk size][chunk stream bytes…]`.
+//! - `limits & 3` picks the decoder limits (default, or small ones that
+//!   the fuzzer can hit).
+//! - `split seed` cuts the stream into pieces (0 = one piece).
+//! - `chunk size` picks a Set Chunk Size message sent first (0 = none);
+//!   the stream itself may carry more (type 1), as real publishers do.
+//!
+//! Checks: no panic; the messages and the error (if any) are the same
+//! whether the bytes arrive at once or in pieces; no message exceeds the
+//! size limit; the byte counter counts what was pushed.
+#![no_main]
+
+use antenne_rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits, RawMessage};
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+
+const CHUNK_SIZES: [u32; 8] = [0, 1, 2, 60, 128, 4096, 65_536, 0x7fff_ffff];
+
+fn drain(dec: &mut ChunkDecoder, got: &mut Vec<RawMessage>) -> Option<ChunkError> {
+    loop {
+        match dec.next_message() {
+            Ok(Some(m)) => got.push(m),
+            Ok(None) => return None,
+            Err(e) => return Some(e),
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [limits, seed, size, stream @ ..] = data else {
+        return;
+    };
+    let limits = match limits & 3 {
+        0 => DecoderLimits::default(),
+        1 => DecoderLimits {
+            max_message_size: 4096,
+            max_chunk_streams: 4,
+        },
+        2 => DecoderLimits {
+            max_message_size: 64,
+            max_chunk_streams: 1,
+        },
+        _ => DecoderLimits {
+            max_message_size: 0,
+            max_chunk_streams: 0,
+        },
+    };
+    let mut input = BytesMut::new();
+    let chunk_size = CHUNK_SIZES[(size & 7) as usize];
+    if chunk_size != 0 {
+        ChunkEncoder::new().encode_into(2, 0, 1, 0, &chunk_size.to_be_bytes(), &mut input);
+    }
+    input.extend_from_slice(stream);
+
+    // Reference: everything at once.
+    let mut whole = ChunkDecoder::new(limits);
+    whole.push(&input);
+    let mut want = Vec::new();
+    let want_err = drain(&mut whole, &mut want);
+
+    // The same bytes in pieces, decoding after each.
+    let mut split = ChunkDecoder::new(limits);
+    let mut got = Vec::new();
+    let mut got_err = None;
+    let mut pushed = 0u64;
+    for piece in antenne_fuzz::pieces(&input, *seed) {
+        split.push(piece);
+        pushed += piece.len() as u64;
+        got_err = drain(&mut split, &mut got);
+        if got_err.is_some() {
+            break;
+        }
+    }
+    assert_eq!(split.bytes_in(), pushed);
+    assert_eq!(got, want, "split points changed the messages");
+    assert_eq!(got_err, want_err, "split points changed the error");
+    for m in &want {
+        assert!(m.payload.len() <= limits.max_message_size as usize);
+    }
+});

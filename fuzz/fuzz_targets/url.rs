@@ -1,0 +1,45 @@
+//! Destination URL parsing (antenne's output/url.rs): a server URL and a
+//! stream key as a user types them.
+//!
+//! Input: `url \n key` (UTF-8; the first newline separates them).
+//!
+//! Checks: no panic; an accepted target has a host, a port, an app; its
+//! tcUrl parses back to the same target; its redacted form and its Debug
+//! form are the tcUrl and the masked key.
+#![no_main]
+
+use antenne::output::url::parse;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (url, key) = text.split_once('\n').unwrap_or((text, ""));
+    let Ok(target) = parse(url, key) else {
+        return;
+    };
+    assert!(!target.host.is_empty());
+    assert_ne!(target.port, 0);
+    assert!(!target.app.is_empty() && !target.app.starts_with('?'));
+    let tc_url = target.tc_url();
+    let redacted = target.redacted();
+    let debug = format!("{target:?}");
+    let stream = target.stream.expose();
+    let masked = target.stream.masked();
+    assert_eq!(redacted, format!("{tc_url}/{masked}"));
+    assert_eq!(debug, redacted);
+    if stream.chars().count() > 9 {
+        assert!(!masked.contains(stream), "the masked key shows the key");
+    }
+    // What we send as tcUrl, joined with the same stream name, is the same
+    // destination.
+    match parse(&tc_url, stream) {
+        Ok(again) => assert!(
+            again == target,
+            "{url:?} + key parses to {tc_url:?}, which parses to {:?}",
+            again.tc_url()
+        ),
+        Err(e) => panic!("{url:?} parses to {tc_url:?}, which is refused: {e}"),
+    }
+});
