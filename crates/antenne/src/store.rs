@@ -109,7 +109,19 @@ fn write_error(e: rusqlite::Error) -> StoreError {
         Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
             "the data directory is not writable".to_owned()
         }
-        Some(ErrorCode::SystemIoFailure) => format!("input/output error ({e})"),
+        // SQLite only says "disk I/O error"; the system call that failed
+        // set this thread's errno (the store runs on the caller's thread),
+        // which tells why.
+        Some(ErrorCode::SystemIoFailure) => match std::io::Error::last_os_error().kind() {
+            std::io::ErrorKind::ReadOnlyFilesystem => "the data directory is read-only".to_owned(),
+            std::io::ErrorKind::PermissionDenied => {
+                "the database file is not writable (read-only or immutable)".to_owned()
+            }
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                "the disk is full".to_owned()
+            }
+            _ => format!("input/output error ({e}): is the disk read-only, full or failing?"),
+        },
         _ => e.to_string(),
     };
     StoreError::Write(reason)

@@ -60,7 +60,7 @@ pub enum OutputError {
     Connect { addr: String, reason: String },
     #[error("TLS with {host} failed: {reason}")]
     Tls { host: String, reason: String },
-    #[error("timed out after {secs} s while {during}")]
+    #[error("timed out after {secs} s {during}")]
     Timeout { secs: u64, during: &'static str },
     #[error("the platform refused the stream: {}", describe(.0))]
     Rejected(Status),
@@ -72,7 +72,7 @@ pub enum OutputError {
     Closed,
     #[error("connection lost: {0}")]
     Io(String),
-    #[error("stalled: the server accepted no data for {0} s")]
+    #[error("stalled: the server accepted no data for {0} s (it stopped reading, or reads far slower than the stream)")]
     Stalled(u64),
 }
 
@@ -109,13 +109,46 @@ fn tls_reason(e: &std::io::Error) -> String {
         TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => {
             "the server's certificate is not signed by a trusted authority (unknown issuer)".into()
         }
-        TlsError::InvalidCertificate(CertificateError::Expired)
-        | TlsError::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
+        TlsError::InvalidCertificate(CertificateError::Expired) => {
             "the server's certificate has expired".into()
         }
-        TlsError::InvalidCertificate(CertificateError::NotValidForName)
-        | TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
+        TlsError::InvalidCertificate(CertificateError::ExpiredContext { not_after, .. }) => {
+            let day = std::time::UNIX_EPOCH + Duration::from_secs(not_after.as_secs());
+            let day = humantime::format_rfc3339_seconds(day).to_string();
+            format!(
+                "the server's certificate has expired (valid until {})",
+                day.get(..10).unwrap_or(&day)
+            )
+        }
+        TlsError::InvalidCertificate(CertificateError::NotValidYet)
+        | TlsError::InvalidCertificate(CertificateError::NotValidYetContext { .. }) => {
+            "the server's certificate is not valid yet (is this machine's clock right?)".into()
+        }
+        TlsError::InvalidCertificate(CertificateError::NotValidForName) => {
             "the server's certificate is not valid for this host name".into()
+        }
+        TlsError::InvalidCertificate(CertificateError::NotValidForNameContext {
+            presented,
+            ..
+        }) => {
+            // rustls gives them as `DnsName("host")`.
+            let mut names = presented
+                .iter()
+                .take(5)
+                .map(|n| {
+                    n.strip_prefix("DnsName(\"")
+                        .and_then(|n| n.strip_suffix("\")"))
+                        .unwrap_or(n)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            if presented.len() > 5 {
+                names.push_str(", …");
+            }
+            if names.is_empty() {
+                names = "no name".into();
+            }
+            format!("the server's certificate is not valid for this host name (it is for {names})")
         }
         other => other.to_string(),
     }
@@ -138,6 +171,17 @@ async fn connect_tcp(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
     socket.connect(addr).await
 }
 
+/// What [`open`] was doing when it ran out of time, by step: the timeout
+/// message says where it got stuck.
+const OPEN_STEPS: [&str; 5] = [
+    "while resolving the host name",
+    "while connecting (TCP)",
+    "in the TLS handshake",
+    "in the RTMP handshake (the server accepted the connection but did not answer it)",
+    "waiting for the server to accept the stream (it answered the RTMP handshake, \
+     not the connect and publish commands)",
+];
+
 /// Connects and publishes; returns once the platform said
 /// `NetStream.Publish.Start`.
 pub async fn open(
@@ -145,7 +189,9 @@ pub async fn open(
     tls: &Arc<rustls::ClientConfig>,
     timeouts: &Timeouts,
 ) -> Result<(Box<dyn Io>, ClientSession), OutputError> {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     let secs = timeouts.connect.as_secs();
+    let step = AtomicUsize::new(0);
     let fut = async {
         let addr = format!("{}:{}", target.host, target.port);
         let addrs: Vec<_> = tokio::net::lookup_host((target.host.as_str(), target.port))
@@ -163,6 +209,7 @@ pub async fn open(
         }
         let mut last_err = None;
         let mut tcp = None;
+        step.store(1, Relaxed);
         for a in addrs {
             match connect_tcp(a).await {
                 Ok(s) => {
@@ -189,6 +236,7 @@ pub async fn open(
         // segment (and a wake-up of the receiver) of its own. Platforms
         // buffer seconds; the few milliseconds do not matter, and the
         // relay costs markedly less CPU per destination.
+        step.store(2, Relaxed);
         let mut io: Box<dyn Io> = match target.scheme {
             Scheme::Rtmp => Box::new(tcp),
             Scheme::Rtmps => {
@@ -216,6 +264,9 @@ pub async fn open(
             antenne_rtmp::handshake::random_packet(),
         );
         let mut buf = vec![0u8; 8192];
+        step.store(3, Relaxed);
+        // S0 S1 S2: what the server sends for the RTMP handshake.
+        let mut handshake_left = 1 + 2 * antenne_rtmp::handshake::PACKET_SIZE;
         loop {
             if let Some(out) = session.take_output() {
                 io.write_all(&out).await.map_err(io_error)?;
@@ -231,15 +282,18 @@ pub async fn open(
             if n == 0 {
                 return Err(OutputError::Closed);
             }
+            handshake_left = handshake_left.saturating_sub(n);
+            if handshake_left == 0 {
+                step.store(4, Relaxed);
+            }
             session.feed(&buf[..n])?;
         }
     };
-    timeout(timeouts.connect, fut)
-        .await
-        .map_err(|_| OutputError::Timeout {
-            secs,
-            during: "connecting and publishing",
-        })?
+    let result = timeout(timeouts.connect, fut).await;
+    result.map_err(|_| OutputError::Timeout {
+        secs,
+        during: OPEN_STEPS[step.load(Relaxed).min(OPEN_STEPS.len() - 1)],
+    })?
 }
 
 /// How a live relay ended without error.

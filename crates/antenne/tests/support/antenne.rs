@@ -97,6 +97,15 @@ pub struct AntenneOptions {
     pub extra_args: Vec<String>,
     /// Extra environment variables (override the defaults).
     pub env: Vec<(String, String)>,
+    /// Run antenne in its own mount namespace where this file is
+    /// bind-mounted over `/etc/hosts` (names resolve as the test says,
+    /// and the test can change them while antenne runs; the machine's
+    /// `/etc/hosts` is untouched). Needs `unshare` and the right to use it
+    /// (root in the test containers); see [`super::can_private_hosts`].
+    pub hosts_file: Option<PathBuf>,
+    /// Use this data directory instead of a fresh one in the temp dir
+    /// (e.g. a [`super::Tmpfs`]).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl AntenneOptions {
@@ -127,6 +136,18 @@ impl AntenneOptions {
     /// An extra command-line argument.
     pub fn arg(mut self, arg: &str) -> Self {
         self.extra_args.push(arg.to_string());
+        self
+    }
+
+    /// See [`AntenneOptions::hosts_file`].
+    pub fn hosts_file(mut self, path: &Path) -> Self {
+        self.hosts_file = Some(path.to_path_buf());
+        self
+    }
+
+    /// See [`AntenneOptions::data_dir`].
+    pub fn data_dir(mut self, path: &Path) -> Self {
+        self.data_dir = Some(path.to_path_buf());
         self
     }
 
@@ -217,7 +238,18 @@ impl Antenne {
 
     fn spawn(&mut self) -> Result<()> {
         let d = self.dir.path();
-        let mut cmd = Command::new(ANTENNE_BIN);
+        let mut cmd = match &self.opts.hosts_file {
+            // unshare(1) and sh exec: the pid stays antenne's.
+            Some(hosts) => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg("mount --bind \"$0\" /etc/hosts && exec \"$@\"")
+                    .arg(hosts)
+                    .arg(ANTENNE_BIN);
+                c
+            }
+            None => Command::new(ANTENNE_BIN),
+        };
         cmd.arg("--rtmp-listen")
             .arg(format!("127.0.0.1:{}", self.rtmp_port))
             .arg("--http-listen")
@@ -305,7 +337,10 @@ impl Antenne {
 
     /// The `--data-dir`.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        match &self.opts.data_dir {
+            Some(d) => d.clone(),
+            None => self.dir.path().join("data"),
+        }
     }
 
     /// The temp dir (holds data/ and antenne.log).

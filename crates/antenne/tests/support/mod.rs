@@ -20,6 +20,12 @@
 //! - [`probe`]: ffprobe/ffmpeg based analysis of recordings
 //! - [`Antenne`] / [`AntenneOptions`]: the real `antenne` binary plus API helpers
 //! - [`Obs`]: real OBS Studio under Xvfb, obs-websocket on a free port
+//! - [`clip`]: pre-encoded clips of known frames and [`match_clip`], the
+//!   frame-by-frame comparison of a recording with what was published
+//! - [`FaultProxy`] / [`Fault`]: a misbehaving peer in front of a real
+//!   receiver (black hole, slow reader, reset, handshake only, key refused)
+//! - [`TestPki`] / [`CertKind`]: certificates good and bad for [`Stunnel`]
+//! - [`Tmpfs`]: a small tmpfs mount (a disk that can be filled)
 #![allow(dead_code)]
 // Each test file uses a subset of the re-exports below.
 #![allow(unused_imports)]
@@ -27,20 +33,26 @@
 pub mod antenne;
 pub mod browser;
 pub mod child;
+pub mod clip;
+pub mod fault_proxy;
 pub mod nginx;
 pub mod obs;
 pub mod probe;
 pub mod publisher;
 pub mod stunnel;
+pub mod tmpfs;
 
 pub use antenne::{http_json, http_json_as, Antenne, AntenneOptions, ADMIN_PASSWORD};
 pub use browser::{artifacts_dir, Browser};
 pub use child::ChildGuard;
+pub use clip::{clip, flv_tags, flv_video_headers, match_clip, Clip, Segment};
+pub use fault_proxy::{Fault, FaultProxy};
 pub use nginx::Nginx;
 pub use obs::{Obs, OBS_PASSWORD, ORIGINAL_KEY, ORIGINAL_SERVER, SCENES};
 pub use probe::{analyze, decode_errors, AudioPacket, StreamReport, VideoPacket};
 pub use publisher::{Publisher, PublisherOptions};
-pub use stunnel::Stunnel;
+pub use stunnel::{make_test_pki, CertKind, Stunnel, TestPki};
+pub use tmpfs::Tmpfs;
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
@@ -170,4 +182,20 @@ pub fn tail(text: &str, max_lines: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(max_lines);
     lines[start..].join("\n")
+}
+
+/// True if this process may run a program in its own mount namespace with
+/// a file bind-mounted over `/etc/hosts` (what
+/// [`AntenneOptions::hosts_file`] does): `unshare` is there and allowed.
+pub fn can_private_hosts() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind /etc/hosts /etc/hosts")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
 }

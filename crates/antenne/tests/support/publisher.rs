@@ -29,6 +29,9 @@ pub struct PublisherOptions {
     pub ca_file: Option<PathBuf>,
     /// Extra output options, put just before the URL.
     pub extra_args: Vec<String>,
+    /// Publish this pre-encoded file as it is (`-re -stream_loop -1 -c
+    /// copy`, see [`super::clip`]) instead of encoding a test pattern.
+    pub input_file: Option<PathBuf>,
 }
 
 impl Default for PublisherOptions {
@@ -43,6 +46,7 @@ impl Default for PublisherOptions {
             duration: None,
             ca_file: None,
             extra_args: Vec::new(),
+            input_file: None,
         }
     }
 }
@@ -92,8 +96,40 @@ impl PublisherOptions {
         self
     }
 
+    /// Publishes a pre-encoded clip, looped, without re-encoding (frames
+    /// known in advance, next to no CPU).
+    pub fn clip(mut self, clip: &super::clip::Clip) -> Self {
+        self.input_file = Some(clip.path.clone());
+        self
+    }
+
     /// The ffmpeg arguments for `url`.
     pub fn ffmpeg_args(&self, url: &str) -> Vec<String> {
+        if let Some(file) = &self.input_file {
+            let mut a: Vec<String> = [
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "info",
+                "-nostats",
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            a.push(file.display().to_string());
+            if let Some(d) = self.duration {
+                a.push("-t".into());
+                a.push(format!("{:.3}", d.as_secs_f64()));
+            }
+            a.extend(["-c", "copy"].map(String::from));
+            a.extend(self.extra_args.iter().cloned());
+            a.extend(["-f".into(), "flv".into(), url.to_string()]);
+            return a;
+        }
         let mut a: Vec<String> = [
             "-hide_banner",
             "-nostdin",

@@ -3,7 +3,10 @@
 //!
 //! Each instance makes its own test CA and a server certificate for
 //! `localhost` (subjectAltName DNS:localhost and IP:127.0.0.1, EC P-256,
-//! signed by that CA) with the `openssl` CLI, in its temp dir.
+//! signed by that CA) with the `openssl` CLI, in its temp dir; or
+//! [`Stunnel::start_with`] serves a given certificate, e.g. one of the bad
+//! ones of [`TestPki`] ([`CertKind`]), and [`Stunnel::restart_with`] swaps
+//! it on the same port.
 
 use super::child::ChildGuard;
 use super::{port_accepts, require_program, tail, wait_until};
@@ -31,8 +34,37 @@ pub struct TestPki {
     pub ca_cert: PathBuf,
     /// PEM of the server certificate (for `localhost` / 127.0.0.1).
     pub server_cert: PathBuf,
-    /// PEM of the server private key.
+    /// PEM of the server private key (the key of every certificate here).
     pub server_key: PathBuf,
+    /// For `localhost`, but signed by another CA, which nobody trusts.
+    pub unknown_ca_cert: PathBuf,
+    /// For `localhost`, signed by the CA, valid from 2024-01-01 to
+    /// 2024-02-01 only.
+    pub expired_cert: PathBuf,
+    /// Signed by the CA, valid for `wrong.example` only.
+    pub wrong_name_cert: PathBuf,
+}
+
+/// Which certificate of a [`TestPki`] a server presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertKind {
+    Good,
+    UnknownCa,
+    Expired,
+    WrongName,
+}
+
+impl TestPki {
+    /// (certificate, key) of that kind.
+    pub fn cert(&self, kind: CertKind) -> (&Path, &Path) {
+        let cert = match kind {
+            CertKind::Good => &self.server_cert,
+            CertKind::UnknownCa => &self.unknown_ca_cert,
+            CertKind::Expired => &self.expired_cert,
+            CertKind::WrongName => &self.wrong_name_cert,
+        };
+        (cert, &self.server_key)
+    }
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
@@ -115,10 +147,122 @@ pub fn make_test_pki(dir: &Path) -> Result<TestPki> {
         ],
     )
     .context("signing the server certificate")?;
+
+    // Another CA, not trusted by anyone, signs a `localhost` certificate.
+    let mut other_args = vec!["req", "-x509"];
+    other_args.extend(ec);
+    other_args.extend([
+        "-nodes",
+        "-keyout",
+        "other-ca.key",
+        "-out",
+        "other-ca.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=antenne untrusted CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &other_args).context("making the untrusted CA")?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "other-ca.pem",
+            "-CAkey",
+            "other-ca.key",
+            "-CAcreateserial",
+            "-out",
+            "unknown-ca.pem",
+            "-days",
+            "30",
+            "-extfile",
+            "server.ext",
+        ],
+    )
+    .context("signing the unknown-CA certificate")?;
+
+    // Valid for another name only.
+    std::fs::write(
+        dir.join("wrong.ext"),
+        "subjectAltName=DNS:wrong.example\n\
+         basicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .context("writing wrong.ext")?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "wrong-name.pem",
+            "-days",
+            "30",
+            "-extfile",
+            "wrong.ext",
+        ],
+    )
+    .context("signing the wrong-name certificate")?;
+
+    // Expired: `openssl ca` is the CLI that takes explicit dates.
+    std::fs::write(dir.join("index.txt"), "").context("writing index.txt")?;
+    std::fs::write(dir.join("serial"), "1000\n").context("writing serial")?;
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = test\n\
+         [test]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+         default_md = sha256\npolicy = any\nunique_subject = no\n\
+         [any]\ncommonName = supplied\n",
+    )
+    .context("writing ca.cnf")?;
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-notext",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "ca.pem",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            "server.csr",
+            "-out",
+            "expired.pem",
+            "-startdate",
+            "20240101000000Z",
+            "-enddate",
+            "20240201000000Z",
+            "-extfile",
+            "server.ext",
+        ],
+    )
+    .context("signing the expired certificate")?;
     Ok(TestPki {
         ca_cert: dir.join("ca.pem"),
         server_cert: dir.join("server.pem"),
         server_key: dir.join("server.key"),
+        unknown_ca_cert: dir.join("unknown-ca.pem"),
+        expired_cert: dir.join("expired.pem"),
+        wrong_name_cert: dir.join("wrong-name.pem"),
     })
 }
 
@@ -126,15 +270,57 @@ impl Stunnel {
     /// Starts stunnel accepting TLS on a free port and forwarding to
     /// 127.0.0.1:`backend_port`; waits until it accepts connections.
     pub fn start(backend_port: u16) -> Result<Stunnel> {
-        let program = require_program(&["stunnel4", "stunnel"], "stunnel4")?;
         let dir = tempfile::Builder::new()
             .prefix("antenne-test-stunnel-")
             .tempdir()
             .context("stunnel: cannot create temp dir")?;
         let pki = make_test_pki(dir.path())?;
+        let (cert, key) = (pki.server_cert.clone(), pki.server_key.clone());
+        Self::spawn_in(dir, backend_port, None, &cert, &key, pki.ca_cert)
+    }
+
+    /// Like [`Stunnel::start`], presenting `cert` (PEM, with its `key`);
+    /// `ca_file` is what [`Stunnel::ca_file`] reports.
+    pub fn start_with(
+        backend_port: u16,
+        cert: &Path,
+        key: &Path,
+        ca_file: &Path,
+    ) -> Result<Stunnel> {
+        let dir = tempfile::Builder::new()
+            .prefix("antenne-test-stunnel-")
+            .tempdir()
+            .context("stunnel: cannot create temp dir")?;
+        Self::spawn_in(dir, backend_port, None, cert, key, ca_file.to_path_buf())
+    }
+
+    /// Stops stunnel and starts it again on the same port, presenting
+    /// `cert` (the server "fixed its certificate").
+    pub fn restart_with(self, cert: &Path, key: &Path) -> Result<Stunnel> {
+        let Stunnel {
+            dir,
+            port,
+            backend_port,
+            ca_file,
+            mut child,
+        } = self;
+        child.kill();
+        drop(child);
+        Self::spawn_in(dir, backend_port, Some(port), cert, key, ca_file)
+    }
+
+    fn spawn_in(
+        dir: TempDir,
+        backend_port: u16,
+        fixed_port: Option<u16>,
+        cert: &Path,
+        key: &Path,
+        ca_file: PathBuf,
+    ) -> Result<Stunnel> {
+        let program = require_program(&["stunnel4", "stunnel"], "stunnel4")?;
         let mut last_err = None;
         for attempt in 0..3 {
-            let port = super::free_port();
+            let port = fixed_port.unwrap_or_else(super::free_port);
             let conf = format!(
                 "foreground = yes\n\
                  pid = {pid}\n\
@@ -145,12 +331,15 @@ impl Stunnel {
                  cert = {cert}\n\
                  key = {key}\n",
                 pid = dir.path().join("stunnel.pid").display(),
-                cert = pki.server_cert.display(),
-                key = pki.server_key.display(),
+                cert = cert.display(),
+                key = key.display(),
             );
             let conf_path = dir.path().join("stunnel.conf");
             std::fs::write(&conf_path, conf).context("stunnel: cannot write config")?;
-            let log_path = dir.path().join(format!("stunnel-{attempt}.log"));
+            let n = std::fs::read_dir(dir.path())
+                .map(|d| d.count())
+                .unwrap_or(attempt);
+            let log_path = dir.path().join(format!("stunnel-{n}.log"));
             let mut cmd = Command::new(&program);
             cmd.arg(&conf_path).current_dir(dir.path());
             let mut child = ChildGuard::spawn("stunnel", cmd, &log_path)?;
@@ -163,7 +352,7 @@ impl Stunnel {
                     dir,
                     port,
                     backend_port,
-                    ca_file: pki.ca_cert,
+                    ca_file,
                     child,
                 });
             }
@@ -173,6 +362,9 @@ impl Stunnel {
                  log:\n{}",
                 tail(&child.log(), 30)
             ));
+            if fixed_port.is_some() {
+                std::thread::sleep(Duration::from_millis(300));
+            }
         }
         Err(last_err.expect("at least one attempt")).context("stunnel: could not start in 3 tries")
     }
