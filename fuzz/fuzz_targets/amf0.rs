@@ -20,5 +20,9 @@ fuzz_target!(|data: &[u8]| {
         Ok(v) => v,
         Err(e) => panic!("our own encoding of {values:?} does not decode: {e}"),
     };
-    assert_eq!(encode_all(&again), encoded, "AMF0 round trip changed values");
+    assert_eq!(
+        encode_all(&again),
+        encoded,
+        "AMF0 round trip changed values"
+    );
 });
