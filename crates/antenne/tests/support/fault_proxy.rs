@@ -26,7 +26,11 @@
 //!
 //! A connection accepted under `HandshakeOnly` or `RejectKey` keeps that
 //! behaviour for its life; every other connection follows the current fault
-//! as it changes.
+//! as it changes. When the fault goes back to `None`, a connection that was
+//! held (`BlackHole`) or throttled (`Slow`) while it had a receiver session
+//! is reset rather than resumed, as a platform drops a connection it gave
+//! up on: resuming it would feed stale data to the receiver, whose session
+//! would hold the stream name while the sender already reconnected.
 
 use anyhow::{Context, Result};
 use std::io::{ErrorKind, Read, Write};
