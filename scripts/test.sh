@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command: bash scripts/test.sh [--no-lint]
+# The project's test command: bash scripts/test.sh [--no-lint] [--no-fuzz]
 #
 # 1. Installs the real peers the integration tests use, if missing (Debian,
 #    as root): ffmpeg, nginx + libnginx-mod-rtmp, stunnel4, openssl,
@@ -7,17 +7,22 @@
 #    obs-websocket), xvfb, libgl1-mesa-dri, libegl1, x11-utils.
 # 2. Lints: cargo fmt --check, cargo clippy -D warnings (skip with --no-lint).
 # 3. cargo test --workspace.
+# 4. A short run of every fuzz target over its seeds (bash scripts/fuzz.sh
+#    --smoke; installs cargo-fuzz if missing; skip with --no-fuzz).
 set -euo pipefail
 
 usage() {
-    echo "usage: bash scripts/test.sh [--no-lint]"
+    echo "usage: bash scripts/test.sh [--no-lint] [--no-fuzz]"
     echo "  --no-lint   skip cargo fmt --check and cargo clippy"
+    echo "  --no-fuzz   skip the fuzz smoke run (scripts/fuzz.sh --smoke)"
 }
 
 lint=1
+fuzz=1
 for arg in "$@"; do
     case "$arg" in
         --no-lint) lint=0 ;;
+        --no-fuzz) fuzz=0 ;;
         -h | --help)
             usage
             exit 0
@@ -97,3 +102,8 @@ fi
 
 echo "==> cargo test --workspace"
 cargo test --workspace
+
+if [ "$fuzz" = 1 ]; then
+    echo "==> bash scripts/fuzz.sh --smoke"
+    bash scripts/fuzz.sh --smoke
+fi
