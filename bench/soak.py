@@ -740,12 +740,14 @@ class Soak:
         """n samples gap seconds apart: min/max of each figure. The minimum
         of tasks and fds is what is compared (a request in flight adds a
         task and a socket for a moment); RSS uses the median."""
-        ss = []
+        ss, kinds = [], []
         for i in range(n or BASE_SAMPLES):
             if i:
                 time.sleep(gap)
             ss.append(self.sample(phase))
-        out = {"fd_kinds": proc_fd_kinds(self.antenne.proc.pid)}
+            kinds.append(proc_fd_kinds(self.antenne.proc.pid))
+        # The kinds of fds at the sample with the fewest.
+        out = {"fd_kinds": min(kinds, key=lambda k: sum(k.values()))}
         for k in ("tasks", "fds", "api_fds", "threads", "rss_kib"):
             vals = [s[k] for s in ss if s[k] is not None]
             if not vals:
