@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
 """Relay benchmark: what does it cost to fan one RTMP stream out to N
-destinations?
+destinations, and how fast is the relay hop?
 
-Relays the same pre-encoded 720p30 ~4.5 Mbit/s H.264+AAC stream to N
-receivers through three designs and prints CPU and memory of the relay:
+Relays the same pre-encoded 720p30 ~6 Mbit/s H.264+AAC stream to N
+destinations through five designs and prints CPU, memory, drops, hop
+latency and (antenne) enable-to-first-keyframe time:
 
-  antenne          antenne (target/release/antenne), destinations via its API
-  nginx-push       nginx-rtmp with N `push` lines in `application live`
-  ffmpeg-per-dest  nginx-rtmp relay (no push) + N `ffmpeg -c copy` processes
+  antenne             antenne (target/release/antenne), destinations via its API
+  nginx-push          nginx-rtmp with N `push` lines in `application live`
+  ffmpeg-per-dest     nginx-rtmp relay (no push) + N `ffmpeg -c copy` processes
+  antenne-rtmps       antenne, rtmps:// destinations
+  nginx-push-stunnel  nginx-rtmp push -> stunnel (client mode) -> rtmps
 
-The receivers are one separate nginx-rtmp instance (not measured). Every
-process the script starts is killed on every exit path. Python 3 stdlib
-only. See bench/README.md for the definitions used in the table.
+The publisher and the receiving end of every destination are one process,
+`antenne-bench` (crates/bench): a real-time FLV publisher and a cheap RTMP
+and RTMPS sink, on one clock. Every process the script starts is killed on
+every exit path. Python 3 stdlib only. See bench/README.md for what is
+measured and how.
 
-    python3 bench/relay_bench.py [--n 1,10,50] [--seconds 15]
-                                 [--designs antenne,nginx-push,ffmpeg-per-dest]
+    python3 bench/relay_bench.py [--quick] [--n 1,10,100,500,1000]
+        [--tls-n 1,10,100,500] [--seconds 10] [--designs ...]
 
 Progress goes to stderr; the result tables go to stdout.
 """
@@ -23,12 +28,15 @@ import argparse
 import atexit
 import json
 import os
+import queue
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,8 +44,12 @@ import xml.etree.ElementTree as ET
 
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DESIGNS = ("antenne", "nginx-push", "ffmpeg-per-dest")
-TAGS = {"antenne": "a", "nginx-push": "p", "ffmpeg-per-dest": "f"}
+DESIGNS = ("antenne", "nginx-push", "ffmpeg-per-dest", "antenne-rtmps", "nginx-push-stunnel")
+TLS_DESIGNS = ("antenne-rtmps", "nginx-push-stunnel")
+GROUPS = (("RTMP", ("antenne", "nginx-push", "ffmpeg-per-dest"), "antenne"),
+          ("RTMPS", ("antenne-rtmps", "nginx-push-stunnel"), "antenne-rtmps"))
+TAGS = {"antenne": "a", "nginx-push": "p", "ffmpeg-per-dest": "f",
+        "antenne-rtmps": "at", "nginx-push-stunnel": "pt"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MIB = 1024.0 * 1024.0
 
@@ -55,12 +67,14 @@ class Procs:
     def __init__(self):
         self.procs = []
 
-    def spawn(self, name, args, log_path, env=None, cwd=None):
+    def spawn(self, name, args, log_path, env=None, cwd=None, pipes=False):
         out = open(log_path, "ab")
         try:
-            p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                 start_new_session=True)
+            p = subprocess.Popen(
+                args, stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipes else out,
+                stderr=out if pipes else subprocess.STDOUT,
+                env=env, cwd=cwd, start_new_session=True)
         finally:
             out.close()
         p.bench_name = name
@@ -144,6 +158,14 @@ def wait_until(timeout, cond, interval=0.2):
         time.sleep(interval)
 
 
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 # ---------------------------------------------------------------- /proc
 
 def proc_stat(pid):
@@ -193,43 +215,59 @@ def host_ticks():
     return sum(v) - idle, sum(v)
 
 
-def measure(pids, seconds):
-    """CPU (% of one core) and mean RSS/PSS (MiB) summed over `pids`, plus
-    how busy the whole machine was (% of one core, so max = 100 * nproc)."""
-    host0 = host_ticks()
-    ticks0 = {}
-    for pid in pids:
-        st = proc_stat(pid)
-        if st:
-            ticks0[pid] = st[1]
-    t0 = time.monotonic()
-    rss, pss = [], []
-    end = t0 + seconds
-    while True:
-        rss.append(sum(proc_kib(p, "status", "VmRSS:") or 0 for p in pids))
-        pss.append(sum(proc_kib(p, "smaps_rollup", "Pss:") or 0 for p in pids))
-        now = time.monotonic()
-        if now >= end:
-            break
-        time.sleep(min(1.0, end - now))
-    ticks, vanished = 0, []
-    for pid, t in ticks0.items():
-        st = proc_stat(pid)
-        if st is None:
-            vanished.append(pid)
-        else:
-            ticks += st[1] - t
-    wall = time.monotonic() - t0
-    host1 = host_ticks()
-    return {
-        "host_busy": (host1[0] - host0[0]) / CLK_TCK / wall * 100.0,
-        "cpu": ticks / CLK_TCK / wall * 100.0,
-        "rss": sum(rss) / len(rss) / 1024.0,
-        "pss": sum(pss) / len(pss) / 1024.0,
-        "nprocs": len(ticks0),
-        "vanished": vanished,
-        "wall": wall,
-    }
+class Meter:
+    """CPU (% of one core) and mean RSS/PSS (MiB) summed over groups of
+    pids, between start() and stop(), plus how busy the whole machine was
+    (% of one core, so max = 100 * nproc)."""
+
+    def __init__(self, groups):
+        self.groups = groups  # {name: [pids]}
+        self.rss = {g: [] for g in groups}
+        self.pss = {g: [] for g in groups}
+        self.stop_ev = threading.Event()
+
+    def _sample(self):
+        for g, pids in self.groups.items():
+            self.rss[g].append(sum(proc_kib(p, "status", "VmRSS:") or 0 for p in pids))
+            self.pss[g].append(sum(proc_kib(p, "smaps_rollup", "Pss:") or 0 for p in pids))
+
+    def _loop(self):
+        while not self.stop_ev.wait(1.0):
+            self._sample()
+
+    def start(self):
+        self.host0 = host_ticks()
+        self.ticks0 = {g: {p: st[1] for p in pids if (st := proc_stat(p))}
+                       for g, pids in self.groups.items()}
+        self.t0 = time.monotonic()
+        self._sample()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join()
+        self._sample()
+        wall = time.monotonic() - self.t0
+        host1 = host_ticks()
+        out = {"wall": wall,
+               "host_busy": (host1[0] - self.host0[0]) / CLK_TCK / wall * 100.0}
+        for g in self.groups:
+            ticks, vanished = 0, []
+            for pid, t in self.ticks0[g].items():
+                st = proc_stat(pid)
+                if st is None:
+                    vanished.append(pid)
+                else:
+                    ticks += st[1] - t
+            out[g] = {
+                "cpu": ticks / CLK_TCK / wall * 100.0,
+                "rss": sum(self.rss[g]) / len(self.rss[g]) / 1024.0,
+                "pss": sum(self.pss[g]) / len(self.pss[g]) / 1024.0,
+                "nprocs": len(self.ticks0[g]),
+                "vanished": vanished,
+            }
+        return out
 
 
 # ---------------------------------------------------------------- HTTP
@@ -238,7 +276,7 @@ def measure(pids, seconds):
 API_TOKEN = "bench-" + os.urandom(8).hex()
 
 
-def http_json(method, url, body=None, timeout=5.0):
+def http_json(method, url, body=None, timeout=10.0):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method,
                                  headers={"Content-Type": "application/json",
@@ -265,13 +303,74 @@ def http_text(url, timeout=5.0):
         return None
 
 
-# ---------------------------------------------------------------- nginx
+class CaseError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- peers
+
+class Peers:
+    """The antenne-bench process: publisher + sink, driven by JSON lines."""
+
+    def __init__(self, binary, tmp, clip, cert, key):
+        self.log = os.path.join(tmp, "antenne-bench.log")
+        self.proc = PROCS.spawn(
+            "antenne-bench",
+            [binary, "--clip", clip, "--listen", "127.0.0.1:0",
+             "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key],
+            self.log, pipes=True)
+        self.lines = queue.Queue()
+        self.seq = 0
+        threading.Thread(target=self._reader, daemon=True).start()
+        ready = self._next(30)
+        if ready.get("event") != "ready":
+            raise RuntimeError(f"antenne-bench did not start: {ready}\n{tail(self.log)}")
+        self.port = ready["port"]
+        self.tls_port = ready["tls_port"]
+        self.clip = ready["clip"]
+
+    def _reader(self):
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _next(self, timeout):
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"antenne-bench: no answer in {timeout:.0f} s")
+        if line is None:
+            raise RuntimeError(f"antenne-bench exited:\n{tail(self.log)}")
+        return json.loads(line)
+
+    def cmd(self, timeout=30, **c):
+        """Sends one command, returns its answer. Answers to earlier
+        commands that timed out are skipped (matched by seq)."""
+        self.seq += 1
+        c["seq"] = self.seq
+        try:
+            self.proc.stdin.write((json.dumps(c) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError as e:
+            raise RuntimeError(f"antenne-bench: cannot send a command ({e}):\n{tail(self.log)}")
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self._next(max(0.1, deadline - time.monotonic()))
+            if answer.get("seq") == self.seq:
+                return answer
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+# ---------------------------------------------------------------- nginx, stunnel
 
 class Nginx:
-    """An nginx-rtmp instance in its own temp prefix, `daemon off`, with an
-    http `rtmp_stat` endpoint (polled only outside measurement windows)."""
+    """An nginx-rtmp instance in its own temp prefix, `daemon off`, one
+    worker, with an http `rtmp_stat` endpoint (polled only outside
+    measurement windows)."""
 
-    def __init__(self, name, root, pushes=(), master=True, log_level="warn"):
+    def __init__(self, name, root, pushes=()):
         self.name = name
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -282,11 +381,12 @@ class Nginx:
         conf = f"""load_module {RTMP_MODULE};
 daemon off;
 user root;
-master_process {'on' if master else 'off'};
+master_process on;
 worker_processes 1;
+worker_rlimit_nofile 20000;
 pid {d}/nginx.pid;
-error_log {d}/error.log {log_level};
-events {{ worker_connections 4096; }}
+error_log {d}/error.log warn;
+events {{ worker_connections 10000; }}
 rtmp {{
   server {{
     listen 127.0.0.1:{self.port};
@@ -325,49 +425,110 @@ http {{
         ok = wait_until(10, lambda: self.proc.poll() is not None
                         or (port_accepts(self.port) and port_accepts(self.http_port)))
         if self.proc.poll() is not None or not ok:
-            raise RuntimeError(f"nginx {self.name} did not start:\n{tail(self.log)}\n"
-                               f"{tail(self.error_log)}")
+            raise CaseError(f"nginx {self.name} did not start:\n{tail(self.log)}\n"
+                            f"{tail(self.error_log)}")
         return self
-
-    def stop(self):
-        if self.proc:
-            PROCS.kill([self.proc])
-            self.proc = None
 
     def pids(self):
         return descendants(self.proc.pid) if self.proc else []
 
-    def streams(self):
-        """{stream name: (publishing, bytes_in)} of application `live`."""
+    def publishing(self, stream):
         text = http_text(f"http://127.0.0.1:{self.http_port}/stat")
         if text is None:
-            return {}
+            return False
         try:
             root = ET.fromstring(text)
         except ET.ParseError:
-            return {}
-        out = {}
-        for app in root.iter("application"):
-            if (app.findtext("name") or "") != "live":
-                continue
-            for s in app.iter("stream"):
-                name = s.findtext("name") or ""
-                out[name] = (s.find("publishing") is not None,
-                             int(s.findtext("bytes_in") or 0))
-        return out
+            return False
+        for s in root.iter("stream"):
+            if (s.findtext("name") or "") == stream and s.find("publishing") is not None:
+                return True
+        return False
 
     def url(self, stream=None):
         base = f"rtmp://127.0.0.1:{self.port}/live"
         return base if stream is None else f"{base}/{stream}"
 
 
+class Stunnel:
+    """stunnel in client mode (plain in, TLS out), as a user puts it in
+    front of nginx-rtmp for an rtmps:// platform: verifies the sink's
+    certificate against the test CA."""
+
+    def __init__(self, root, connect_port, ca):
+        self.dir = os.path.join(root, "stunnel")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.log = os.path.join(self.dir, "stunnel.log")
+        self.conf = os.path.join(self.dir, "stunnel.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"""foreground = yes
+pid =
+debug = 4
+output = {self.log}
+[rtmps-out]
+client = yes
+accept = 127.0.0.1:{self.port}
+connect = 127.0.0.1:{connect_port}
+verifyChain = yes
+CAfile = {ca}
+checkHost = localhost
+""")
+        self.proc = None
+
+    def start(self):
+        prog = shutil.which("stunnel4") or shutil.which("stunnel")
+        self.proc = PROCS.spawn("stunnel", [prog, self.conf],
+                                os.path.join(self.dir, "stunnel.out.log"), cwd=self.dir)
+        ok = wait_until(10, lambda: self.proc.poll() is not None or port_accepts(self.port))
+        if self.proc.poll() is not None or not ok:
+            raise CaseError(f"stunnel did not start:\n{tail(self.log)}")
+        return self
+
+    def pids(self):
+        return descendants(self.proc.pid) if self.proc else []
+
+
+def make_pki(d):
+    """A test CA and a server certificate for localhost / 127.0.0.1."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    openssl("req", "-x509", *ec, "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "30", "-subj", "/CN=antenne bench CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                "basicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "30", "-extfile", "server.ext")
+    return [os.path.join(d, x) for x in ("ca.pem", "server.pem", "server.key")]
+
+
 # ---------------------------------------------------------------- stream
 
-def pre_encode(tmp, seconds):
-    path = os.path.join(tmp, "stream.flv")
-    log(f"pre-encoding {seconds} s of 1280x720p30 H.264 4500k + AAC 160k ...")
+def clip_path(seconds, kbps):
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(REPO, "target")
+    return os.path.join(target, "antenne-bench", f"clip-720p30-{kbps}k-{seconds}s.flv")
+
+
+def pre_encode(path, seconds, kbps):
+    """Encodes the clip once (kept under target/antenne-bench/ for later
+    runs)."""
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+        log(f"using the clip made earlier: {path}")
+        return path
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    log(f"pre-encoding {seconds} s of 1280x720p30 H.264 {kbps}k + AAC 160k ...")
     # testsrc2 with temporal noise: hard enough to compress that x264 really
-    # spends the 4.5 Mbit/s instead of undershooting on a synthetic pattern.
+    # spends the bit rate instead of undershooting on a synthetic pattern.
+    tmp = path + ".part"
     args = [
         "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
         "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
@@ -375,85 +536,41 @@ def pre_encode(tmp, seconds):
         "-t", str(seconds),
         "-vf", "noise=alls=14:allf=t,format=yuv420p",
         "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-        "-b:v", "4500k", "-maxrate", "4500k", "-bufsize", "9000k",
+        "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{2 * kbps}k",
         "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
         "-c:a", "aac", "-b:a", "160k", "-ac", "2", "-ar", "48000",
-        "-f", "flv", path,
+        "-f", "flv", tmp,
     ]
     t0 = time.monotonic()
     subprocess.run(args, check=True)
+    os.replace(tmp, path)
     log(f"pre-encoded in {time.monotonic() - t0:.0f} s")
     return path
 
 
-def probe_bitrate(path):
-    """(total kbit/s, video kbit/s, audio kbit/s, duration s) of the file."""
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration,bit_rate",
-         "-of", "json", path], capture_output=True, text=True, check=True).stdout
-    fmt = json.loads(out)["format"]
-    dur = float(fmt["duration"])
-    total = float(fmt.get("bit_rate") or os.path.getsize(path) * 8 / dur) / 1000
-
-    def stream_kbps(sel):
-        r = subprocess.run(
-            ["ffprobe", "-v", "error", "-select_streams", sel,
-             "-show_entries", "packet=size", "-of", "csv=p=0", path],
-            capture_output=True, text=True, check=True).stdout
-        return sum(int(x) for x in r.split() if x.strip().isdigit()) * 8 / dur / 1000
-
-    return total, stream_kbps("v:0"), stream_kbps("a:0"), dur
-
-
-def start_publisher(case_dir, flv, url):
-    return PROCS.spawn(
-        "publisher",
-        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning",
-         "-re", "-stream_loop", "-1", "-i", flv, "-c", "copy", "-f", "flv", url],
-        os.path.join(case_dir, "publisher.log"))
-
-
-# ---------------------------------------------------------------- designs
-
-class CaseError(Exception):
-    pass
-
-
-def wait_receiver(receiver, names, timeout):
-    """Wait until every name publishes to the receiver with bytes flowing."""
-    want = set(names)
-
-    def live():
-        st = receiver.streams()
-        return {n for n in want if n in st and st[n][0] and st[n][1] > 0}
-
-    wait_until(timeout, lambda: live() == want, interval=0.5)
-    return len(live())
-
-
-def recv_bytes(receiver, names):
-    st = receiver.streams()
-    return {n: st[n][1] for n in names if n in st and st[n][0]}
-
+# ---------------------------------------------------------------- antenne
 
 class AntenneRelay:
-    def __init__(self, binary, case_dir):
+    def __init__(self, binary, case_dir, extra_ca=None, threads=1):
         self.binary = binary
         self.dir = case_dir
         self.port = free_port()
         self.http = free_port()
         self.log = os.path.join(case_dir, "antenne.log")
         self.api = f"http://127.0.0.1:{self.http}/api/v1"
+        self.extra_ca = extra_ca
+        self.threads = threads
         self.proc = None
 
     def start(self):
         env = dict(os.environ, ANTENNE_LOG="warn", ANTENNE_API_TOKEN=API_TOKEN)
-        data = os.path.join(self.dir, "data")
-        self.proc = PROCS.spawn(
-            "antenne",
-            [self.binary, "--rtmp-listen", f"127.0.0.1:{self.port}",
-             "--http-listen", f"127.0.0.1:{self.http}", "--data-dir", data,
-             "--ingest-key", "bench"], self.log, env=env)
+        args = [self.binary, "--rtmp-listen", f"127.0.0.1:{self.port}",
+                "--http-listen", f"127.0.0.1:{self.http}",
+                "--data-dir", os.path.join(self.dir, "data"),
+                "--ingest-key", "bench", "--worker-threads", str(self.threads)]
+        if self.extra_ca:
+            args += ["--extra-ca-file", self.extra_ca]
+        self.proc = PROCS.spawn("antenne", args, self.log, env=env)
         ok = wait_until(15, lambda: self.proc.poll() is not None
                         or http_json("GET", f"{self.api}/health")[0] == 200)
         if self.proc.poll() is not None or not ok:
@@ -463,17 +580,15 @@ class AntenneRelay:
         code, body = http_json("GET", f"{self.api}/ingest")
         if code != 200 or not isinstance(body, dict):
             return None
-        for i in body.get("ingests", []):
-            if i.get("live"):
-                return i
-        return None
+        return any(i.get("live") for i in body.get("ingests", []))
 
-    def add(self, name, url, key):
+    def add(self, name, url, key, enabled=True):
         code, body = http_json("POST", f"{self.api}/destinations",
-                               {"name": name, "url": url, "key": key, "enabled": True})
+                               {"name": name, "url": url, "key": key, "enabled": enabled})
         if code != 201:
             raise CaseError(f"POST /destinations for {name} answered {code}: {body}\n"
                             f"log tail:\n{tail(self.log)}")
+        return body
 
     def destinations(self):
         code, body = http_json("GET", f"{self.api}/destinations")
@@ -484,6 +599,8 @@ class AntenneRelay:
 
 
 def summarize_dests(dests):
+    """States and counters of the measured destinations (not the probe)."""
+    dests = [d for d in dests if d.get("name") != "probe"]
     states = {}
     for d in dests:
         s = (d.get("status") or {}).get("state", "?")
@@ -493,49 +610,69 @@ def summarize_dests(dests):
         "states": states,
         "live": states.get("live", 0),
         "dropped": sum(int(s.get("dropped_frames") or 0) for s in st),
-        "bytes": sum(int(s.get("bytes_sent") or 0) for s in st),
         "reconnects": sum(int(s.get("reconnects") or 0) for s in st),
-        "errors": sorted({str(s.get("last_error")) for s in st if s.get("last_error")}),
+        "errors": sorted({str(s.get("last_error")) for s in st if s.get("last_error")})[:3],
     }
 
 
+# ---------------------------------------------------------------- one case
+
 def run_case(design, n, ctx):
-    """Start relay + publisher (+ N destinations), measure, stop. Returns a
-    result dict (with 'error' set when something went wrong)."""
+    """Start the relay (+ N destinations) and have the publisher publish to
+    it; measure; stop. Returns a result dict ('error' set when something
+    went wrong)."""
     tag = f"{TAGS[design]}{n}_"
     names = [f"{tag}s{k}" for k in range(1, n + 1)]
     case_dir = os.path.join(ctx.tmp, f"{design}-{n}")
     os.makedirs(case_dir, exist_ok=True)
-    receiver = ctx.receiver
+    peers = ctx.peers
+    tls = design in TLS_DESIGNS
     res = {"design": design, "n": n, "notes": [], "log": None}
     started = []
     t_case = time.monotonic()
+    relay = None
+    stunnel = None
     try:
-        if design == "antenne":
-            relay = AntenneRelay(ctx.antenne_bin, case_dir)
+        if design.startswith("antenne"):
+            relay = AntenneRelay(ctx.antenne_bin, case_dir,
+                                 extra_ca=ctx.ca if tls else None, threads=ctx.antenne_threads)
             res["log"] = relay.log
             relay.start()
             started.append(relay.proc)
-            started.append(start_publisher(case_dir, ctx.flv,
-                                           f"rtmp://127.0.0.1:{relay.port}/live/bench"))
-            if not wait_until(20, relay.ingest_live, interval=0.5):
-                raise CaseError(f"ingest never went live; antenne log tail:\n{tail(relay.log)}\n"
-                                f"publisher log:\n{tail(os.path.join(case_dir, 'publisher.log'))}")
+            r = peers.cmd(cmd="publish", url=f"rtmp://127.0.0.1:{relay.port}/live/bench")
+            if not r.get("ok"):
+                raise CaseError(f"publisher: {r.get('error')}\nantenne log:\n{tail(relay.log)}")
+            if not wait_until(10, relay.ingest_live, interval=0.2):
+                raise CaseError(f"ingest never went live; antenne log tail:\n{tail(relay.log)}")
+            dest_url = (f"rtmps://127.0.0.1:{peers.tls_port}/live" if tls
+                        else f"rtmp://127.0.0.1:{peers.port}/live")
+            t_add = time.monotonic()
             for k, name in enumerate(names, 1):
-                relay.add(f"r{k}", receiver.url(), name)
+                relay.add(f"r{k}", dest_url, name)
+            if n:
+                log(f"  added {n} destinations in {time.monotonic() - t_add:.1f} s")
+            probe = relay.add("probe", dest_url, f"{tag}probe", enabled=False)
             pids_fn = relay.pids
         else:
-            pushes = [receiver.url(nm) for nm in names] if design == "nginx-push" else []
-            relay = Nginx(f"relay-{design}-{n}", case_dir, pushes=pushes, master=True)
+            if design == "nginx-push-stunnel":
+                stunnel = Stunnel(case_dir, peers.tls_port, ctx.ca).start()
+                started.append(stunnel.proc)
+                push_base = f"rtmp://127.0.0.1:{stunnel.port}/live"
+            else:
+                push_base = f"rtmp://127.0.0.1:{peers.port}/live"
+            pushes = ([f"{push_base}/{nm}" for nm in names]
+                      if design != "ffmpeg-per-dest" else [])
+            relay = Nginx(f"nginx-{design}-{n}", case_dir, pushes=pushes)
             res["log"] = relay.error_log
             relay.start()
             started.append(relay.proc)
-            started.append(start_publisher(case_dir, ctx.flv, relay.url("bench")))
-            if not wait_until(20, lambda: relay.streams().get("bench", (False, 0))[0],
-                              interval=0.5):
+            r = peers.cmd(cmd="publish", url=relay.url("bench"))
+            if not r.get("ok"):
+                raise CaseError(f"publisher: {r.get('error')}\nnginx log:\n"
+                                f"{tail(relay.error_log)}")
+            if not wait_until(10, lambda: relay.publishing("bench"), interval=0.2):
                 raise CaseError(f"ingest never went live at nginx; error log:\n"
-                                f"{tail(relay.error_log)}\npublisher log:\n"
-                                f"{tail(os.path.join(case_dir, 'publisher.log'))}")
+                                f"{tail(relay.error_log)}")
             ffmpegs = []
             if design == "ffmpeg-per-dest":
                 for name in names:
@@ -543,7 +680,7 @@ def run_case(design, n, ctx):
                         f"ffmpeg-{name}",
                         ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning",
                          "-i", relay.url("bench"), "-c", "copy", "-f", "flv",
-                         receiver.url(name)],
+                         f"{push_base}/{name}"],
                         os.path.join(case_dir, f"ffmpeg-{name}.log"))
                     ffmpegs.append(p)
                     started.append(p)
@@ -552,66 +689,114 @@ def run_case(design, n, ctx):
             def pids_fn(relay=relay, ffmpegs=ffmpegs):
                 return relay.pids() + [p.pid for p in ffmpegs if p.poll() is None]
 
-        # Wait until every destination receives, then let things settle.
+        # Wait until every destination receives video, then let things settle.
         if n:
-            live = wait_receiver(receiver, names, 20 + 0.5 * n)
-            if live != n:
-                res["notes"].append(f"only {live}/{n} streams arrived at the receiver")
-                if design == "antenne":
+            def receiving():
+                st = peers.cmd(cmd="status", prefix=tag + "s")
+                return st.get("receiving", 0) >= n, st
+            t_wait = time.monotonic()
+            ok = wait_until(20 + 0.05 * n, lambda: receiving()[0], interval=0.5)
+            st = receiving()[1]
+            res["t_all_receiving"] = time.monotonic() - t_wait
+            if not ok:
+                res["notes"].append(f"only {st.get('receiving', 0)}/{n} streams receiving "
+                                    f"at the sink after {res['t_all_receiving']:.0f} s")
+                if design.startswith("antenne"):
                     s = summarize_dests(relay.destinations())
-                    log(f"antenne: destination states {s['states']}, errors {s['errors']}\n"
-                        f"antenne log tail:\n{tail(relay.log)}")
+                    log(f"antenne: destination states {s['states']}, errors {s['errors']}")
         time.sleep(ctx.settle)
+        groups = {"relay": pids_fn()}
+        if stunnel:
+            groups["stunnel"] = stunnel.pids()
+        groups["peers"] = [peers.proc.pid]
 
-        pids = pids_fn()
-        before_api = summarize_dests(relay.destinations()) if design == "antenne" else None
-        before_rx = recv_bytes(receiver, names)
-        m = measure(pids, ctx.seconds)
-        after_rx = recv_bytes(receiver, names)
-        after_api = summarize_dests(relay.destinations()) if design == "antenne" else None
-        res.update(m)
+        before_api = (summarize_dests(relay.destinations())
+                      if design.startswith("antenne") else None)
+        meter = Meter(groups)
+        peers.cmd(cmd="window_start", prefix=tag + "s")
+        meter.start()
+        time.sleep(ctx.seconds)
+        m = meter.stop()
+        win = peers.cmd(cmd="window_end", prefix=tag + "s", drain_ms=ctx.drain_ms,
+                        timeout=60)
+        res["load"] = loadavg()
+        after_api = (summarize_dests(relay.destinations())
+                     if design.startswith("antenne") else None)
 
-        rates = [(after_rx[nm] - before_rx[nm]) * 8 / m["wall"] / 1e6
-                 for nm in names if nm in after_rx and nm in before_rx]
-        res["rx_live"] = len(after_rx)
-        res["rx_min"] = min(rates) if rates else None
-        res["rx_mean"] = sum(rates) / len(rates) if rates else None
-        if m["vanished"]:
-            res["notes"].append(f"{len(m['vanished'])} process(es) exited during the window")
+        # The relay's cost: its processes, plus stunnel for nginx-push-stunnel.
+        rel = dict(m["relay"])
+        if "stunnel" in m:
+            for k in ("cpu", "rss", "pss", "nprocs"):
+                rel[k] += m["stunnel"][k]
+            res["stunnel_cpu"] = m["stunnel"]["cpu"]
+            res["stunnel_rss"] = m["stunnel"]["rss"]
+        res.update({k: rel[k] for k in ("cpu", "rss", "pss", "nprocs")})
+        res["host_busy"] = m["host_busy"]
+        res["peers_cpu"] = m["peers"]["cpu"]
+        res["peers_rss"] = m["peers"]["rss"]
+        res["wall"] = m["wall"]
+        res["win"] = win
+        vanished = m["relay"]["vanished"] + m.get("stunnel", {}).get("vanished", [])
+        if vanished:
+            res["notes"].append(f"{len(vanished)} relay process(es) exited during the window")
         if design == "ffmpeg-per-dest":
             dead = [p for p in ffmpegs if p.poll() is not None]
             if dead:
                 res["notes"].append(f"{len(dead)} ffmpeg exited; e.g. "
                                     f"{tail(dead[0].bench_log, 3)}")
-        if design == "antenne":
+        if design.startswith("antenne"):
             res["api_live"] = after_api["live"]
             res["dropped_total"] = after_api["dropped"]
             res["dropped_window"] = after_api["dropped"] - before_api["dropped"]
             res["reconnects"] = after_api["reconnects"]
-            res["api_mbps"] = ((after_api["bytes"] - before_api["bytes"]) * 8 / m["wall"]
-                               / 1e6 / n) if n else None
             if n and after_api["live"] != n:
                 res["notes"].append(f"antenne: only {after_api['live']}/{n} live "
                                     f"({after_api['states']}, errors {after_api['errors']})")
-            if after_api["dropped"] or after_api["reconnects"]:
-                res["notes"].append(f"antenne: {after_api['dropped']} frames dropped, "
-                                    f"{after_api['reconnects']} reconnects")
+            if after_api["reconnects"]:
+                res["notes"].append(f"antenne: {after_api['reconnects']} reconnects")
+            # Enable-to-first-keyframe, after the window (it would disturb it).
+            if ctx.enable_repeat:
+                et = peers.cmd(cmd="enable_test", api=f"127.0.0.1:{relay.http}",
+                               token=API_TOKEN, id=probe["id"], stream=f"{tag}probe",
+                               repeat=ctx.enable_repeat, timeout_s=10,
+                               timeout=30 + 12 * ctx.enable_repeat)
+                if et.get("ok"):
+                    res["enable"] = et
+                    if et.get("errors"):
+                        res["notes"].append(f"enable test: {et['errors'][:2]}")
+                else:
+                    res["notes"].append(f"enable test failed: {et.get('error')}")
+        if (win.get("drained_s") or 0) > 2:
+            res["notes"].append(f"late delivery: the sink kept receiving window frames "
+                                f"{win['drained_s']:.1f} s after the window")
+        pub = win.get("publisher") or {}
+        if pub.get("error") or not pub.get("running", False):
+            res["notes"].append(f"publisher stopped: {pub.get('error')}")
+        if pub.get("late"):
+            res["notes"].append(f"publisher: {pub['late']} messages written >50 ms late")
         for p in started:
-            core = p.bench_name in ("antenne", "publisher") or p.bench_name.startswith("relay-")
-            if core and p.poll() is not None:
+            if p.poll() is not None:
                 res["notes"].append(f"{p.bench_name} exited with {p.returncode}")
         if res["notes"] and res["log"]:
             log(f"{design} N={n}: " + "; ".join(res["notes"]) +
-                f"\nrelay log tail ({res['log']}):\n{tail(res['log'], 20)}")
-    except CaseError as e:
+                f"\nrelay log tail ({res['log']}):\n{tail(res['log'], 10)}")
+    except (CaseError, RuntimeError) as e:
         res["error"] = str(e)
         log(f"{design} N={n} FAILED: {e}")
     finally:
+        if peers.alive():
+            try:
+                peers.cmd(cmd="unpublish")
+            except RuntimeError:
+                pass
         PROCS.kill(started)
-    log(f"{design:16s} N={n:3d}: cpu {res.get('cpu', float('nan')):6.1f} %  "
-        f"rss {res.get('rss', float('nan')):7.1f} MiB  pss {res.get('pss', float('nan')):7.1f} MiB  "
-        f"procs {res.get('nprocs', 0)}  host {res.get('host_busy', float('nan')):.0f} %  "
-        f"rx {res.get('rx_live', 0)}/{n}  "
+    win = res.get("win") or {}
+    lat = win.get("lat_socket_ms") or {}
+    log(f"{design:18s} N={n:4d}: cpu {res.get('cpu', float('nan')):6.1f} %  "
+        f"rss {res.get('rss', float('nan')):7.1f} MiB  host {res.get('host_busy', float('nan')):.0f} %  "
+        f"sink {win.get('open', 0)}/{n} missing {win.get('video_missing', '?')}  "
+        f"hop p50/p99 {fmt(lat.get('p50'), '.2f')}/{fmt(lat.get('p99'), '.2f')} ms  "
+        f"peers cpu {res.get('peers_cpu', float('nan')):.0f} %  load {res.get('load', '?')}  "
         f"({time.monotonic() - t_case:.0f} s)")
     return res
 
@@ -639,61 +824,191 @@ def per_dest(results, design, n, key):
     return (r[key] - base[key]) / n
 
 
-def print_tables(results, designs, ns, machine, stream, seconds):
+def ref_ratio(results, design, ref, n, key, seconds):
+    """design's per-destination value over ref's, or None when ref's is
+    within measurement noise: CPU under 2 clock ticks over the window, RSS
+    under 0.5 MiB in total."""
+    a = per_dest(results, design, n, key)
+    b = per_dest(results, ref, n, key)
+    if a is None or b is None or not n:
+        return None
+    floor = (2 * 100.0 / CLK_TCK / seconds if key == "cpu" else 0.5) / n
+    return a / b if b >= floor else None
+
+
+def times(x):
+    return fmt(x, ".2f") + ("×" if x is not None else "")
+
+
+def delivered(r, n):
+    w = r.get("win") or {}
+    if not n:
+        return "—"
+    return (f"{w.get('open', 0)}/{n}, {fmt(w.get('rx_mbps_min'), '.2f')} / "
+            f"{fmt(w.get('rx_mbps_mean'), '.2f')}")
+
+
+def drops(r, n):
+    w = r.get("win") or {}
+    if not n:
+        return "—"
+    sink = f"{w.get('video_missing', '?')} of {w.get('video_published', 0) * n}"
+    if r["design"].startswith("antenne"):
+        return f"{r.get('dropped_window', '?')} / {sink}"
+    return f"— / {sink}"
+
+
+def latency(r, n):
+    lat = (r.get("win") or {}).get("lat_socket_ms") or {}
+    if not n or not lat.get("n"):
+        return "—"
+    return f"{fmt(lat.get('p50'), '.2f')} / {fmt(lat.get('p99'), '.2f')} / {fmt(lat.get('max'), '.1f')}"
+
+
+def enable(r):
+    e = r.get("enable")
+    if not e:
+        return "—"
+    return f"{fmt(e.get('p50_ms'), '.1f')} / {fmt(e.get('max_ms'), '.1f')}"
+
+
+def print_tables(results, plan, machine, stream, seconds, skipped):
     out = []
-    out.append("| design | N | CPU % (one core) | RSS MiB | CPU %/dest | MiB/dest "
-               "| CPU/dest vs antenne | MiB/dest vs antenne |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for d in designs:
-        for n in [0] + ns:
-            r = results.get((d, n))
-            if not r or "cpu" not in r:
-                out.append(f"| {d} | {n} | failed | | | | | |")
-                continue
-            cpd = per_dest(results, d, n, "cpu")
-            mpd = per_dest(results, d, n, "rss")
-            acpd = per_dest(results, "antenne", n, "cpu")
-            ampd = per_dest(results, "antenne", n, "rss")
-            rc, rm = ratio(cpd, acpd), ratio(mpd, ampd)
-            out.append(
-                f"| {d} | {n if n else '0 (ingest only)'} | {r['cpu']:.1f} | {r['rss']:.1f} "
-                f"| {fmt(cpd, '.2f')} | {fmt(mpd, '.2f')} "
-                f"| {fmt(rc, '.2f', '—') + ('×' if rc is not None else '')} "
-                f"| {fmt(rm, '.2f', '—') + ('×' if rm is not None else '')} |")
-    out.append("")
+    for title, designs, ref in GROUPS:
+        designs = [d for d in designs if d in plan]
+        if not designs:
+            continue
+        out.append(f"### {title}")
+        out.append("")
+        out.append("| design | N | CPU % (one core) | RSS MiB | CPU %/dest | MiB/dest "
+                   f"| CPU/dest vs {ref} | MiB/dest vs {ref} "
+                   "| streams at sink, Mbit/s min / mean | dropped: antenne API / sink missing of published "
+                   "| hop ms p50 / p99 / max | enable→keyframe ms p50 / max |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for d in designs:
+            for n in [0] + plan[d]:
+                r = results.get((d, n))
+                if not r or "cpu" not in r:
+                    err = (r or {}).get("error", "not run").splitlines()[0][:120]
+                    out.append(f"| {d} | {n} | failed: {err.replace('|', '/')} "
+                               "| | | | | | | | | |")
+                    continue
+                cpd = per_dest(results, d, n, "cpu")
+                mpd = per_dest(results, d, n, "rss")
+                rc = ref_ratio(results, d, ref, n, "cpu", seconds)
+                rm = ref_ratio(results, d, ref, n, "rss", seconds)
+                out.append(
+                    f"| {d} | {n if n else '0 (ingest only)'} | {r['cpu']:.1f} | {r['rss']:.1f} "
+                    f"| {fmt(cpd, '.3f')} | {fmt(mpd, '.3f')} | {times(rc)} | {times(rm)} "
+                    f"| {delivered(r, n)} | {drops(r, n)} | {latency(r, n)} | {enable(r)} |")
+            for n in skipped.get(d, []):
+                out.append(f"| {d} | {n} | not run: {skipped_reason(d)} | | | | | | | | | |")
+        out.append("")
     out.append(machine)
     out.append(stream)
-    out.append(f"Per dest = (value at N - value at N=0 with the ingest running) / N, same design. "
+    out.append(f"Per dest = (value at N − value at N=0 with the ingest running) / N, same design. "
                f"CPU resolution: 1 clock tick per {seconds:g} s window = "
-               f"{100.0 / CLK_TCK / seconds:.2f} % of one core, so per-dest figures at N=1 "
-               f"(and ratios to them) are mostly noise. RSS is summed over processes "
-               f"(shared pages counted once per process; see PSS below).")
+               f"{100.0 / CLK_TCK / seconds:.2f} % of one core. nginx-push-stunnel counts "
+               f"nginx + stunnel. Ratios are left out (—) where the reference's per-destination "
+               f"figure is within noise (CPU: under 2 clock ticks over the window; RSS: under "
+               f"0.5 MiB in all). Hop = publisher write → arrival at the sink's socket "
+               f"(includes the loopback ingest hop: an upper bound of the relay hop).")
     out.append("")
-    out.append("Checks (not part of the comparison). PSS = proportional set size (shared pages "
-               "split between the processes sharing them). Host busy = CPU of the whole machine "
-               "during the window (publisher, receiver, relay and anything else running), "
-               "% of one core, max 100 x nproc.")
+    out.append("Checks (not part of the comparison). PSS = proportional set size. Host busy = CPU "
+               "of the whole machine during the window (% of one core, max 100 × nproc). Peers = "
+               "the antenne-bench process (publisher + sink). Load = 1/5/15 min load average "
+               "at the end of the window.")
     out.append("")
-    out.append("| design | N | relay procs | PSS MiB | PSS MiB/dest | host busy % | streams at receiver "
-               "| Mbit/s per dest at receiver (min / mean) | antenne live (bytes_sent rate) | antenne dropped frames | notes |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for d in designs:
-        for n in [0] + ns:
-            r = results.get((d, n)) or {}
-            if "cpu" not in r:
-                out.append(f"| {d} | {n} | | | | | | | | | {r.get('error', 'not run')[:200]!r} |")
-                continue
-            rx = (f"{fmt(r.get('rx_min'), '.2f')} / {fmt(r.get('rx_mean'), '.2f')}"
-                  if n else "—")
-            alive = (f"{r.get('api_live', 0)}/{n}, sent {fmt(r.get('api_mbps'), '.2f')} Mbit/s/dest"
-                     if d == "antenne" and n else "—")
-            drop = (f"{r.get('dropped_total', 0)} (window {r.get('dropped_window', 0)})"
-                    if d == "antenne" else "—")
-            notes = "; ".join(r.get("notes", [])).replace("\n", " ").replace("|", "/")
-            out.append(f"| {d} | {n} | {r['nprocs']} | {r['pss']:.1f} "
-                       f"| {fmt(per_dest(results, d, n, 'pss'), '.2f')} | {r['host_busy']:.0f} "
-                       f"| {r.get('rx_live', 0) if n else '—'}{('/' + str(n)) if n else ''} "
-                       f"| {rx} | {alive} | {drop} | {notes[:300]} |")
+    out.append("| design | N | relay procs | PSS MiB | host busy % | peers CPU % | peers RSS MiB "
+               "| load | hop read ms p50 / p99 | antenne live | notes |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|")
+    for title, designs, _ in GROUPS:
+        for d in [x for x in designs if x in plan]:
+            for n in [0] + plan[d]:
+                r = results.get((d, n)) or {}
+                if "cpu" not in r:
+                    continue
+                w = r.get("win") or {}
+                rd = w.get("lat_read_ms") or {}
+                hop_read = (f"{fmt(rd.get('p50'), '.2f')} / {fmt(rd.get('p99'), '.2f')}"
+                            if n and rd.get("n") else "—")
+                alive = f"{r.get('api_live', 0)}/{n}" if d.startswith("antenne") and n else "—"
+                notes = "; ".join(r.get("notes", [])).replace("\n", " ").replace("|", "/")
+                if d == "nginx-push-stunnel":
+                    notes = (f"stunnel {r.get('stunnel_cpu', 0):.1f} % CPU, "
+                             f"{r.get('stunnel_rss', 0):.1f} MiB. " + notes)
+                out.append(f"| {d} | {n} | {r['nprocs']} | {r['pss']:.1f} | {r['host_busy']:.0f} "
+                           f"| {r['peers_cpu']:.0f} | {r['peers_rss']:.0f} | {r.get('load', '?')} "
+                           f"| {hop_read} | {alive} | {notes[:300]} |")
+    print("\n".join(out), flush=True)
+
+
+def skipped_reason(design):
+    if design == "ffmpeg-per-dest":
+        return "one ffmpeg per destination (~55 MiB RSS and ~0.5 % CPU each) does not fit " \
+               "this 2-core machine beyond --ffmpeg-max-n"
+    return "not asked for"
+
+
+def targets(results, plan):
+    """The goals of issue 5, checked against the largest N each design
+    reached. Printed, never failed."""
+    rows = []
+
+    def largest(design, pred=lambda r: True):
+        ns = [n for n in plan.get(design, []) if "cpu" in results.get((design, n), {})
+              and pred(results[(design, n)])]
+        return max(ns) if ns else None
+
+    a_n = largest("antenne")
+    common = [n for n in plan.get("antenne", []) if n in plan.get("nginx-push", [])
+              and "cpu" in results.get(("antenne", n), {})
+              and "cpu" in results.get(("nginx-push", n), {})]
+    if common:
+        n = max(common)
+        a = per_dest(results, "antenne", n, "cpu")
+        p = per_dest(results, "nginx-push", n, "cpu")
+        ok = a is not None and p is not None and p > 0 and a <= p / 2
+        trend = ", ".join(
+            f"{m}: {times(ratio(per_dest(results, 'antenne', m, 'cpu'), per_dest(results, 'nginx-push', m, 'cpu')))}"
+            for m in common if m >= 100)
+        rows.append(("CPU/dest ≤ half of nginx push", f"N={n}", ok,
+                     f"antenne {fmt(a, '.3f')} %/dest vs nginx-push {fmt(p, '.3f')} %/dest "
+                     f"({times(ratio(a, p))} of nginx)" + (f"; antenne/nginx by N: {trend}" if trend else "")))
+    else:
+        rows.append(("CPU/dest ≤ half of nginx push", "—", None, "antenne and nginx-push not both run"))
+    if a_n:
+        mpd = per_dest(results, "antenne", a_n, "rss")
+        rows.append(("memory/dest < 0.1 MiB beyond one shared GOP", f"N={a_n}",
+                     mpd is not None and mpd < 0.1,
+                     f"{fmt(mpd, '.3f')} MiB/dest (the GOP is in the N=0 baseline)"))
+        r = results[("antenne", a_n)]
+        w = r.get("win") or {}
+        full = (w.get("open") == a_n and not w.get("video_missing")
+                and (w.get("rx_mbps_min") or 0) > 0.9 * (w.get("rx_mbps_mean") or 0))
+        rows.append(("1,000 × 6 Mbit/s within one core (antenne < 100 %)",
+                     f"N={a_n}", (r["cpu"] < 100 and full) if a_n >= 1000 else None,
+                     f"antenne {r['cpu']:.1f} % of one core; {w.get('open', 0)}/{a_n} streams, "
+                     f"{w.get('video_missing', '?')} video frames missing, "
+                     f"{fmt(w.get('rx_mbps_mean'), '.2f')} Mbit/s per stream"
+                     + ("" if a_n >= 1000 else " (not judged: N=1000 not run)")))
+        lat = w.get("lat_socket_ms") or {}
+        p99 = lat.get("p99")
+        rows.append(("hop p99 < 5 ms", f"N={a_n}", p99 is not None and p99 < 5,
+                     f"p99 {fmt(p99, '.2f')} ms (p50 {fmt(lat.get('p50'), '.2f')}, "
+                     f"max {fmt(lat.get('max'), '.1f')}); by N: " + ", ".join(
+                         f"{n}: {fmt(((results.get(('antenne', n)) or {}).get('win') or {}).get('lat_socket_ms', {}).get('p99'), '.2f')}"
+                         for n in plan["antenne"])))
+        e = r.get("enable") or {}
+        rows.append(("enable-to-first-keyframe < 50 ms", f"N={a_n}",
+                     e.get("p50_ms") is not None and e["p50_ms"] < 50,
+                     f"p50 {fmt(e.get('p50_ms'), '.1f')} ms, max {fmt(e.get('max_ms'), '.1f')} ms "
+                     f"over {len(e.get('samples_ms', []))} enables"))
+    out = ["| target | at | result | figure |", "|---|---|---|---|"]
+    for name, at, ok, fig in rows:
+        verdict = "—" if ok is None else ("PASS" if ok else "MISS")
+        out.append(f"| {name} | {at} | {verdict} | {fig} |")
+    print("\n### Targets (printed, not enforced)\n", flush=True)
     print("\n".join(out), flush=True)
 
 
@@ -716,87 +1031,164 @@ def machine_line():
     return f"Machine: nproc={ncpu}, CPU: {model}, RAM {mem:.0f} GiB, kernel {os.uname().release}."
 
 
+def uptime():
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return f"load average: {loadavg()}"
+
+
 # ---------------------------------------------------------------- main
 
 class Ctx:
     pass
 
 
+def parse_ns(text, flag, ap):
+    try:
+        ns = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        ap.error(f"{flag}: comma-separated integers expected")
+    if any(n < 1 for n in ns):
+        ap.error(f"{flag} values must be >= 1")
+    return ns
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", default="1,10,50",
-                    help="comma-separated destination counts (default 1,10,50)")
-    ap.add_argument("--seconds", type=float, default=15.0,
-                    help="measurement window per run (default 15)")
+    ap.add_argument("--n", default=None,
+                    help="destination counts for antenne and nginx-push "
+                         "(default 1,10,100,500,1000; --quick 1,10,100)")
+    ap.add_argument("--tls-n", default=None,
+                    help="destination counts for the RTMPS designs "
+                         "(default 1,10,100,500; --quick 1,10)")
+    ap.add_argument("--ffmpeg-max-n", type=int, default=100,
+                    help="largest N for ffmpeg-per-dest (default 100)")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="measurement window per run (default 15; --quick 5)")
     ap.add_argument("--designs", default=",".join(DESIGNS),
                     help=f"comma-separated subset of {','.join(DESIGNS)}")
-    ap.add_argument("--settle", type=float, default=5.0,
-                    help="seconds to wait after all destinations receive (default 5)")
+    ap.add_argument("--settle", type=float, default=None,
+                    help="seconds to wait after all destinations receive (default 4; --quick 2)")
+    ap.add_argument("--enable-repeat", type=int, default=None,
+                    help="enable-to-first-keyframe repetitions per antenne run "
+                         "(default 20; --quick 5; 0 = skip)")
     ap.add_argument("--clip-seconds", type=int, default=30,
                     help="length of the pre-encoded (looped) clip (default 30)")
+    ap.add_argument("--kbps", type=int, default=5800,
+                    help="video bit rate of the clip (default 5800; + 160k audio)")
+    ap.add_argument("--antenne-threads", type=int, default=1,
+                    help="antenne --worker-threads (default 1, antenne's default)")
+    ap.add_argument("--quick", action="store_true",
+                    help="small N, short windows: a few minutes")
     ap.add_argument("--no-build", action="store_true",
-                    help="do not run cargo build (use the existing binary)")
+                    help="do not run cargo build (use the existing binaries)")
+    ap.add_argument("--json", metavar="FILE",
+                    help="also write the raw results of every run to FILE")
     ap.add_argument("--keep-tmp", action="store_true",
                     help="keep the temp dir (logs, configs) after the run")
     a = ap.parse_args()
 
-    ns = sorted({int(x) for x in a.n.split(",") if x.strip()})
-    if any(n < 1 for n in ns):
-        ap.error("--n values must be >= 1")
+    q = a.quick
+    ns = parse_ns(a.n or ("1,10,100" if q else "1,10,100,500,1000"), "--n", ap)
+    tls_ns = parse_ns(a.tls_n or ("1,10" if q else "1,10,100,500"), "--tls-n", ap)
+    a.seconds = a.seconds if a.seconds is not None else (5.0 if q else 15.0)
+    a.settle = a.settle if a.settle is not None else (2.0 if q else 4.0)
+    enable_repeat = a.enable_repeat if a.enable_repeat is not None else (5 if q else 20)
     designs = [d.strip() for d in a.designs.split(",") if d.strip()]
     for d in designs:
         if d not in DESIGNS:
             ap.error(f"unknown design {d!r} (known: {', '.join(DESIGNS)})")
-    for prog in ("ffmpeg", "ffprobe", "nginx"):
+    plan, skipped = {}, {}
+    for d in designs:
+        want = tls_ns if d in TLS_DESIGNS else ns
+        if d == "ffmpeg-per-dest":
+            plan[d] = [n for n in want if n <= a.ffmpeg_max_n]
+            skipped[d] = [n for n in want if n > a.ffmpeg_max_n]
+        else:
+            plan[d] = want
+    progs = ["ffmpeg", "ffprobe", "openssl"]
+    if any(d != "antenne" and d != "antenne-rtmps" for d in designs):
+        progs.append("nginx")
+    if "nginx-push-stunnel" in designs and not (shutil.which("stunnel4") or shutil.which("stunnel")):
+        sys.exit("stunnel4 not found in PATH")
+    for prog in progs:
         if not shutil.which(prog):
             sys.exit(f"{prog} not found in PATH")
-    if not os.path.isfile(RTMP_MODULE):
+    if "nginx" in progs and not os.path.isfile(RTMP_MODULE):
         sys.exit(f"{RTMP_MODULE} missing (Debian package libnginx-mod-rtmp)")
+
+    # 1,000 destinations: a socket each in the relay, the sink, stunnel.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want_fds = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+    if soft < want_fds:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want_fds, hard))
+    fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if fds < 3 * max(ns + tls_ns) + 100:
+        log(f"warning: open file limit {fds} may be too low for N={max(ns + tls_ns)}")
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     atexit.register(PROCS.kill_all)
 
     t_start = time.monotonic()
+    load_start = uptime()
     ctx = Ctx()
-    ctx.seconds, ctx.settle = a.seconds, a.settle
+    ctx.seconds, ctx.settle, ctx.enable_repeat = a.seconds, a.settle, enable_repeat
+    ctx.drain_ms = 1000
+    ctx.antenne_threads = a.antenne_threads
     ctx.tmp = tempfile.mkdtemp(prefix="antenne-bench-")
-    log(f"temp dir {ctx.tmp}")
+    log(f"temp dir {ctx.tmp}; {load_start}")
     ok = False
     try:
-        if "antenne" in designs:
-            target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(REPO, "target")
-            ctx.antenne_bin = os.path.join(target, "release", "antenne")
-            if not a.no_build:
-                log("cargo build --release -p antenne ...")
-                r = subprocess.run(["cargo", "build", "--release", "-p", "antenne"],
-                                   cwd=REPO, stdout=sys.stderr, stderr=sys.stderr)
-                if r.returncode != 0:
-                    sys.exit("cargo build failed")
-            if not os.access(ctx.antenne_bin, os.X_OK):
-                sys.exit(f"{ctx.antenne_bin} missing")
+        target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(REPO, "target")
+        ctx.antenne_bin = os.path.join(target, "release", "antenne")
+        bench_bin = os.path.join(target, "release", "antenne-bench")
+        if not a.no_build:
+            log("cargo build --release -p antenne -p antenne-bench ...")
+            r = subprocess.run(["cargo", "build", "--release", "-p", "antenne",
+                                "-p", "antenne-bench"],
+                               cwd=REPO, stdout=sys.stderr, stderr=sys.stderr)
+            if r.returncode != 0:
+                sys.exit("cargo build failed")
+        for b in (ctx.antenne_bin, bench_bin):
+            if not os.access(b, os.X_OK):
+                sys.exit(f"{b} missing (build it, or drop --no-build)")
 
-        ctx.flv = pre_encode(ctx.tmp, a.clip_seconds)
-        total, vk, ak, dur = probe_bitrate(ctx.flv)
-        stream = (f"Stream: pre-encoded {dur:.1f} s FLV looped with `-c copy`, 1280x720 30 fps "
-                  f"H.264 (x264 veryfast, testsrc2+noise, GOP 60) + AAC; ffprobe: "
-                  f"{total / 1000:.2f} Mbit/s total (video {vk / 1000:.2f} Mbit/s, "
-                  f"audio {ak:.0f} kbit/s).")
+        clip = pre_encode(clip_path(a.clip_seconds, a.kbps), a.clip_seconds, a.kbps)
+        ctx.ca, cert, key = make_pki(ctx.tmp)
+        ctx.peers = Peers(bench_bin, ctx.tmp, clip, cert, key)
+        c = ctx.peers.clip
+        stream = (f"Stream: pre-encoded {c['duration_ms'] / 1000:.1f} s FLV looped in real time "
+                  f"by antenne-bench, 1280x720 30 fps H.264 (x264 veryfast, testsrc2+noise, "
+                  f"GOP 2 s, {a.kbps} kbit/s) + AAC 160 kbit/s = {c['mbps']:.2f} Mbit/s of "
+                  f"media; {c['matchable']} of {c['video_frames']} video frames matchable "
+                  f"by content.")
         log(stream)
-
-        ctx.receiver = Nginx("receiver", ctx.tmp, master=False, log_level="error").start()
-        log(f"receiver nginx on 127.0.0.1:{ctx.receiver.port}")
+        log(f"sink on 127.0.0.1:{ctx.peers.port} (RTMP) and :{ctx.peers.tls_port} (RTMPS)")
 
         results = {}
-        for d in designs:
-            for n in [0] + ns:
-                results[(d, n)] = run_case(d, n, ctx)
-                if not ctx.receiver.proc or ctx.receiver.proc.poll() is not None:
-                    raise RuntimeError(f"receiver nginx died:\n{tail(ctx.receiver.error_log)}")
+        try:
+            for d in designs:
+                for n in [0] + plan[d]:
+                    results[(d, n)] = run_case(d, n, ctx)
+                    if not ctx.peers.alive():
+                        raise RuntimeError(f"antenne-bench died:\n{tail(ctx.peers.log)}")
+        except RuntimeError as e:
+            # Print what was measured before the peers died.
+            log(f"stopping the run: {e}")
+        load_end = uptime()
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"machine": machine_line(), "stream": stream, "load_start": load_start,
+                           "load_end": load_end, "seconds": a.seconds, "plan": plan,
+                           "results": [r for r in results.values()]}, f, indent=1)
 
-        print_tables(results, designs, ns, machine_line(), stream, a.seconds)
-        print(f"\nRun time: {time.monotonic() - t_start:.0f} s "
-              f"(window {a.seconds:g} s, settle {a.settle:g} s per run).", flush=True)
+        print_tables(results, plan, machine_line(), stream, a.seconds, skipped)
+        targets(results, plan)
+        print(f"\nRun time: {time.monotonic() - t_start:.0f} s (window {a.seconds:g} s, "
+              f"settle {a.settle:g} s per run, {enable_repeat} enables per antenne run).\n"
+              f"Load at start: {load_start}\nLoad at end:   {load_end}", flush=True)
         ok = True
     except KeyboardInterrupt as e:
         log(f"interrupted ({e}); stopping everything")
