@@ -84,6 +84,8 @@ pub enum UrlError {
     UnknownScheme(String),
     #[error("the URL has no host")]
     MissingHost,
+    #[error("the host {0:?} is not a host name, an IPv4 address or an [IPv6] address")]
+    BadHost(String),
     #[error("the port {0:?} is not a number from 1 to 65535")]
     BadPort(String),
     #[error("the URL has no application path (e.g. rtmp://host/live)")]
@@ -121,6 +123,11 @@ pub fn parse(url: &str, key: &str) -> Result<Target, UrlError> {
     if host.is_empty() {
         return Err(UrlError::MissingHost);
     }
+    // A bracket left in the host (`b::1]`, `[[::1]`) would make a tcUrl
+    // that names another host.
+    if host.contains(['[', ']']) {
+        return Err(UrlError::BadHost(host.to_owned()));
+    }
     let port = match port {
         None => scheme.default_port(),
         Some(p) => match p.parse::<u16>() {
@@ -139,6 +146,8 @@ pub fn parse(url: &str, key: &str) -> Result<Target, UrlError> {
         let trimmed = before_query.trim_end_matches('/');
         match trimmed.rsplit_once('/') {
             Some((app, name)) if !app.is_empty() && !name.is_empty() => {
+                // `live//KEY`: app `live`, as `live/` + `KEY` gives.
+                let app = app.trim_end_matches('/');
                 (app.to_owned(), format!("{name}{query}"))
             }
             _ => {
@@ -250,6 +259,40 @@ mod tests {
             parse("youtube.com/live2", "k"),
             Err(UrlError::UnknownScheme(_))
         ));
+    }
+
+    #[test]
+    fn a_stream_name_after_a_double_slash_leaves_no_slash_in_the_app() {
+        // Found by the `url` fuzz target: the app kept the slash, so the
+        // tcUrl we send (`…/live/`) differed from the app we publish to
+        // and did not parse back to the same destination.
+        let t = ok("rtmp://h/live//stream", "");
+        assert_eq!((t.app.as_str(), t.stream.expose()), ("live", "stream"));
+        assert_eq!(t.tc_url(), "rtmp://h:1935/live");
+        assert_eq!(ok(&t.tc_url(), "stream"), t);
+        // The fuzzer's input, as it found it (URL, no key).
+        let crash = "rtmp://a.rtmp/lx/lilrtmp://a.rtmpmvubyoumpmvubyoutube.cod%e//a-ijkl";
+        let t = ok(crash, "");
+        assert_eq!(t.app, "lx/lilrtmp://a.rtmpmvubyoumpmvubyoutube.cod%e");
+        assert_eq!(ok(&t.tc_url(), t.stream.expose()), t);
+    }
+
+    #[test]
+    fn refuses_brackets_left_in_the_host() {
+        // Found by the `url` fuzz target: the host `b::1]` was accepted and
+        // written in the tcUrl as `[b::1]]`, which names another host.
+        assert_eq!(
+            parse("rtmp://b::1]:1936/live", "k"),
+            Err(UrlError::BadHost("b::1]".into()))
+        );
+        assert_eq!(
+            parse("rtmp://[[::1]:1936/live", "k"),
+            Err(UrlError::BadHost("[::1".into()))
+        );
+        assert_eq!(
+            parse("rtmp://a[b/live", "k"),
+            Err(UrlError::BadHost("a[b".into()))
+        );
     }
 
     #[test]
