@@ -465,6 +465,9 @@ def handmade(seeds):
         ("rtmp://user:pass@host/live", "k"),
         ("RTMP://HOST/LIVE/", " key "),
         ("http://x/live", "k"),
+        # Inputs that found bugs (see docs/fuzzing.md).
+        ("rtmp://a.rtmp/lx/lilrtmp://a.rtmpmvubyoumpmvubyoutube.cod%e//a-ijkl", ""),
+        ("rtmp://b::1]:1936/live", "k"),
     ):
         seeds.add("url", "url", f"{url}\n{key}".encode())
 
