@@ -91,6 +91,8 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 128;
 const SET_CHUNK_SIZE: u8 = 1;
 /// Message type of Abort.
 const ABORT: u8 = 2;
+/// Most the decoder reserves ahead of the bytes it has received.
+const RESERVE_MAX: usize = 64 * 1024;
 
 impl ChunkDecoder {
     pub fn new(limits: DecoderLimits) -> Self {
@@ -260,9 +262,11 @@ impl ChunkDecoder {
         let remaining = (msg_len as usize).saturating_sub(already);
         let take = remaining.min(self.chunk_size as usize);
         if self.buf.len() < pos + take {
-            // Reserve once for the whole chunk so that a large chunk does
-            // not reallocate repeatedly as it trickles in.
-            self.buf.reserve(pos + take - self.buf.len());
+            // Reserve for the chunk so that it does not reallocate
+            // repeatedly as it trickles in, but only up to RESERVE_MAX: a
+            // header alone must not make us hold what it announces.
+            self.buf
+                .reserve((pos + take - self.buf.len()).min(RESERVE_MAX));
             return Ok(ChunkOutcome::NeedMore);
         }
 
@@ -307,7 +311,12 @@ impl ChunkDecoder {
             payload.freeze()
         } else {
             if stream.partial.is_empty() {
-                stream.partial.reserve(stream.length as usize);
+                // Not the announced length: on many chunk streams at once,
+                // that is memory the peer has not sent (it grows as
+                // chunks arrive).
+                stream
+                    .partial
+                    .reserve((stream.length as usize).min(RESERVE_MAX));
             }
             stream.partial.extend_from_slice(&payload);
             if !complete {
