@@ -10,12 +10,48 @@
 //!
 //! Checks: no panic; the messages and the error (if any) are the same
 //! whether the bytes arrive at once or in pieces; no message exceeds the
-//! size limit; the byte counter counts what was pushed.
+//! size limit; the byte counter counts what was pushed; the memory held at
+//! the peak is bounded by what was received (a counting allocator), so a
+//! header that announces a large message cannot make us reserve it.
 #![no_main]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
 
 use antenne_rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits, RawMessage};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+
+/// Bytes allocated now, and the most since the last reset.
+static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+fn grew(by: isize) {
+    let now = ALLOCATED.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size() as isize);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        grew(new_size as isize - layout.size() as isize);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 const CHUNK_SIZES: [u32; 8] = [0, 1, 2, 60, 128, 4096, 65_536, 0x7fff_ffff];
 
@@ -48,6 +84,8 @@ fuzz_target!(|data: &[u8]| {
             max_chunk_streams: 0,
         },
     };
+    let base = ALLOCATED.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
     let mut input = BytesMut::new();
     let chunk_size = CHUNK_SIZES[(size & 7) as usize];
     if chunk_size != 0 {
@@ -80,4 +118,16 @@ fuzz_target!(|data: &[u8]| {
     for m in &want {
         assert!(m.payload.len() <= limits.max_message_size as usize);
     }
+    // Two decoders, their messages (a 1-byte chunk can be a message: two
+    // vectors of 56-byte entries that may have doubled), the input and its
+    // pieces (16 bytes per 1-byte piece): under 256 bytes per input byte,
+    // plus what a decoder may reserve ahead of what it received (64 KiB per
+    // chunk stream and for its buffer).
+    let held = PEAK.load(Ordering::Relaxed) - base;
+    let bound = 256 * input.len() as isize + 2 * 65 * 64 * 1024 + 256 * 1024;
+    assert!(
+        held <= bound,
+        "{} input bytes made us hold {held} bytes",
+        input.len()
+    );
 });
