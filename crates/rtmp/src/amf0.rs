@@ -192,7 +192,9 @@ impl Reader<'_> {
                 if count > self.buf.len() - self.pos {
                     return Err(Amf0Error::Truncated);
                 }
-                let mut items = Vec::with_capacity(count);
+                // Room for a few only: nested arrays that each announce
+                // what remains would reserve many times the input.
+                let mut items = Vec::with_capacity(count.min(64));
                 for _ in 0..count {
                     items.push(self.value(depth + 1)?);
                 }

@@ -9,17 +9,25 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Mutex;
 
+use antenne_rtmp::amf0::{decode_all, Amf0Error, MAX_DEPTH};
 use antenne_rtmp::chunk::{ChunkDecoder, ChunkEncoder, DecoderLimits};
 use bytes::BytesMut;
 
-/// Bytes currently allocated by this process.
+/// Bytes currently allocated by this process, and the most since a test
+/// reset it.
 static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn grew(by: isize) {
+    let now = ALLOCATED.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
 
 struct Counting;
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        grew(layout.size() as isize);
         unsafe { System.alloc(layout) }
     }
 
@@ -126,4 +134,37 @@ fn large_messages_still_arrive_whole() {
     assert_eq!(got.len(), 3);
     assert_eq!(&got[1].payload[..], &frame[..]);
     assert_eq!(&got[2].payload[..], &[0xaf, 1, 2, 3]);
+}
+
+#[test]
+fn nested_array_counts_do_not_make_us_reserve_what_the_input_cannot_hold() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Strict arrays nested MAX_DEPTH deep, each announcing as many elements
+    // as bytes remain (the most the decoder believed), the innermost one
+    // filled with nulls. Before the fix each level reserved room for its
+    // count up front (32 bytes an element): 64 KiB of input made the
+    // decoder reserve 32 levels × 32 × 64 KiB = 64 MiB; an 8 MiB command,
+    // which the chunk layer accepts before any key is checked, 8 GiB.
+    let nulls = 64 * 1024;
+    let levels = MAX_DEPTH;
+    let mut input = Vec::new();
+    for i in 0..levels {
+        let remaining = 5 * (levels - 1 - i) + nulls;
+        input.push(0x0a);
+        input.extend_from_slice(&(remaining as u32).to_be_bytes());
+    }
+    input.extend(std::iter::repeat_n(0x05u8, nulls));
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    // The innermost array is whole; its parent misses its other elements.
+    assert_eq!(decode_all(&input), Err(Amf0Error::Truncated));
+    let peak = PEAK.load(Ordering::Relaxed) - before;
+    // What the input really holds: one value per null, in a vector that
+    // may have doubled.
+    let value = std::mem::size_of::<antenne_rtmp::amf0::Amf0Value>() as isize;
+    assert!(
+        peak < 2 * value * nulls as isize + 64 * 1024,
+        "{} input bytes made the AMF0 decoder hold {peak} bytes at its peak",
+        input.len()
+    );
 }
