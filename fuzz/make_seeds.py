@@ -452,6 +452,13 @@ def handmade(seeds):
     seeds.add("flv", "legacy-hevc-seq", b"\x1c\x00\x00\x00\x00\x01")
     seeds.add("flv", "truncated-80", b"\x80")
     seeds.add("flv", "truncated-17", b"\x17")
+    # AMF0 strict arrays nested 32 deep, each announcing what remains (the
+    # shape that made the decoder reserve many times its input).
+    levels, nulls = 32, 200
+    nested = b"".join(b"\x0a" + (5 * (levels - 1 - i) + nulls).to_bytes(4, "big")
+                      for i in range(levels)) + b"\x05" * nulls
+    seeds.add("amf0", "nested-strict-arrays", nested)
+    seeds.add("command", "nested-strict-arrays", b"\x14\x02\x00\x07connect\x00" + bytes(8) + nested)
     # Destination URLs: "url\nkey".
     for url, key in (
         ("rtmp://a.rtmp.youtube.com/live2", "abcd-efgh-ijkl-mnop"),

@@ -15,40 +15,10 @@
 //! header that announces a large message cannot make us reserve it.
 #![no_main]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
+use antenne_fuzz::{held_since, reset_peak, Counting};
 use antenne_rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits, RawMessage};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-
-/// Bytes allocated now, and the most since the last reset.
-static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-struct Counting;
-
-fn grew(by: isize) {
-    let now = ALLOCATED.fetch_add(by, Ordering::Relaxed) + by;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size() as isize);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        ALLOCATED.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        grew(new_size as isize - layout.size() as isize);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -84,8 +54,7 @@ fuzz_target!(|data: &[u8]| {
             max_chunk_streams: 0,
         },
     };
-    let base = ALLOCATED.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = reset_peak();
     let mut input = BytesMut::new();
     let chunk_size = CHUNK_SIZES[(size & 7) as usize];
     if chunk_size != 0 {
@@ -123,7 +92,7 @@ fuzz_target!(|data: &[u8]| {
     // pieces (16 bytes per 1-byte piece): under 256 bytes per input byte,
     // plus what a decoder may reserve ahead of what it received (64 KiB per
     // chunk stream and for its buffer).
-    let held = PEAK.load(Ordering::Relaxed) - base;
+    let held = held_since(base);
     let bound = 256 * input.len() as isize + 2 * 65 * 64 * 1024 + 256 * 1024;
     assert!(
         held <= bound,

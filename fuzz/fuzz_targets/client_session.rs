@@ -5,20 +5,25 @@
 //! Input: `[flags][split seed][bytes…]`: flags bit 7: no handshake is made
 //! up, the bytes are fed from the very start (S0 S1 S2 included).
 //!
-//! Checks: no panic; everything the session sends after C0 C1 C2 is a
+//! Checks: no panic; the memory held at the peak is bounded by the input
+//! (a counting allocator); everything the session sends after C0 C1 C2 is a
 //! valid chunk stream of messages we can parse.
 #![no_main]
 
-use antenne_fuzz::{assert_valid_output, fixed_packet, pieces};
+use antenne_fuzz::{assert_valid_output, fixed_packet, held_since, pieces, reset_peak, Counting};
 use antenne_rtmp::handshake::PACKET_SIZE;
 use antenne_rtmp::{ClientEvent, ClientSession, PublishTarget};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
 fuzz_target!(|data: &[u8]| {
     let [flags, seed, stream @ ..] = data else {
         return;
     };
+    let base = reset_peak();
     let mut session = ClientSession::new(
         PublishTarget {
             app: "live".into(),
@@ -58,5 +63,15 @@ fuzz_target!(|data: &[u8]| {
     while let Some(b) = session.take_output() {
         out.extend_from_slice(&b);
     }
+    // The input, what we answered and the events (a few times the input),
+    // the handshake, and what the chunk decoder may reserve ahead of what
+    // it received (64 KiB per chunk stream and for its buffer).
+    let held = held_since(base);
+    let bound = 256 * data.len() as isize + 65 * 64 * 1024 + 512 * 1024;
+    assert!(
+        held <= bound,
+        "{} input bytes made the session hold {held} bytes",
+        data.len()
+    );
     assert_valid_output(&out, 1 + 2 * PACKET_SIZE);
 });

@@ -1,5 +1,51 @@
 //! Helpers shared by the fuzz targets.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+/// Bytes allocated now, and the most since the last [`reset_peak`].
+static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+/// A global allocator that counts bytes, for targets that bound the memory
+/// an input can make us hold: `#[global_allocator] static A: Counting =
+/// Counting;` in the target.
+pub struct Counting;
+
+fn grew(by: isize) {
+    let now = ALLOCATED.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size() as isize);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        grew(new_size as isize - layout.size() as isize);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Starts measuring: returns the bytes allocated now.
+pub fn reset_peak() -> isize {
+    let now = ALLOCATED.load(Ordering::Relaxed);
+    PEAK.store(now, Ordering::Relaxed);
+    now
+}
+
+/// The most allocated since [`reset_peak`] returned `base`, beyond `base`.
+pub fn held_since(base: isize) -> isize {
+    PEAK.load(Ordering::Relaxed) - base
+}
+
 /// Cuts `data` into pieces whose lengths follow `seed`: the same bytes
 /// arrive as a peer's TCP segments might, at arbitrary split points.
 /// Seed 0 gives the whole input in one piece.
