@@ -113,7 +113,7 @@ for t in "${targets[@]}"; do
     if cargo fuzz run "${flags[@]}" "$t" "$corpus" "seeds/$t" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 >"$log" 2>&1; then
-        grep -E '^#[0-9]+ +(INITED|DONE)' "$log" | sed 's/^/    /' || true
+        grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" | sed 's/^/    /' || true
         grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)' "$log" |
             sed 's/^/    /' || true
     else
