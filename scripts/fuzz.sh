@@ -16,7 +16,7 @@
 #
 # Works on the stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its
 # nightly-only flags. Installs cargo-fuzz (cargo install cargo-fuzz --locked)
-# when it is missing. A crash, hang (> 10 s per input) or OOM (> 2 GiB) stops
+# when it is missing, and g++ (apt-get, as root) when there is no c++. A crash, hang (> 10 s per input) or OOM (> 2 GiB) stops
 # that target with its input in fuzz/artifacts/<target>/; the script goes on
 # with the other targets and exits 1 at the end.
 set -euo pipefail
@@ -71,6 +71,17 @@ command -v cargo >/dev/null 2>&1 || {
     echo "scripts/fuzz.sh: cargo not found (install a Rust toolchain)" >&2
     exit 1
 }
+# libfuzzer-sys builds libFuzzer, which is C++.
+if ! command -v c++ >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing g++ (libFuzzer is C++)"
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++
+    else
+        echo "scripts/fuzz.sh: no C++ compiler (c++); install g++" >&2
+        exit 1
+    fi
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "==> installing cargo-fuzz (cargo install cargo-fuzz --locked)"
     cargo install cargo-fuzz --locked
