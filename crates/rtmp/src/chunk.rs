@@ -341,6 +341,40 @@ enum ChunkOutcome {
     Message(RawMessage),
 }
 
+/// What the chunk headers of one outgoing message carry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MessageHeader {
+    pub csid: u32,
+    pub timestamp: u32,
+    pub len: usize,
+    pub type_id: u8,
+    pub stream_id: u32,
+}
+
+impl MessageHeader {
+    /// Writes the header of one chunk of the message: type 0 for the
+    /// first, type 3 for the others; a timestamp of 2^24-1 or more goes in
+    /// the extended field, which type-3 headers then repeat.
+    pub(crate) fn put(&self, out: &mut BytesMut, first: bool) {
+        let extended = self.timestamp >= 0x00ff_ffff;
+        ChunkEncoder::put_basic_header(out, if first { 0 } else { 3 }, self.csid);
+        if first {
+            let ts24 = if extended {
+                0x00ff_ffff
+            } else {
+                self.timestamp
+            };
+            out.put_uint(ts24 as u64, 3);
+            out.put_uint(self.len as u64, 3);
+            out.put_u8(self.type_id);
+            out.put_u32_le(self.stream_id);
+        }
+        if extended {
+            out.put_u32(self.timestamp);
+        }
+    }
+}
+
 /// Writes messages as chunks, sans-IO.
 #[derive(Debug)]
 pub struct ChunkEncoder {
@@ -399,22 +433,17 @@ impl ChunkEncoder {
         payload: &Bytes,
         out: &mut Vec<Bytes>,
     ) {
-        let extended = timestamp >= 0x00ff_ffff;
-        let mut offset = 0;
         let len = payload.len();
+        let header = MessageHeader {
+            csid,
+            timestamp,
+            len,
+            type_id,
+            stream_id,
+        };
+        let mut offset = 0;
         loop {
-            let fmt = if offset == 0 { 0 } else { 3 };
-            Self::put_basic_header(&mut self.headers, fmt, csid);
-            if fmt == 0 {
-                let ts24 = if extended { 0x00ff_ffff } else { timestamp };
-                self.headers.put_uint(ts24 as u64, 3);
-                self.headers.put_uint(len as u64, 3);
-                self.headers.put_u8(type_id);
-                self.headers.put_u32_le(stream_id);
-            }
-            if extended {
-                self.headers.put_u32(timestamp);
-            }
+            header.put(&mut self.headers, offset == 0);
             out.push(self.headers.split().freeze());
             let take = (len - offset).min(self.chunk_size as usize);
             if take > 0 {
@@ -438,21 +467,16 @@ impl ChunkEncoder {
         payload: &[u8],
         out: &mut BytesMut,
     ) {
-        let extended = timestamp >= 0x00ff_ffff;
+        let header = MessageHeader {
+            csid,
+            timestamp,
+            len: payload.len(),
+            type_id,
+            stream_id,
+        };
         let mut offset = 0;
         loop {
-            let fmt = if offset == 0 { 0 } else { 3 };
-            Self::put_basic_header(out, fmt, csid);
-            if fmt == 0 {
-                let ts24 = if extended { 0x00ff_ffff } else { timestamp };
-                out.put_uint(ts24 as u64, 3);
-                out.put_uint(payload.len() as u64, 3);
-                out.put_u8(type_id);
-                out.put_u32_le(stream_id);
-            }
-            if extended {
-                out.put_u32(timestamp);
-            }
+            header.put(out, offset == 0);
             let take = (payload.len() - offset).min(self.chunk_size as usize);
             out.put_slice(&payload[offset..offset + take]);
             offset += take;

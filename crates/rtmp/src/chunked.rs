@@ -15,7 +15,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::chunk::ChunkEncoder;
+use crate::chunk::{ChunkEncoder, MessageHeader};
 
 /// A message payload laid out as chunks for one chunk stream id and one
 /// chunk size; cheap to clone (shared bytes).
@@ -152,24 +152,16 @@ impl ChunkEncoder {
             self.encode_parts(payload.csid, timestamp, type_id, stream_id, &whole, out);
             return;
         }
-        let csid = payload.csid;
-        let mut first = true;
-        let put_header = |enc: &mut ChunkEncoder, out: &mut Vec<Bytes>, fmt: u8| {
-            Self::put_basic_header(&mut enc.headers, fmt, csid);
-            if fmt == 0 {
-                let ts24 = if extended { 0x00ff_ffff } else { timestamp };
-                enc.headers.put_uint(ts24 as u64, 3);
-                enc.headers.put_uint(payload.len as u64, 3);
-                enc.headers.put_u8(type_id);
-                enc.headers.put_u32_le(stream_id);
-            }
-            if extended {
-                enc.headers.put_u32(timestamp);
-            }
-            out.push(enc.headers.split().freeze());
+        let header = MessageHeader {
+            csid: payload.csid,
+            timestamp,
+            len: payload.len,
+            type_id,
+            stream_id,
         };
         if !extended {
-            put_header(self, out, 0);
+            header.put(&mut self.headers, true);
+            out.push(self.headers.split().freeze());
             if !payload.body.is_empty() {
                 out.push(payload.body.clone());
             }
@@ -178,12 +170,13 @@ impl ChunkEncoder {
         // Extended timestamps repeat in every type-3 header: chunk here,
         // on slices of the shared layout.
         if payload.len == 0 {
-            put_header(self, out, 0);
+            header.put(&mut self.headers, true);
+            out.push(self.headers.split().freeze());
             return;
         }
-        for chunk in payload.payload_chunks() {
-            put_header(self, out, if first { 0 } else { 3 });
-            first = false;
+        for (i, chunk) in payload.payload_chunks().enumerate() {
+            header.put(&mut self.headers, i == 0);
+            out.push(self.headers.split().freeze());
             out.push(chunk);
         }
     }
