@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -1051,7 +1052,7 @@ class Soak:
         if run:
             out.append(f"  info during the run: tasks {min(x['tasks'] for x in run)}.."
                        f"{max(x['tasks'] for x in run)}, fds {min(x['fds'] for x in run)}.."
-                       f"{max(x['fds'] for x in run)} ({len(run)} samples, in {self.samples_path})")
+                       f"{max(x['fds'] for x in run)} ({len(run)} samples in samples.csv)")
         if res["panics"]:
             fails.append("panic")
             out.append(f"  FAIL antenne log has panics: {res['panics']}")
@@ -1156,6 +1157,9 @@ def main():
             status = 1
         except SetupError as e:
             log(f"could not run: {e}")
+            status = 2
+        except Exception:  # a fault of the script or its surroundings
+            log(f"could not run:\n{traceback.format_exc()}")
             status = 2
     except KeyboardInterrupt as e:
         log(f"interrupted ({e or 'SIGINT'}); stopping everything")
