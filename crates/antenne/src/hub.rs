@@ -289,13 +289,16 @@ impl Hub {
             return;
         }
         self.bytes_in.add(payload.len());
+        // Laid out (a copy for frames over one chunk) before taking the
+        // lock that the API and joining destinations also take.
+        let payload = client::prepare_media(true, payload);
         let mut st = self.lock();
         let ts = st.timeline.map(timestamp, Instant::now());
         st.info.has_video = true;
         let frame = Frame {
             kind: FrameKind::Video,
             timestamp: ts,
-            payload: client::prepare_media(true, payload),
+            payload,
             keyframe: tag.keyframe && !tag.sequence_header,
             header: tag.sequence_header,
         };
@@ -315,12 +318,13 @@ impl Hub {
             return;
         };
         self.bytes_in.add(payload.len());
+        let payload = client::prepare_media(false, payload);
         let mut st = self.lock();
         let ts = st.timeline.map(timestamp, Instant::now());
         let frame = Frame {
             kind: FrameKind::Audio,
             timestamp: ts,
-            payload: client::prepare_media(false, payload),
+            payload,
             // Without video, any audio frame is a place to start.
             keyframe: !st.info.has_video && !tag.sequence_header,
             header: tag.sequence_header,
