@@ -53,6 +53,14 @@ command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 command -v xdpyinfo >/dev/null 2>&1 || missing+=(x11-utils)
 compgen -G '/usr/lib/*/dri/swrast_dri.so' >/dev/null || missing+=(libgl1-mesa-dri)
 compgen -G '/usr/lib/*/libEGL.so.1' >/dev/null || missing+=(libegl1)
+# Interop (tests/interop.rs): GStreamer publishers (rtmp2sink, librtmp's
+# rtmpsink, x264enc, voaacenc) and nginx's stream module as a TLS front.
+command -v gst-launch-1.0 >/dev/null 2>&1 || missing+=(gstreamer1.0-tools)
+command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 rtmp2sink >/dev/null 2>&1 || missing+=(gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
+command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 rtmpsink >/dev/null 2>&1 && gst-inspect-1.0 voaacenc >/dev/null 2>&1 || missing+=(gstreamer1.0-plugins-bad)
+command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 x264enc >/dev/null 2>&1 || missing+=(gstreamer1.0-plugins-ugly)
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
