@@ -385,6 +385,56 @@ pub fn handshake_then(chunks: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Hostile first bytes on the ingest port, each with the reason antenne's
+/// log line must give when it closes that connection: a 16 MiB message,
+/// chunk sizes 0 and 2^31, 100,000 chunk streams, a `connect` nesting
+/// 100,000 AMF0 arrays, and HTTP instead of RTMP.
+pub fn hostile_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    use antenne_rtmp::chunk::ChunkEncoder;
+    let mut enc = ChunkEncoder::new();
+    let chunk = |enc: &mut ChunkEncoder, csid: u32, type_id: u8, body: &[u8]| {
+        let mut out = bytes::BytesMut::new();
+        enc.encode_into(csid, 0, type_id, 0, body, &mut out);
+        out.to_vec()
+    };
+    // A 16 MiB message announced in a chunk header.
+    let huge = handshake_then(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0]);
+    // Chunk size 0 and 2^31.
+    let zero = handshake_then(&chunk(&mut enc, 2, 1, &0u32.to_be_bytes()));
+    let big = handshake_then(&chunk(&mut enc, 2, 1, &0x8000_0000u32.to_be_bytes()));
+    // 100,000 chunk stream ids.
+    let mut many = Vec::new();
+    for csid in 64..100_064u32 {
+        many.extend(chunk(&mut enc, csid.min(65_599), 8, &[0xaf, 1]));
+    }
+    let many = handshake_then(&many);
+    // A `connect` whose command object nests 100,000 strict arrays.
+    let mut nested = vec![0x02, 0, 7];
+    nested.extend_from_slice(b"connect");
+    nested.extend_from_slice(&[0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]);
+    for _ in 0..100_000 {
+        nested.extend_from_slice(&[0x0a, 0, 0, 0, 1]);
+    }
+    let mut enc_big = ChunkEncoder::new();
+    enc_big.set_chunk_size(1 << 20);
+    let mut set = chunk(&mut enc, 2, 1, &(1u32 << 20).to_be_bytes());
+    let mut body = bytes::BytesMut::new();
+    enc_big.encode_into(3, 0, 20, 0, &nested, &mut body);
+    set.extend_from_slice(&body);
+    let nested = handshake_then(&set);
+    // Garbage from the first byte (version 0x47: "GET / HTTP/1.1").
+    let garbage = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);
+
+    vec![
+        ("16 MiB message", huge, "exceeds the limit"),
+        ("chunk size 0", zero, "invalid chunk size"),
+        ("chunk size 2^31", big, "invalid chunk size"),
+        ("100,000 chunk streams", many, "chunk streams"),
+        ("nested AMF0 connect", nested, "nesting deeper"),
+        ("HTTP garbage", garbage, "version"),
+    ]
+}
+
 /// `chattr FLAG` on each path (`+i`: immutable, every write fails as on
 /// a read-only disk); an error with chattr's own words when refused.
 pub fn chattr(flag: &str, paths: &[&Path]) -> Result<()> {
