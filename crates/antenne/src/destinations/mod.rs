@@ -1,18 +1,34 @@
-//! The destinations and their running tasks. Every change is saved to the
-//! store first, then reconciled at once: an edit that changes where or what
-//! a destination publishes restarts only that destination; switching one
-//! on or off starts or stops only its task; nothing else is touched. A
-//! change that cannot be saved is refused and changes nothing.
+//! The destinations and their running tasks.
+//!
+//! Invariants:
+//! - Readers (the API's lists, the live snapshot, the OBS glue) take a
+//!   snapshot — an `Arc` of the whole list, cloned under a lock held for
+//!   that clone only — and never wait on a writer or on the disk.
+//! - Writers (create, update, delete, load, deleting an ingest key) take
+//!   one async lock, held across the whole check-save-apply step, so a
+//!   change is checked against the state it replaces and no concurrent
+//!   change is lost. The save runs off the runtime's threads
+//!   (`spawn_blocking`); only once it succeeded is the new list swapped
+//!   in, in one short critical section. A change that cannot be saved is
+//!   refused and changes nothing.
+//! - Reconciling: an edit that changes where or what a destination
+//!   publishes restarts only that destination; switching one on or off
+//!   starts or stops only its task; nothing else is touched.
+//!
+//! The rules a destination obeys are in [`validate`], shared with
+//! `antenne import` and the start-up load.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+pub mod validate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::history::History;
+use crate::history::{EventKind, History};
 use crate::ingest::Hubs;
 use crate::output::supervisor::{self, OutputContext};
 use crate::output::url::{self, Target, UrlError};
@@ -71,6 +87,11 @@ impl Destination {
             via_obs: self.via_obs.clone(),
         }
     }
+
+    /// The URL with any key in it masked (see [`url::masked`]).
+    pub fn masked_url(&self) -> String {
+        url::masked(&self.url, self.key.expose())
+    }
 }
 
 /// A new destination, or changes to one (`None` keeps what is there).
@@ -109,10 +130,11 @@ pub enum DestinationError {
     Store(#[from] StoreError),
 }
 
+/// A destination in the published list: what it is and its live status.
+#[derive(Clone)]
 struct Entry {
     dest: Destination,
     stats: Arc<OutputStats>,
-    running: Option<Running>,
 }
 
 /// The task of an enabled destination.
@@ -129,6 +151,12 @@ impl Running {
     }
 }
 
+/// Relay tasks by destination id; owned by whoever holds the writers' lock.
+type Tasks = HashMap<String, Running>;
+
+/// Held while destinations cannot change (see [`Destinations::writing`]).
+pub struct WriteLock<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, Tasks>);
+
 /// A destination with its live status, for the API.
 #[derive(Debug, Clone)]
 pub struct DestinationView {
@@ -141,9 +169,11 @@ pub struct DestinationView {
 
 /// All destinations.
 pub struct Destinations {
-    entries: Mutex<BTreeMap<String, Entry>>,
-    /// Display order (creation order).
-    order: Mutex<Vec<String>>,
+    /// What readers see, in display (creation) order. Replaced whole by a
+    /// writer; the lock is held only to clone or swap the `Arc`.
+    current: RwLock<Arc<Vec<Entry>>>,
+    /// The writers' lock (never taken by readers), with the relay tasks.
+    writer: tokio::sync::Mutex<Tasks>,
     hubs: Hubs,
     ctx: Arc<OutputContext>,
     store: Arc<Store>,
@@ -152,6 +182,21 @@ pub struct Destinations {
     direct: std::sync::OnceLock<Arc<dyn ObsDirect>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+}
+
+fn enabled_count(list: &[Entry]) -> usize {
+    list.iter().filter(|e| e.dest.enabled).count()
+}
+
+fn others(list: &[Entry]) -> impl Iterator<Item = (&str, &str, bool, Option<&str>)> {
+    list.iter().map(|e| {
+        (
+            e.dest.id.as_str(),
+            e.dest.name.as_str(),
+            e.dest.enabled,
+            e.dest.via_obs.as_deref(),
+        )
+    })
 }
 
 impl Destinations {
@@ -164,8 +209,8 @@ impl Destinations {
         shutdown: CancellationToken,
     ) -> Self {
         Self {
-            entries: Mutex::new(BTreeMap::new()),
-            order: Mutex::new(Vec::new()),
+            current: RwLock::new(Arc::new(Vec::new())),
+            writer: tokio::sync::Mutex::new(HashMap::new()),
             hubs,
             ctx,
             store,
@@ -177,17 +222,45 @@ impl Destinations {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    /// The current list; never waits on a writer.
+    fn snapshot(&self) -> Arc<Vec<Entry>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    fn order(&self) -> MutexGuard<'_, Vec<String>> {
-        self.order.lock().unwrap_or_else(|e| e.into_inner())
+    /// Swaps in a new list (writers only, under the writers' lock).
+    fn publish(&self, list: Vec<Entry>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(list);
+    }
+
+    /// Runs a store call off the runtime's threads.
+    async fn save<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Write(format!("the save was interrupted ({e})")))?
+    }
+
+    /// Holds off every change to the destinations until dropped (for a
+    /// change elsewhere that must see them unchanged, e.g. deleting an
+    /// ingest key no destination uses).
+    pub async fn writing(&self) -> WriteLock<'_> {
+        WriteLock(self.writer.lock().await)
     }
 
     /// Connects direct mode to OBS (once, at start-up).
     pub fn set_obs_direct(&self, direct: Arc<dyn ObsDirect>) {
         let _ = self.direct.set(direct);
+    }
+
+    /// The event history (for callers not yet handed it directly).
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     fn view(&self, e: &Entry) -> DestinationView {
@@ -202,12 +275,7 @@ impl Destinations {
         }
     }
 
-    fn enabled_count(&self) -> usize {
-        self.lock().values().filter(|e| e.dest.enabled).count()
-    }
-
-    fn count_changed(&self, before: usize) {
-        let after = self.enabled_count();
+    fn count_changed(&self, before: usize, after: usize) {
         if before != after {
             if let Some(d) = self.direct.get() {
                 d.enabled_count_changed(before, after);
@@ -234,55 +302,30 @@ impl Destinations {
         }
     }
 
-    fn check_via_obs(
-        entries: &BTreeMap<String, Entry>,
-        id: &str,
-        via: Option<&str>,
-        enabled: bool,
-    ) -> Result<(), DestinationError> {
-        let Some(via) = via else { return Ok(()) };
-        let n = via.trim().chars().count();
-        if n == 0 || n > 100 {
-            return Err(DestinationError::BadViaObs);
-        }
-        if via == OBS_MAIN && enabled {
-            if let Some(other) = entries.values().find(|e| {
-                e.dest.id != id && e.dest.enabled && e.dest.via_obs.as_deref() == Some(OBS_MAIN)
-            }) {
-                return Err(DestinationError::ObsMainBusy(other.dest.name.clone()));
-            }
-        }
-        Ok(())
-    }
-
-    pub fn hubs(&self) -> &Hubs {
-        &self.hubs
-    }
-
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    pub fn history(&self) -> &History {
-        &self.history
-    }
-
-    pub fn presets(&self) -> &Arc<Presets> {
-        &self.presets
-    }
-
     /// Loads the saved destinations and starts the enabled ones (they go
-    /// live as soon as their ingest does).
-    pub fn load(&self) -> Result<usize, StoreError> {
-        let saved = self.store.destinations()?;
-        let n = saved.len();
-        for s in saved {
-            let target = match url::parse(&s.url, &s.key) {
-                Ok(t) => t,
-                Err(e) => {
-                    warn!(destination = %s.id, error = %e, "saved destination has an invalid URL: skipped");
-                    continue;
-                }
+    /// live as soon as their ingest does). Each is checked with the API's
+    /// rules ([`validate`]): one that breaks them is skipped, except a
+    /// second enabled destination on OBS's main output, which is loaded
+    /// switched off.
+    pub async fn load(&self) -> Result<usize, StoreError> {
+        let mut tasks = self.writer.lock().await;
+        let saved = self.save(|s| s.destinations()).await?;
+        let problems = validate::all(&saved, &self.presets);
+        let mut list = Vec::with_capacity(saved.len());
+        for (mut s, problems) in saved.into_iter().zip(problems) {
+            let busy = problems
+                .iter()
+                .any(|p| matches!(p, DestinationError::ObsMainBusy(_)));
+            if busy && problems.len() == 1 {
+                warn!(destination = %s.id, error = %problems[0], "saved destination loaded switched off");
+                s.enabled = false;
+            } else if !problems.is_empty() {
+                let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                warn!(destination = %s.id, problems = %text.join("; "), "saved destination breaks the rules: skipped");
+                continue;
+            }
+            let Ok(target) = url::parse(&s.url, &s.key) else {
+                continue;
             };
             let ingest = match self.hubs.find(&s.ingest).or_else(|| self.hubs.first()) {
                 Some(h) => {
@@ -304,48 +347,41 @@ impl Destinations {
                 target,
                 via_obs: s.via_obs,
             };
+            let entry = Entry {
+                stats: Arc::new(OutputStats::new(dest.enabled)),
+                dest,
+            };
             // Streamed by OBS: not switched at start-up; the state shows
             // what OBS does.
-            self.insert(dest, false);
+            if entry.dest.enabled && entry.dest.via_obs.is_none() {
+                if let Some(r) = self.activate(&entry, None) {
+                    tasks.insert(entry.dest.id.clone(), r);
+                }
+            }
+            list.push(entry);
         }
+        let n = list.len();
+        self.publish(list);
         Ok(n)
     }
 
-    fn insert(&self, dest: Destination, drive_obs: bool) -> DestinationView {
-        let stats = Arc::new(OutputStats::new(dest.enabled));
-        let mut entry = Entry {
-            dest,
-            stats,
-            running: None,
-        };
-        if entry.dest.enabled && (drive_obs || entry.dest.via_obs.is_none()) {
-            entry.running = self.activate(&entry, None);
-        }
-        let view = self.view(&entry);
-        self.order().push(view.dest.id.clone());
-        self.lock().insert(view.dest.id.clone(), entry);
-        view
-    }
-
     pub fn list(&self) -> Vec<DestinationView> {
-        let entries = self.lock();
-        self.order()
-            .iter()
-            .filter_map(|id| entries.get(id))
-            .map(|e| self.view(e))
-            .collect()
+        self.snapshot().iter().map(|e| self.view(e)).collect()
     }
 
     pub fn get(&self, id: &str) -> Result<DestinationView, DestinationError> {
-        self.lock()
-            .get(id)
+        self.snapshot()
+            .iter()
+            .find(|e| e.dest.id == id)
             .map(|e| self.view(e))
             .ok_or_else(|| DestinationError::NotFound(id.to_owned()))
     }
 
     /// Whether some destination relays the stream of `ingest`.
     pub fn uses_ingest(&self, ingest: &str) -> bool {
-        self.lock().values().any(|e| e.dest.ingest.matches(ingest))
+        self.snapshot()
+            .iter()
+            .any(|e| e.dest.ingest.matches(ingest))
     }
 
     fn resolve_ingest(&self, ingest: Option<&str>) -> Result<StreamKey, DestinationError> {
@@ -357,59 +393,71 @@ impl Destinations {
             .ok_or(DestinationError::UnknownIngest)
     }
 
-    fn check_name(name: &str) -> Result<(), DestinationError> {
-        let n = name.trim().chars().count();
-        if n == 0 || n > 100 {
-            return Err(DestinationError::BadName);
-        }
-        Ok(())
-    }
-
-    fn check_platform(&self, platform: &str) -> Result<(), DestinationError> {
-        if self.presets.get(platform).is_none() {
-            return Err(DestinationError::UnknownPlatform(platform.to_owned()));
-        }
-        Ok(())
-    }
-
     /// Adds a destination; starts it at once if enabled.
-    pub fn create(
+    pub async fn create(
         &self,
         input: DestinationInput,
         actor: &str,
     ) -> Result<DestinationView, DestinationError> {
-        let before = self.enabled_count();
-        let view = self.create_inner(input, actor)?;
-        self.count_changed(before);
-        Ok(view)
+        let mut tasks = self.writer.lock().await;
+        let current = self.snapshot();
+        let dest = self.new_destination(input, &current)?;
+        let stored = dest.stored();
+        self.save(move |s| s.insert_destination(&stored)).await?;
+        let id = dest.id.clone();
+        info!(destination = %id, url = %dest.target.redacted(), enabled = dest.enabled, "destination added");
+        self.history.record(
+            EventKind::Added,
+            Some((&id, &dest.name)),
+            format!("added ({})", dest.target.redacted()),
+            Some(actor),
+        );
+        let entry = Entry {
+            stats: Arc::new(OutputStats::new(dest.enabled)),
+            dest,
+        };
+        if entry.dest.enabled {
+            if let Some(r) = self.activate(&entry, None) {
+                tasks.insert(id, r);
+            }
+        }
+        let mut next = Vec::clone(&current);
+        next.push(entry.clone());
+        let (before, after) = (enabled_count(&current), enabled_count(&next));
+        self.publish(next);
+        drop(tasks);
+        self.count_changed(before, after);
+        Ok(self.view(&entry))
     }
 
-    fn create_inner(
+    /// A new destination from the input, checked against `current`.
+    fn new_destination(
         &self,
         input: DestinationInput,
-        actor: &str,
-    ) -> Result<DestinationView, DestinationError> {
+        current: &[Entry],
+    ) -> Result<Destination, DestinationError> {
         let url_text = input.url.ok_or(DestinationError::Missing("url"))?;
         let key = input.key.unwrap_or_default();
         let target = url::parse(&url_text, &key)?;
         let platform = input
             .platform
             .unwrap_or_else(|| self.presets.guess(&url_text).to_owned());
-        self.check_platform(&platform)?;
+        validate::platform(&self.presets, &platform)?;
         let name = input.name.map(|n| n.trim().to_owned()).unwrap_or_else(|| {
             self.presets
                 .get(&platform)
                 .map(|p| p.name.clone())
                 .unwrap_or_else(|| target.host.clone())
         });
-        Self::check_name(&name)?;
+        validate::name(&name)?;
         let ingest = self.resolve_ingest(input.ingest.as_deref())?;
         let id = format!("d{:010x}", rand::random::<u64>() & 0xff_ffff_ffff);
         let via_obs = input.via_obs.flatten().map(|v| v.trim().to_owned());
         let enabled = input.enabled.unwrap_or(true);
-        Self::check_via_obs(&self.lock(), &id, via_obs.as_deref(), enabled)?;
-        let dest = Destination {
-            id: id.clone(),
+        validate::via_obs(via_obs.as_deref())?;
+        validate::obs_main_free(&id, via_obs.as_deref(), enabled, others(current))?;
+        Ok(Destination {
+            id,
             name,
             platform,
             url: url_text.trim().to_owned(),
@@ -418,173 +466,168 @@ impl Destinations {
             ingest,
             target,
             via_obs,
-        };
-        self.store.insert_destination(&dest.stored())?;
-        info!(destination = %id, url = %dest.target.redacted(), enabled = dest.enabled, "destination added");
-        self.history.record(
-            "added",
-            Some((&id, &dest.name)),
-            format!("added ({})", dest.target.redacted()),
-            Some(actor),
-        );
-        Ok(self.insert(dest, true))
+        })
+    }
+
+    /// `dest` with the input's changes, checked against `current`.
+    fn changed(
+        &self,
+        dest: &Destination,
+        input: &DestinationInput,
+        current: &[Entry],
+    ) -> Result<Destination, DestinationError> {
+        let url_text = input.url.clone().unwrap_or_else(|| dest.url.clone());
+        let key = input
+            .key
+            .clone()
+            .unwrap_or_else(|| dest.key.expose().to_owned());
+        let target = url::parse(&url_text, &key)?;
+        let mut next = dest.clone();
+        if let Some(k) = input.ingest.as_deref() {
+            next.ingest = self.resolve_ingest(Some(k))?;
+        }
+        if let Some(name) = &input.name {
+            validate::name(name)?;
+            next.name = name.trim().to_owned();
+        }
+        if let Some(p) = &input.platform {
+            validate::platform(&self.presets, p)?;
+            next.platform = p.clone();
+        }
+        if let Some(v) = &input.via_obs {
+            next.via_obs = v.as_ref().map(|v| v.trim().to_owned());
+        }
+        next.url = url_text.trim().to_owned();
+        next.key = StreamKey::new(key.trim());
+        next.target = target;
+        next.enabled = input.enabled.unwrap_or(dest.enabled);
+        validate::via_obs(next.via_obs.as_deref())?;
+        validate::obs_main_free(
+            &next.id,
+            next.via_obs.as_deref(),
+            next.enabled,
+            others(current),
+        )?;
+        Ok(next)
     }
 
     /// Applies changes; restarts the destination only if where or what it
     /// publishes changed.
-    pub fn update(
+    pub async fn update(
         &self,
         id: &str,
         input: DestinationInput,
         actor: &str,
     ) -> Result<DestinationView, DestinationError> {
-        let before = self.enabled_count();
-        let view = self.update_inner(id, input, actor)?;
-        self.count_changed(before);
-        Ok(view)
-    }
-
-    fn update_inner(
-        &self,
-        id: &str,
-        input: DestinationInput,
-        actor: &str,
-    ) -> Result<DestinationView, DestinationError> {
-        let mut entries = self.lock();
-        let entry = entries
-            .get_mut(id)
+        let mut tasks = self.writer.lock().await;
+        let current = self.snapshot();
+        let i = current
+            .iter()
+            .position(|e| e.dest.id == id)
             .ok_or_else(|| DestinationError::NotFound(id.to_owned()))?;
-        let url_text = input.url.clone().unwrap_or_else(|| entry.dest.url.clone());
-        let key = input
-            .key
-            .clone()
-            .unwrap_or_else(|| entry.dest.key.expose().to_owned());
-        let target = url::parse(&url_text, &key)?;
-        let ingest = match input.ingest.as_deref() {
-            Some(k) => self.resolve_ingest(Some(k))?,
-            None => entry.dest.ingest.clone(),
+        let old = &current[i];
+        let next = self.changed(&old.dest, &input, &current)?;
+        // Saved first: a change that cannot be saved is not applied.
+        let stored = next.stored();
+        self.save(move |s| s.update_destination(&stored)).await?;
+
+        let restart = next.target != old.dest.target
+            || next.ingest != old.dest.ingest
+            || next.via_obs != old.dest.via_obs;
+        let was_enabled = old.dest.enabled;
+        let entry = Entry {
+            dest: next,
+            stats: old.stats.clone(),
         };
-        if let Some(name) = &input.name {
-            Self::check_name(name)?;
+        let label = Some((id, entry.dest.name.as_str()));
+        if was_enabled != entry.dest.enabled {
+            let (kind, text) = if entry.dest.enabled {
+                (EventKind::ToggledOn, "switched on")
+            } else {
+                (EventKind::ToggledOff, "switched off")
+            };
+            self.history.record(kind, label, text, Some(actor));
         }
-        if let Some(p) = &input.platform {
-            self.check_platform(p)?;
-        }
-        let via_obs = match &input.via_obs {
-            Some(v) => v.as_ref().map(|v| v.trim().to_owned()),
-            None => entry.dest.via_obs.clone(),
-        };
-        let enabled = input.enabled.unwrap_or(entry.dest.enabled);
         let edited = input.name.is_some()
             || input.url.is_some()
             || input.key.is_some()
             || input.platform.is_some()
             || input.ingest.is_some()
             || input.via_obs.is_some();
-        let mut next = entry.dest.clone();
-        next.url = url_text.trim().to_owned();
-        next.key = StreamKey::new(key.trim());
-        next.target = target;
-        next.ingest = ingest;
-        next.enabled = enabled;
-        next.via_obs = via_obs;
-        if let Some(name) = input.name {
-            next.name = name.trim().to_owned();
-        }
-        if let Some(p) = input.platform {
-            next.platform = p;
-        }
-        // Checked against the others before anything changes.
-        drop(entries);
-        let mut entries = self.lock();
-        Self::check_via_obs(&entries, id, next.via_obs.as_deref(), next.enabled)?;
-        let entry = entries
-            .get_mut(id)
-            .ok_or_else(|| DestinationError::NotFound(id.to_owned()))?;
-        // Saved first: a change that cannot be saved is not applied.
-        self.store.update_destination(&next.stored())?;
-
-        let restart = next.target != entry.dest.target
-            || next.ingest != entry.dest.ingest
-            || next.via_obs != entry.dest.via_obs;
-        let was_enabled = entry.dest.enabled;
-        let old = std::mem::replace(&mut entry.dest, next);
-        let dest = &entry.dest;
-        let label = Some((id, dest.name.as_str()));
-        if was_enabled != dest.enabled {
-            let (kind, text) = if dest.enabled {
-                ("toggled_on", "switched on")
-            } else {
-                ("toggled_off", "switched off")
-            };
-            self.history.record(kind, label, text, Some(actor));
-        }
         if edited {
-            self.history.record(
-                "edited",
-                label,
-                if restart {
-                    "edited (reconnects)"
-                } else {
-                    "edited"
-                },
-                Some(actor),
-            );
+            let text = if restart {
+                "edited (reconnects)"
+            } else {
+                "edited"
+            };
+            self.history
+                .record(EventKind::Edited, label, text, Some(actor));
         }
         // What the old configuration ran is stopped first: its relay
         // task, or the OBS output it drove.
-        let stop_old = !entry.dest.enabled || restart;
-        if stop_old && was_enabled {
-            if let Some(via) = &old.via_obs {
-                self.drive_obs(&old, via, false, &entry.stats);
+        if (!entry.dest.enabled || restart) && was_enabled {
+            if let Some(via) = &old.dest.via_obs {
+                self.drive_obs(&old.dest, via, false, &entry.stats);
             }
         }
         if !entry.dest.enabled {
-            if let Some(running) = entry.running.take() {
+            if let Some(running) = tasks.remove(id) {
                 running.stop();
             }
             entry.stats.set_state(OutputState::Disabled);
         } else if restart
             || !was_enabled
-            || (entry.running.is_none() && entry.dest.via_obs.is_none())
+            || (!tasks.contains_key(id) && entry.dest.via_obs.is_none())
         {
             // A new relay task waits for the old one to close its stream,
             // so a platform never sees two publishers on one key.
-            let previous = entry.running.take().map(Running::stop);
-            entry.running = self.activate(entry, previous);
+            let previous = tasks.remove(id).map(Running::stop);
+            if let Some(r) = self.activate(&entry, previous) {
+                tasks.insert(id.to_owned(), r);
+            }
         }
         info!(destination = %id, enabled = entry.dest.enabled, restarted = restart, "destination updated");
-        Ok(self.view(entry))
+        let mut next_list = Vec::clone(&current);
+        next_list[i] = entry.clone();
+        let (before, after) = (enabled_count(&current), enabled_count(&next_list));
+        self.publish(next_list);
+        drop(tasks);
+        self.count_changed(before, after);
+        Ok(self.view(&entry))
     }
 
     /// Removes a destination, closing its stream.
-    pub fn delete(&self, id: &str, actor: &str) -> Result<(), DestinationError> {
-        let before = self.enabled_count();
-        self.delete_inner(id, actor)?;
-        self.count_changed(before);
-        Ok(())
-    }
-
-    fn delete_inner(&self, id: &str, actor: &str) -> Result<(), DestinationError> {
-        let mut entries = self.lock();
-        let name = entries
-            .get(id)
-            .map(|e| e.dest.name.clone())
+    pub async fn delete(&self, id: &str, actor: &str) -> Result<(), DestinationError> {
+        let mut tasks = self.writer.lock().await;
+        let current = self.snapshot();
+        let entry = current
+            .iter()
+            .find(|e| e.dest.id == id)
             .ok_or_else(|| DestinationError::NotFound(id.to_owned()))?;
-        self.store.delete_destination(id)?;
-        if let Some(entry) = entries.remove(id) {
-            if let Some(running) = entry.running {
-                running.stop();
-            }
-            if let (true, Some(via)) = (entry.dest.enabled, &entry.dest.via_obs) {
-                self.drive_obs(&entry.dest, via, false, &entry.stats);
-            }
+        let owned_id = id.to_owned();
+        self.save(move |s| s.delete_destination(&owned_id)).await?;
+        if let Some(running) = tasks.remove(id) {
+            running.stop();
         }
-        drop(entries);
-        self.order().retain(|x| x != id);
-        self.history
-            .record("deleted", Some((id, &name)), "deleted", Some(actor));
+        if let (true, Some(via)) = (entry.dest.enabled, &entry.dest.via_obs) {
+            self.drive_obs(&entry.dest, via, false, &entry.stats);
+        }
+        self.history.record(
+            EventKind::Deleted,
+            Some((id, &entry.dest.name)),
+            "deleted",
+            Some(actor),
+        );
         info!(destination = %id, "destination deleted");
+        let next: Vec<Entry> = current
+            .iter()
+            .filter(|e| e.dest.id != id)
+            .cloned()
+            .collect();
+        let (before, after) = (enabled_count(&current), enabled_count(&next));
+        self.publish(next);
+        drop(tasks);
+        self.count_changed(before, after);
         Ok(())
     }
 
@@ -617,10 +660,8 @@ impl Destinations {
     /// Stops every destination (closing streams cleanly) and waits for
     /// their tasks.
     pub async fn shutdown(&self) {
-        for e in self.lock().values_mut() {
-            if let Some(running) = e.running.take() {
-                running.stop();
-            }
+        for (_, running) in self.writer.lock().await.drain() {
+            running.stop();
         }
         self.tracker.close();
         self.tracker.wait().await;
