@@ -561,6 +561,18 @@ fn keys_inside_destination_urls_are_masked_everywhere() -> Result<()> {
             200,
         )?;
         assert_eq!(revealed["url"], url, "?reveal=keys shows it");
+        // The masked URL sent back (an edit form left as shown) is refused
+        // rather than saved over the real one.
+        let (status, body) = antenne.request(
+            "PATCH",
+            &format!("/api/v1/destinations/{id}"),
+            Some(&json!({"url": one["url"]})),
+        )?;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains("masked")),
+            "{body}"
+        );
         ids.push(id);
     }
     // Toggled and edited: more history and log lines.

@@ -339,6 +339,7 @@ impl Destinations {
         current: &[Entry],
     ) -> Result<Destination, DestinationError> {
         let url_text = input.url.ok_or(DestinationError::Missing("url"))?;
+        validate::not_masked(&url_text)?;
         let key = input.key.unwrap_or_default();
         let target = url::parse(&url_text, &key)?;
         let platform = input
@@ -378,6 +379,9 @@ impl Destinations {
         input: &DestinationInput,
         current: &[Entry],
     ) -> Result<Destination, DestinationError> {
+        if let Some(u) = &input.url {
+            validate::not_masked(u)?;
+        }
         let url_text = input.url.clone().unwrap_or_else(|| dest.url.clone());
         let key = input
             .key

@@ -86,6 +86,8 @@ pub enum DestinationError {
     NotFound(String),
     #[error("invalid url: {0}")]
     Url(#[from] UrlError),
+    #[error("the url still holds a masked part (…): type the whole URL again")]
+    MaskedUrl,
     #[error("missing field {0:?}")]
     Missing(&'static str),
     #[error("the ingest key does not match any configured ingest key")]

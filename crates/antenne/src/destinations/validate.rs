@@ -42,6 +42,15 @@ pub fn via_obs(via: Option<&str>) -> Result<(), DestinationError> {
     Ok(())
 }
 
+/// A URL sent back as the API showed it (keys masked with `…`) would
+/// replace the real one: refused.
+pub fn not_masked(url: &str) -> Result<(), DestinationError> {
+    if url.contains('…') {
+        return Err(DestinationError::MaskedUrl);
+    }
+    Ok(())
+}
+
 /// Every rule about one destination on its own; the resolved target when
 /// it obeys them all, else every problem found.
 pub fn destination(
