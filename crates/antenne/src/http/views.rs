@@ -9,7 +9,6 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::destinations::DestinationView;
-use crate::history::EventKind;
 use crate::hub::Hub;
 use crate::ingest_keys::id_of;
 use crate::output::OutputState;
@@ -214,7 +213,8 @@ impl IngestKeyJson {
 pub struct EventJson {
     pub id: i64,
     pub at: String,
-    /// An [`EventKind`] name; kept as stored for lines from other versions.
+    /// An [`EventKind`](crate::history::EventKind) name, as stored (lines
+    /// from other versions keep theirs).
     pub kind: String,
     pub destination_id: Option<String>,
     pub destination_name: Option<String>,
@@ -231,13 +231,10 @@ impl EventJson {
                 .as_ref()
                 .and_then(|id| names.get(id).cloned())
         });
-        let kind = EventKind::from_name(&e.kind)
-            .map(|k| k.as_str().to_owned())
-            .unwrap_or(e.kind);
         EventJson {
             id: e.id,
             at: unix_time(e.at),
-            kind,
+            kind: e.kind,
             destination_id: e.destination_id,
             destination_name,
             message: e.message,
