@@ -14,12 +14,12 @@ use tracing::{info, warn};
 
 use crate::auth::{Auth, ADMIN};
 use crate::config::{Cli, Command};
-use crate::destinations::Destinations;
-use crate::history::History;
+use crate::destinations::{validate, Destinations};
+use crate::history::{EventKind, History};
 use crate::http::{self, AppState};
-use crate::hub::{Hub, QueueLimits};
-use crate::ingest::{self, Hubs};
-use crate::ingest_keys::{self, Origin};
+use crate::hub::QueueLimits;
+use crate::ingest;
+use crate::ingest_keys::{self, IngestKeys, Origin};
 use crate::output::connection::Timeouts;
 use crate::output::supervisor::OutputContext;
 use crate::presets::Presets;
@@ -104,7 +104,8 @@ fn export(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks a backup fully; returns what is wrong, all of it.
+/// Checks a backup fully, with the API's rules ([`validate`]); returns
+/// what is wrong, all of it.
 pub fn validate_backup(b: &Backup, presets: &Presets) -> Vec<String> {
     let mut problems = Vec::new();
     if b.antenne_backup != 1 {
@@ -123,20 +124,13 @@ pub fn validate_backup(b: &Backup, presets: &Presets) -> Vec<String> {
         }
     }
     let mut ids = std::collections::HashSet::new();
-    for d in &b.destinations {
+    let rules = validate::all(&b.destinations, presets);
+    for (d, broken) in b.destinations.iter().zip(rules) {
         let who = format!("destination {:?} ({})", d.name, d.id);
         if d.id.is_empty() || !ids.insert(d.id.as_str()) {
             problems.push(format!("{who}: missing or duplicate id"));
         }
-        if d.name.trim().is_empty() || d.name.chars().count() > 100 {
-            problems.push(format!("{who}: name must be 1 to 100 characters"));
-        }
-        if let Err(e) = crate::output::url::parse(&d.url, &d.key) {
-            problems.push(format!("{who}: invalid url: {e}"));
-        }
-        if presets.get(&d.platform).is_none() {
-            problems.push(format!("{who}: unknown platform {:?}", d.platform));
-        }
+        problems.extend(broken.into_iter().map(|e| format!("{who}: {e}")));
         if !b.ingest_keys.is_empty() && !keys.contains(d.ingest.as_str()) {
             problems.push(format!("{who}: its ingest key is not in the backup"));
         }
@@ -181,7 +175,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         max_lag: Duration::from_millis(cli.max_lag_ms.max(100)),
         ..QueueLimits::default()
     };
-    let hubs = Hubs::new(keys.iter().map(|k| Hub::new(k.clone(), limits)).collect());
     let ctx = Arc::new(OutputContext {
         tls: Arc::new(tls_config(cli.extra_ca_file.as_deref())?),
         timeouts: Timeouts {
@@ -193,6 +186,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let auth = Arc::new(Auth::new(store.clone(), cli.api_token.clone()));
     let generated_password = auth.ensure_admin(cli.admin_password.clone())?;
     let history = History::start(store.clone());
+    let ingest_keys = Arc::new(IngestKeys::new(
+        &keys,
+        limits,
+        store.clone(),
+        history.clone(),
+        matches!(origin, Origin::CommandLine),
+    ));
+    let hubs = ingest_keys.hubs().clone();
     let presets = Arc::new(Presets::embedded()?);
     let shutdown = CancellationToken::new();
     let destinations = Arc::new(Destinations::new(
@@ -200,10 +201,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         ctx,
         store.clone(),
         history.clone(),
-        presets,
+        presets.clone(),
         shutdown.clone(),
     ));
-    let loaded = destinations.load()?;
+    let loaded = destinations.load().await?;
 
     let rtmp = TcpListener::bind(cli.rtmp_listen)
         .await
@@ -247,17 +248,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     history.record(
-        "started",
+        EventKind::Started,
         None,
         format!("antenne started ({loaded} destination(s))"),
         None,
     );
-    let obs = crate::obs::Obs::new(
-        store.clone(),
-        history.clone(),
-        destinations.hubs().clone(),
-        rtmp_addr,
-    )?;
+    let obs = crate::obs::Obs::new(store.clone(), history.clone(), hubs.clone(), rtmp_addr)?;
     let obs_task = obs.start(shutdown.child_token());
     destinations.set_obs_direct(Arc::new(crate::obs_direct::ObsDirectMode::new(
         obs.clone(),
@@ -265,17 +261,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     )));
     let ingest_task = tokio::spawn(ingest::serve(
         rtmp,
-        hubs,
+        hubs.clone(),
         history.clone(),
         shutdown.child_token(),
     ));
     let app = http::router(AppState {
         destinations: destinations.clone(),
+        ingest_keys,
+        hubs,
+        store: store.clone(),
+        history: history.clone(),
+        presets,
         auth,
         obs,
         rtmp_port: rtmp_addr.port(),
         secure_cookies: cli.behind_tls_proxy,
-        ingest_keys_fixed: matches!(origin, Origin::CommandLine),
     });
     let stop = shutdown.clone();
     axum::serve(

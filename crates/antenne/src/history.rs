@@ -5,7 +5,156 @@
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::store::{self, Event, Store};
+
+/// What happened. Stored and served as the snake_case name
+/// (`toggled_on`, `went_live`, …): those strings are the history's and the
+/// API's values, kept as they were when kinds were plain strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Started,
+    // Destinations (the control plane).
+    Added,
+    Edited,
+    Deleted,
+    ToggledOn,
+    ToggledOff,
+    // A destination's connection.
+    WentLive,
+    Closed,
+    Rejected,
+    Failed,
+    // Ingest.
+    IngestLive,
+    IngestOffline,
+    IngestKeyAdded,
+    IngestKeyDeleted,
+    Settings,
+    // Access.
+    Login,
+    TokenCreated,
+    TokenDeleted,
+    // OBS.
+    ObsConnected,
+    ObsLost,
+    ObsSettings,
+    ObsScene,
+    ObsPointed,
+    ObsRestored,
+    ObsStreamStarted,
+    ObsStreamStopped,
+    ObsAutoStream,
+    ObsOutput,
+}
+
+impl EventKind {
+    /// Every kind, for look-ups by name.
+    pub const ALL: [EventKind; 28] = [
+        EventKind::Started,
+        EventKind::Added,
+        EventKind::Edited,
+        EventKind::Deleted,
+        EventKind::ToggledOn,
+        EventKind::ToggledOff,
+        EventKind::WentLive,
+        EventKind::Closed,
+        EventKind::Rejected,
+        EventKind::Failed,
+        EventKind::IngestLive,
+        EventKind::IngestOffline,
+        EventKind::IngestKeyAdded,
+        EventKind::IngestKeyDeleted,
+        EventKind::Settings,
+        EventKind::Login,
+        EventKind::TokenCreated,
+        EventKind::TokenDeleted,
+        EventKind::ObsConnected,
+        EventKind::ObsLost,
+        EventKind::ObsSettings,
+        EventKind::ObsScene,
+        EventKind::ObsPointed,
+        EventKind::ObsRestored,
+        EventKind::ObsStreamStarted,
+        EventKind::ObsStreamStopped,
+        EventKind::ObsAutoStream,
+        EventKind::ObsOutput,
+    ];
+
+    /// The stored name (`went_live`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Started => "started",
+            EventKind::Added => "added",
+            EventKind::Edited => "edited",
+            EventKind::Deleted => "deleted",
+            EventKind::ToggledOn => "toggled_on",
+            EventKind::ToggledOff => "toggled_off",
+            EventKind::WentLive => "went_live",
+            EventKind::Closed => "closed",
+            EventKind::Rejected => "rejected",
+            EventKind::Failed => "failed",
+            EventKind::IngestLive => "ingest_live",
+            EventKind::IngestOffline => "ingest_offline",
+            EventKind::IngestKeyAdded => "ingest_key_added",
+            EventKind::IngestKeyDeleted => "ingest_key_deleted",
+            EventKind::Settings => "settings",
+            EventKind::Login => "login",
+            EventKind::TokenCreated => "token_created",
+            EventKind::TokenDeleted => "token_deleted",
+            EventKind::ObsConnected => "obs_connected",
+            EventKind::ObsLost => "obs_lost",
+            EventKind::ObsSettings => "obs_settings",
+            EventKind::ObsScene => "obs_scene",
+            EventKind::ObsPointed => "obs_pointed",
+            EventKind::ObsRestored => "obs_restored",
+            EventKind::ObsStreamStarted => "obs_stream_started",
+            EventKind::ObsStreamStopped => "obs_stream_stopped",
+            EventKind::ObsAutoStream => "obs_auto_stream",
+            EventKind::ObsOutput => "obs_output",
+        }
+    }
+
+    /// The kind of a stored name.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A kind given by name: for call sites not yet converted to
+/// [`EventKind`] (ingest, OBS, outputs, sessions). A name that is no kind
+/// is recorded as given (logged once as a programming error).
+#[derive(Debug, Clone)]
+pub enum KindName {
+    Known(EventKind),
+    Unknown(String),
+}
+
+impl From<EventKind> for KindName {
+    fn from(k: EventKind) -> Self {
+        KindName::Known(k)
+    }
+}
+
+impl From<&str> for KindName {
+    fn from(name: &str) -> Self {
+        match EventKind::from_name(name) {
+            Some(k) => KindName::Known(k),
+            None => {
+                tracing::warn!(kind = name, "event kind missing from EventKind");
+                KindName::Unknown(name.to_owned())
+            }
+        }
+    }
+}
 
 /// Events waiting to be written, at most; past that they are dropped (and
 /// the drop logged) rather than blocking anything.
@@ -53,7 +202,7 @@ impl History {
     /// Records an event. Never blocks.
     pub fn record(
         &self,
-        kind: &str,
+        kind: impl Into<KindName>,
         destination: Option<(&str, &str)>,
         message: impl Into<String>,
         actor: Option<&str>,
@@ -62,7 +211,10 @@ impl History {
         let event = Event {
             id: 0,
             at: store::now(),
-            kind: kind.to_owned(),
+            kind: match kind.into() {
+                KindName::Known(k) => k.as_str().to_owned(),
+                KindName::Unknown(name) => name,
+            },
             destination_id: destination.map(|(id, _)| id.to_owned()),
             destination_name: destination
                 .map(|(_, name)| name.to_owned())
@@ -73,5 +225,21 @@ impl History {
         if let Err(TrySendError::Full(_)) = tx.try_send(event) {
             tracing::warn!("event history backlog full: event dropped");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kinds_keep_their_stored_names() {
+        for k in EventKind::ALL {
+            let json = serde_json::to_string(&k).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+            assert_eq!(EventKind::from_name(k.as_str()), Some(k));
+        }
+        assert_eq!(EventKind::ToggledOn.as_str(), "toggled_on");
+        assert_eq!(EventKind::ObsStreamStarted.as_str(), "obs_stream_started");
     }
 }

@@ -1,10 +1,14 @@
-//! The REST API (JSON) under `/api/v1`. Handlers talk to [`Destinations`]
-//! and the hubs, never to protocol types. Every error answers
-//! `{"error": "…"}` with a status that says whose fault it is.
+//! The REST API (JSON) under `/api/v1`. Handlers get what they need from
+//! [`AppState`] (destinations, ingest keys, hubs, store, history, presets)
+//! and answer typed views ([`super::views`]); every error is an
+//! [`ApiError`], answered `{"error": "…"}` with a status that says whose
+//! fault it is (the mapping from each domain error is below, in one place).
 //!
 //! Stream keys are masked in every answer unless `?reveal=keys` is asked.
+//! Nothing here touches the disk on the runtime's threads: store calls run
+//! in `spawn_blocking`, and the destinations save theirs the same way.
 
-use std::time::SystemTime;
+use std::collections::HashMap;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -12,16 +16,19 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
+pub(crate) use super::views::unix_time;
+use super::views::{
+    DestinationJson, EventJson, HealthJson, IngestJson, IngestKeyJson, IngestsJson, Keys,
+    RuntimeJson, SettingsJson,
+};
 use super::{ApiError, AppState};
 use crate::auth::Identity;
-use crate::destinations::{DestinationError, DestinationInput, DestinationView, Destinations};
-use crate::hub::{Hub, QueueLimits};
-use crate::output::OutputState;
-use crate::secret::StreamKey;
-use crate::store::{StoredIngestKey, SETTING_PUBLIC_HOST};
+use crate::destinations::{DestinationError, DestinationInput};
+use crate::history::EventKind;
+use crate::ingest_keys::IngestKeyError;
+use crate::presets::Preset;
+use crate::store::{Store, StoreError, SETTING_PUBLIC_HOST};
 
 /// The OpenAPI document of this API, kept beside the code it describes.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -47,6 +54,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/presets", get(presets))
 }
 
+// === errors: each domain error to its answer ===
+
 impl From<DestinationError> for ApiError {
     fn from(e: DestinationError) -> Self {
         match e {
@@ -58,108 +67,72 @@ impl From<DestinationError> for ApiError {
     }
 }
 
+impl From<IngestKeyError> for ApiError {
+    fn from(e: IngestKeyError) -> Self {
+        match e {
+            IngestKeyError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            IngestKeyError::Invalid(_) => ApiError::bad_request(e.to_string()),
+            IngestKeyError::Store(s) => s.into(),
+            IngestKeyError::Fixed
+            | IngestKeyError::Exists
+            | IngestKeyError::Last
+            | IngestKeyError::InUse
+            | IngestKeyError::Live => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        }
+    }
+}
+
+/// Runs a store call off the runtime's threads.
+async fn blocking<T: Send + 'static>(
+    store: &std::sync::Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = store.clone();
+    Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+}
+
+// === queries ===
+
 #[derive(Debug, Default, Deserialize)]
 struct RevealQuery {
     reveal: Option<String>,
 }
 
 impl RevealQuery {
-    fn keys(&self) -> bool {
-        self.reveal
+    fn keys(&self) -> Keys {
+        let reveal = self
+            .reveal
             .as_deref()
-            .is_some_and(|r| r.split(',').any(|x| x == "keys"))
-    }
-}
-
-fn show_key(key: &StreamKey, reveal: bool) -> String {
-    if reveal {
-        key.expose().to_owned()
-    } else {
-        key.masked()
-    }
-}
-
-/// An RFC 3339 time from seconds since the epoch (as the store keeps them).
-pub(crate) fn unix_time(secs: i64) -> String {
-    time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64))
-}
-
-pub(crate) fn time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-pub(crate) fn destination_json(v: &DestinationView, reveal: bool) -> Value {
-    let d = &v.dest;
-    let state = v.stats.state();
-    let mut status = json!({
-        "state": state.name(),
-        "last_error": v.stats.last_error(),
-        "bytes_sent": v.stats.bytes.total(),
-        "bitrate_kbps": 0.0,
-        "reconnects": v.stats.reconnects(),
-        "dropped_frames": v.stats.dropped(),
-        "connected_since": Value::Null,
-        "uptime_seconds": Value::Null,
-    });
-    match &state {
-        OutputState::Live { since } => {
-            status["connected_since"] = json!(time(*since));
-            status["uptime_seconds"] = json!(since.elapsed().map(|d| d.as_secs()).unwrap_or(0));
-            status["bitrate_kbps"] = json!((v.stats.bytes.per_second() * 8.0 / 1000.0).round());
-        }
-        OutputState::Connecting { attempt } => status["attempt"] = json!(attempt),
-        OutputState::Retrying {
-            attempt,
-            next_try,
-            error,
-        } => {
-            status["attempt"] = json!(attempt);
-            status["next_retry_at"] = json!(time(*next_try));
-            status["error"] = json!(error);
-        }
-        OutputState::Rejected { next_try, message } => {
-            status["next_retry_at"] = json!(time(*next_try));
-            status["error"] = json!(message);
-        }
-        OutputState::Disabled | OutputState::Idle => {}
-    }
-    if d.via_obs.is_some() && d.enabled {
-        // Streamed by OBS: its state is OBS's.
-        status["state"] = json!(match v.obs_active {
-            Some(true) => "live",
-            Some(false) => "connecting",
-            None => "idle",
-        });
-        if v.obs_active.is_none() {
-            status["error"] = json!("OBS is not connected");
+            .is_some_and(|r| r.split(',').any(|x| x == "keys"));
+        if reveal {
+            Keys::Revealed
+        } else {
+            Keys::Masked
         }
     }
-    json!({
-        "id": d.id,
-        "name": d.name,
-        "platform": d.platform,
-        "url": d.url,
-        "key": show_key(&d.key, reveal),
-        "enabled": d.enabled,
-        "ingest": show_key(&d.ingest, reveal),
-        "via_obs": d.via_obs,
-        "status": status,
-    })
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+// === process ===
+
+async fn health() -> Json<HealthJson> {
+    Json(HealthJson { status: "ok" })
 }
 
 /// What the process holds right now: live tokio tasks, open file
 /// descriptors, threads and resident memory. The soak run
 /// (`bench/soak.py`) checks they come back to their starting level.
-async fn runtime() -> Json<Value> {
+async fn runtime() -> Result<Json<RuntimeJson>, ApiError> {
     let tasks = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
-    let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).ok();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    // /proc reads are file I/O: off the runtime's threads.
+    let (open_fds, status) = tokio::task::spawn_blocking(|| {
+        (
+            std::fs::read_dir("/proc/self/fd").map(|d| d.count()).ok(),
+            std::fs::read_to_string("/proc/self/status").unwrap_or_default(),
+        )
+    })
+    .await?;
     let field = |name: &str| -> Option<u64> {
         status
             .lines()
@@ -167,47 +140,12 @@ async fn runtime() -> Json<Value> {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
     };
-    Json(json!({
-        "tasks": tasks,
-        "open_fds": open_fds,
-        "threads": field("Threads:"),
-        "rss_kib": field("VmRSS:"),
+    Ok(Json(RuntimeJson {
+        tasks,
+        open_fds,
+        threads: field("Threads:"),
+        rss_kib: field("VmRSS:"),
     }))
-}
-
-/// The ingests as the API shows them.
-pub(crate) fn ingests_json(destinations: &Destinations, reveal: bool) -> Value {
-    let ingests: Vec<Value> = destinations
-        .hubs()
-        .all()
-        .iter()
-        .map(|hub| {
-            let s = hub.snapshot();
-            json!({
-                "id": ingest_id(hub.key().expose()),
-                "key": show_key(hub.key(), reveal),
-                "live": s.live,
-                "since": s.since.map(time),
-                "publisher": s.publisher.map(|a| a.to_string()),
-                "video_codec": s.video_codec,
-                "audio_codec": s.audio_codec,
-                "width": s.width,
-                "height": s.height,
-                "frame_rate": s.frame_rate.map(|f| (f * 100.0).round() / 100.0),
-                "bitrate_kbps": s.bitrate_kbps.round(),
-                "destinations_attached": s.destinations_attached,
-            })
-        })
-        .collect();
-    json!({ "ingests": ingests })
-}
-
-/// A stable id for an ingest key that does not reveal it (for URLs).
-fn ingest_id(key: &str) -> String {
-    Sha256::digest(key.as_bytes())[..5]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
@@ -217,26 +155,35 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str
     )
 }
 
-async fn ingest(State(st): State<AppState>, Query(q): Query<RevealQuery>) -> Json<Value> {
-    Json(ingests_json(&st.destinations, q.keys()))
+// === ingest ===
+
+/// Every ingest as the API shows it (also the live view's).
+pub(crate) fn ingests(st: &AppState, keys: Keys) -> Vec<IngestJson> {
+    st.hubs
+        .all()
+        .iter()
+        .map(|h| IngestJson::new(h, keys))
+        .collect()
 }
 
-async fn list_ingest_keys(State(st): State<AppState>, Query(q): Query<RevealQuery>) -> Json<Value> {
-    let reveal = q.keys();
-    Json(Value::Array(
-        st.destinations
-            .hubs()
+async fn ingest(State(st): State<AppState>, Query(q): Query<RevealQuery>) -> Json<IngestsJson> {
+    Json(IngestsJson {
+        ingests: ingests(&st, q.keys()),
+    })
+}
+
+async fn list_ingest_keys(
+    State(st): State<AppState>,
+    Query(q): Query<RevealQuery>,
+) -> Json<Vec<IngestKeyJson>> {
+    let keys = q.keys();
+    Json(
+        st.hubs
             .all()
             .iter()
-            .map(|h| {
-                json!({
-                    "id": ingest_id(h.key().expose()),
-                    "key": show_key(h.key(), reveal),
-                    "live": h.is_live(),
-                })
-            })
+            .map(|h| IngestKeyJson::new(h.key(), h.is_live(), keys))
             .collect(),
-    ))
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,44 +198,19 @@ async fn add_ingest_key(
     State(st): State<AppState>,
     Extension(who): Extension<Identity>,
     body: Result<Json<IngestKeyBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if st.ingest_keys_fixed {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "ingest keys are set by --ingest-key / ANTENNE_INGEST_KEY",
-        ));
+) -> Result<(StatusCode, Json<IngestKeyJson>), ApiError> {
+    if st.ingest_keys.fixed() {
+        return Err(IngestKeyError::Fixed.into());
     }
     let Json(body) = body?;
-    let key = body
-        .key
-        .map(|k| k.trim().to_owned())
-        .unwrap_or_else(crate::ingest_keys::generate);
-    crate::ingest_keys::validate(&key).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if st.destinations.hubs().find(&key).is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "this ingest key exists already",
-        ));
-    }
-    let store = st.destinations.store().clone();
-    let stored = StoredIngestKey {
-        key: key.clone(),
-        name: body.name,
-    };
-    tokio::task::spawn_blocking(move || store.add_ingest_key(&stored)).await??;
-    let key = StreamKey::new(key);
-    st.destinations
-        .hubs()
-        .add(Hub::new(key.clone(), QueueLimits::default()));
-    st.destinations.history().record(
-        "ingest_key_added",
-        None,
-        format!("ingest key {key} added"),
-        Some(&who.actor()),
-    );
+    let key = st
+        .ingest_keys
+        .add(body.key, body.name, &who.actor())
+        .await?;
+    // The new key is shown once, in clear, to the one who made it.
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": ingest_id(key.expose()), "key": key.expose(), "live": false })),
+        Json(IngestKeyJson::new(&key, false, Keys::Revealed)),
     ))
 }
 
@@ -297,66 +219,37 @@ async fn delete_ingest_key(
     Extension(who): Extension<Identity>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if st.ingest_keys_fixed {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "ingest keys are set by --ingest-key / ANTENNE_INGEST_KEY",
-        ));
-    }
-    let hubs = st.destinations.hubs().all();
-    let Some(hub) = hubs.iter().find(|h| ingest_id(h.key().expose()) == id) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no ingest key with id {id:?}"),
-        ));
-    };
-    if hubs.len() == 1 {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "the last ingest key cannot be deleted",
-        ));
-    }
-    if st.destinations.uses_ingest(hub.key().expose()) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "destinations relay this ingest key: move or delete them first",
-        ));
-    }
-    let key = hub.key().clone();
-    st.destinations
-        .hubs()
-        .remove(key.expose())
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
-    let store = st.destinations.store().clone();
-    let k = key.expose().to_owned();
-    tokio::task::spawn_blocking(move || store.delete_ingest_key(&k)).await??;
-    st.destinations.history().record(
-        "ingest_key_deleted",
-        None,
-        format!("ingest key {key} deleted"),
-        Some(&who.actor()),
-    );
+    st.ingest_keys
+        .delete(&id, &st.destinations, &who.actor())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list(State(st): State<AppState>, Query(q): Query<RevealQuery>) -> Json<Value> {
-    let reveal = q.keys();
-    Json(Value::Array(
-        st.destinations
-            .list()
-            .iter()
-            .map(|v| destination_json(v, reveal))
-            .collect(),
-    ))
+// === destinations ===
+
+/// Every destination as the API shows it (also the live view's).
+pub(crate) fn destinations(st: &AppState, keys: Keys) -> Vec<DestinationJson> {
+    st.destinations
+        .list()
+        .iter()
+        .map(|v| DestinationJson::new(v, keys))
+        .collect()
+}
+
+async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<RevealQuery>,
+) -> Json<Vec<DestinationJson>> {
+    Json(destinations(&st, q.keys()))
 }
 
 async fn get_one(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<RevealQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DestinationJson>, ApiError> {
     let v = st.destinations.get(&id)?;
-    Ok(Json(destination_json(&v, q.keys())))
+    Ok(Json(DestinationJson::new(&v, q.keys())))
 }
 
 /// Body of POST and PATCH. Unknown fields are refused so that a typo
@@ -400,11 +293,13 @@ async fn create(
     Extension(who): Extension<Identity>,
     Query(q): Query<RevealQuery>,
     body: Result<Json<DestinationBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<DestinationJson>), ApiError> {
     let Json(body) = body?;
-    let dests = st.destinations.clone();
-    let v = tokio::task::spawn_blocking(move || dests.create(body.into(), &who.actor())).await??;
-    Ok((StatusCode::CREATED, Json(destination_json(&v, q.keys()))))
+    let v = st.destinations.create(body.into(), &who.actor()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(DestinationJson::new(&v, q.keys())),
+    ))
 }
 
 async fn update(
@@ -413,14 +308,15 @@ async fn update(
     Path(id): Path<String>,
     Query(q): Query<RevealQuery>,
     body: Result<Json<DestinationBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DestinationJson>, ApiError> {
     // An unknown id is a 404 even when the body is also wrong.
     st.destinations.get(&id)?;
     let Json(body) = body?;
-    let dests = st.destinations.clone();
-    let v =
-        tokio::task::spawn_blocking(move || dests.update(&id, body.into(), &who.actor())).await??;
-    Ok(Json(destination_json(&v, q.keys())))
+    let v = st
+        .destinations
+        .update(&id, body.into(), &who.actor())
+        .await?;
+    Ok(Json(DestinationJson::new(&v, q.keys())))
 }
 
 async fn remove(
@@ -428,19 +324,19 @@ async fn remove(
     Extension(who): Extension<Identity>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let dests = st.destinations.clone();
-    tokio::task::spawn_blocking(move || dests.delete(&id, &who.actor())).await??;
+    st.destinations.delete(&id, &who.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn settings(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let store = st.destinations.store().clone();
-    let host = tokio::task::spawn_blocking(move || store.setting(SETTING_PUBLIC_HOST)).await??;
-    Ok(Json(json!({
-        "rtmp_port": st.rtmp_port,
-        "public_host": host.unwrap_or_default(),
-        "ingest_keys_fixed": st.ingest_keys_fixed,
-    })))
+// === settings, history, presets ===
+
+async fn settings(State(st): State<AppState>) -> Result<Json<SettingsJson>, ApiError> {
+    let host = blocking(&st.store, |s| s.setting(SETTING_PUBLIC_HOST)).await?;
+    Ok(Json(SettingsJson {
+        rtmp_port: st.rtmp_port,
+        public_host: host.unwrap_or_default(),
+        ingest_keys_fixed: st.ingest_keys.fixed(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -460,7 +356,7 @@ async fn put_settings(
     State(st): State<AppState>,
     Extension(who): Extension<Identity>,
     body: Result<Json<SettingsBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SettingsJson>, ApiError> {
     let Json(body) = body?;
     if let Some(host) = body.public_host {
         let host = host.trim().to_owned();
@@ -469,11 +365,10 @@ async fn put_settings(
                 "public_host must be a host name or IP address, without rtmp:// or a path",
             ));
         }
-        let store = st.destinations.store().clone();
         let h = host.clone();
-        tokio::task::spawn_blocking(move || store.set_setting(SETTING_PUBLIC_HOST, &h)).await??;
-        st.destinations.history().record(
-            "settings",
+        blocking(&st.store, move |s| s.set_setting(SETTING_PUBLIC_HOST, &h)).await?;
+        st.history.record(
+            EventKind::Settings,
             None,
             format!("public host set to {host:?}"),
             Some(&who.actor()),
@@ -491,39 +386,23 @@ struct EventsQuery {
 async fn events(
     State(st): State<AppState>,
     Query(q): Query<EventsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let store = st.destinations.store().clone();
+) -> Result<Json<Vec<EventJson>>, ApiError> {
     let dest = q.destination.filter(|d| !d.is_empty());
     let limit = q.limit.unwrap_or(200);
-    let list = tokio::task::spawn_blocking(move || store.events(dest.as_deref(), limit)).await??;
-    let names: std::collections::HashMap<String, String> = st
+    let list = blocking(&st.store, move |s| s.events(dest.as_deref(), limit)).await?;
+    let names: HashMap<String, String> = st
         .destinations
         .list()
         .into_iter()
         .map(|v| (v.dest.id, v.dest.name))
         .collect();
-    Ok(Json(Value::Array(
+    Ok(Json(
         list.into_iter()
-            .map(|e| {
-                let name = e.destination_name.or_else(|| {
-                    e.destination_id
-                        .as_ref()
-                        .and_then(|id| names.get(id).cloned())
-                });
-                json!({
-                    "id": e.id,
-                    "at": unix_time(e.at),
-                    "kind": e.kind,
-                    "destination_id": e.destination_id,
-                    "destination_name": name,
-                    "message": e.message,
-                    "actor": e.actor,
-                })
-            })
+            .map(|e| EventJson::new(e, &names))
             .collect(),
-    )))
+    ))
 }
 
-async fn presets(State(st): State<AppState>) -> Json<Value> {
-    Json(serde_json::to_value(st.destinations.presets().all()).unwrap_or(Value::Null))
+async fn presets(State(st): State<AppState>) -> Json<Vec<Preset>> {
+    Json(st.presets.all().to_vec())
 }

@@ -13,6 +13,7 @@ pub mod api;
 pub mod live;
 pub mod obs;
 pub mod session;
+pub mod views;
 pub mod web;
 
 use std::sync::Arc;
@@ -26,15 +27,28 @@ use serde_json::json;
 
 use crate::auth::{Auth, Identity};
 use crate::destinations::Destinations;
-use crate::store::StoreError;
+use crate::history::History;
+use crate::ingest::Hubs;
+use crate::ingest_keys::IngestKeys;
+use crate::presets::Presets;
+use crate::store::{Store, StoreError};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "antenne_session";
 
-/// What the handlers share.
+/// What the handlers share: each gets what it needs from here directly.
 #[derive(Clone)]
 pub struct AppState {
     pub destinations: Arc<Destinations>,
+    /// Ingest keys and their changes (includes whether they are fixed by
+    /// `--ingest-key`).
+    pub ingest_keys: Arc<IngestKeys>,
+    /// One hub per ingest key (the same registry `ingest_keys` changes).
+    pub hubs: Hubs,
+    /// Call only off the runtime's threads (`spawn_blocking`).
+    pub store: Arc<Store>,
+    pub history: History,
+    pub presets: Arc<Presets>,
     pub auth: Arc<Auth>,
     /// OBS under antenne's control (obs-websocket).
     pub obs: Arc<crate::obs::Obs>,
@@ -42,8 +56,6 @@ pub struct AppState {
     pub rtmp_port: u16,
     /// Mark cookies `Secure` (antenne is behind a TLS-terminating proxy).
     pub secure_cookies: bool,
-    /// Ingest keys come from `--ingest-key` and cannot be changed here.
-    pub ingest_keys_fixed: bool,
 }
 
 /// The whole HTTP application.

@@ -9,6 +9,11 @@
 //!   `rtmp://host/live/KEY` + `` → app `live`, stream `KEY`.
 //! - `tcUrl` is `scheme://host:port/app`, port always written, as librtmp
 //!   does.
+//!
+//! A URL may hold a key itself: credentials (`user:pass@`), query values
+//! (`?token=…`), or the stream name in the path when the key field is
+//! empty. [`masked`] is the one way such a URL is shown (API, live view,
+//! history, logs) unless keys are revealed on request.
 
 use std::fmt;
 
@@ -65,9 +70,14 @@ impl Target {
         )
     }
 
-    /// The URL with the stream key masked, for logs.
+    /// The URL with the stream key masked, and any query value in the
+    /// application (`?token=…`), for logs and the history.
     pub fn redacted(&self) -> String {
-        format!("{}/{}", self.tc_url(), self.stream.masked())
+        format!(
+            "{}/{}",
+            mask_query_values(&self.tc_url()),
+            self.stream.masked()
+        )
     }
 }
 
@@ -176,6 +186,72 @@ pub fn parse(url: &str, key: &str) -> Result<Target, UrlError> {
         app,
         stream: StreamKey::new(stream),
     })
+}
+
+/// A destination URL as shown: credentials, query values and, when `key`
+/// is empty (the stream name is then the URL's last path segment), that
+/// segment masked with [`crate::secret::mask`]. Everything else (scheme,
+/// host, port, application) stays readable.
+pub fn masked(url: &str, key: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return crate::secret::mask(url);
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => authority.to_owned(),
+    };
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let path = if key.trim().is_empty() {
+        mask_last_segment(path)
+    } else {
+        path.to_owned()
+    };
+    let query = query
+        .map(|q| format!("?{}", mask_query(q)))
+        .unwrap_or_default();
+    format!("{scheme}://{host}{path}{query}")
+}
+
+/// `/live/KEY/` → `/live/…/`; a path of one segment (no stream name in
+/// it) is kept.
+fn mask_last_segment(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    let slashes = &path[trimmed.len()..];
+    match trimmed.trim_start_matches('/').rsplit_once('/') {
+        Some((app, name)) if !app.is_empty() && !name.is_empty() => {
+            let cut = trimmed.len() - name.len();
+            format!("{}{}{slashes}", &trimmed[..cut], crate::secret::mask(name))
+        }
+        _ => path.to_owned(),
+    }
+}
+
+/// `a=1&b` → `a=…&…`: every value masked, names kept.
+fn mask_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => format!("{k}={}", crate::secret::mask(v)),
+            None => crate::secret::mask(kv),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The query of a URL (if any) with its values masked.
+fn mask_query_values(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, q)) => format!("{base}?{}", mask_query(q)),
+        None => url.to_owned(),
+    }
 }
 
 fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), UrlError> {
@@ -300,6 +376,23 @@ mod tests {
         let t = ok("rtmp://[::1]:1936/live", "k");
         assert_eq!((t.host.as_str(), t.port), ("::1", 1936));
         assert_eq!(t.tc_url(), "rtmp://[::1]:1936/live");
+    }
+
+    #[test]
+    fn masks_keys_inside_urls() {
+        let m = masked("rtmp://h:1940/app?token=supersecret_token_1", "k");
+        assert_eq!(m, "rtmp://h:1940/app?token=superse…_1");
+        let m = masked("rtmps://user:supersecretpass@h/live", "k");
+        assert_eq!(m, "rtmps://…@h/live");
+        let m = masked("rtmp://h/live/live_supersecret_stream", "");
+        assert_eq!(m, "rtmp://h/live/live_su…am");
+        // With a key, the path is the application: kept.
+        assert_eq!(masked("rtmp://h/live/sub", "k"), "rtmp://h/live/sub");
+        let m = masked("rtmp://h/a/b/name_supersecret?x=supersecret_x", "");
+        assert!(!m.contains("supersecret"), "{m}");
+        assert!(m.starts_with("rtmp://h/a/b/"), "{m}");
+        let t = ok("rtmp://h/app?token=supersecret_token_1", "key_supersecret");
+        assert!(!t.redacted().contains("supersecret"), "{}", t.redacted());
     }
 
     #[test]
