@@ -345,13 +345,6 @@ struct SettingsBody {
     public_host: Option<String>,
 }
 
-/// A host name or address OBS can reach antenne at (no scheme, no path).
-fn valid_host(h: &str) -> bool {
-    h.len() <= 253
-        && h.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
-}
-
 async fn put_settings(
     State(st): State<AppState>,
     Extension(who): Extension<Identity>,
@@ -360,7 +353,8 @@ async fn put_settings(
     let Json(body) = body?;
     if let Some(host) = body.public_host {
         let host = host.trim().to_owned();
-        if !valid_host(&host) {
+        // Empty means "unset": OBS settings then show the browser's host.
+        if !host.is_empty() && !crate::obs::valid_host(&host) {
             return Err(ApiError::bad_request(
                 "public_host must be a host name or IP address, without rtmp:// or a path",
             ));

@@ -34,7 +34,11 @@ impl Obs {
         }
         self.record(
             "obs_stream_started",
-            format!("OBS streams to {server} (key {})", mask(key)),
+            format!(
+                "OBS streams to {} (key {})",
+                crate::output::url::masked(server, key),
+                mask(key)
+            ),
             None,
         );
         self.poke.notify_one();
