@@ -91,9 +91,11 @@ pub(crate) fn time(t: SystemTime) -> String {
 pub(crate) fn destination_json(v: &DestinationView, reveal: bool) -> Value {
     let d = &v.dest;
     let state = v.stats.state();
+    let past = v.stats.last_error();
     let mut status = json!({
         "state": state.name(),
-        "last_error": v.stats.last_error(),
+        "last_error": past.as_ref().map(|e| &e.message),
+        "last_error_at": past.as_ref().map(|e| time(e.at)),
         "bytes_sent": v.stats.bytes.total(),
         "bitrate_kbps": 0.0,
         "reconnects": v.stats.reconnects(),

@@ -150,9 +150,25 @@ fn tls_reason(e: &std::io::Error) -> String {
             }
             format!("the server's certificate is not valid for this host name (it is for {names})")
         }
+        TlsError::InvalidCertificate(CertificateError::Other(other))
+            if other.0.to_string() == "CaUsedAsEndEntity" =>
+        {
+            // webpki's error, whose text is its variant name: matched by
+            // text so as not to depend on webpki's version directly.
+            CA_AS_SERVER_CERT.into()
+        }
         other => other.to_string(),
     }
 }
+
+/// What the user sees for a CA certificate presented as a server
+/// certificate (`basicConstraints CA:TRUE`): what plain
+/// `openssl req -x509` makes. Refused, as every TLS client should.
+pub const CA_AS_SERVER_CERT: &str = "the server presents a CA certificate \
+     (basicConstraints CA:TRUE, what plain `openssl req -x509` makes) as its own certificate, \
+     which TLS refuses; fix it on the server: issue its certificate from a CA (and trust \
+     that CA with --extra-ca-file), or make the self-signed certificate with \
+     `-addext basicConstraints=critical,CA:FALSE` and its host name in subjectAltName";
 
 /// Kernel send buffer per destination. Linux doubles it; ~1 MiB holds
 /// over a second of a 6 Mbit/s stream, plenty for the bandwidth-delay

@@ -53,12 +53,29 @@ impl OutputState {
     }
 }
 
+/// The most recent failure of a destination and when it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastError {
+    pub message: String,
+    pub at: SystemTime,
+}
+
 /// What the API shows of a destination's life: its state and counters.
 /// Written by the destination's task, read by the API.
+///
+/// Both the last error and the reconnect count live as long as the process
+/// (they survive switching the destination off and on), so that a problem
+/// that came and went stays visible:
+/// - `last_error` is the most recent failure, kept once the destination is
+///   live again; its time says whether it is current or past.
+/// - `reconnects` counts connection attempts that follow a failure or a
+///   dropped connection, whether they succeed or not. A first attempt (the
+///   ingest went live, the destination was switched on, or the stream had
+///   closed cleanly after the grace period) is not a reconnect.
 #[derive(Debug)]
 pub struct OutputStats {
     state: Mutex<OutputState>,
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<PastError>>,
     pub bytes: RateMeter,
     reconnects: AtomicU64,
     dropped: AtomicU64,
@@ -107,13 +124,18 @@ impl OutputStats {
         }
     }
 
-    pub fn last_error(&self) -> Option<String> {
+    /// The most recent failure, kept after recovery (see the type's doc).
+    pub fn last_error(&self) -> Option<PastError> {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
+    /// Records a failure, now.
     pub fn set_error(&self, error: String) {
         if let Ok(mut e) = self.last_error.lock() {
-            *e = Some(error);
+            *e = Some(PastError {
+                message: error,
+                at: SystemTime::now(),
+            });
         }
     }
 
@@ -121,6 +143,7 @@ impl OutputStats {
         self.reconnects.load(Ordering::Relaxed)
     }
 
+    /// Counts one connection attempt that follows a failure or a drop.
     pub fn count_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
