@@ -3,7 +3,8 @@
 //! - publishers: GStreamer's `rtmp2sink` and librtmp's `rtmpsink`, each for
 //!   longer than the ingest's 15 s publish deadline and ending cleanly;
 //! - destinations: Node-Media-Server v4 (npm) and `ffmpeg -listen 1`, live,
-//!   decodable, switched off and on;
+//!   decodable, switched off and on; a refusal in between stays visible as
+//!   a past error (API and web page) once the destination is live again;
 //! - rtmps through nginx's `stream` module as TLS front: a CA-signed
 //!   certificate works with `--extra-ca-file`; the CA:TRUE certificate of
 //!   plain `openssl req -x509` is refused with a message saying how to fix
@@ -244,6 +245,26 @@ fn ffmpeg_listen_receives_a_decodable_stream_switched_off_and_on() -> Result<()>
         st["reconnects"].as_u64() >= Some(1),
         "the attempt after the refusal is a reconnect: {d}"
     );
+    // The card shows the refusal as past, with how long ago.
+    let browser = Browser::start("en-US")?;
+    browser.goto(&antenne.url("/"))?;
+    browser.fill("[data-testid=login-username]", "admin")?;
+    browser.fill("[data-testid=login-password]", ADMIN_PASSWORD)?;
+    browser.click("[data-testid=login-submit]")?;
+    browser.wait_attr(
+        "[data-testid=dest-state]",
+        "data-state",
+        "live",
+        support::browser::WAIT,
+    )?;
+    let past = browser.wait_text(
+        "[data-testid=dest-past-error]",
+        support::browser::WAIT,
+        |t| t.starts_with("Last error") && t.contains("ago") && t.contains("refused"),
+    )?;
+    assert!(!past.contains("next try"), "{past}");
+    drop(browser);
+
     let second = listener.recording();
     switch(&antenne, &id, false)?;
     let status = listener.wait_exit(Duration::from_secs(15));
