@@ -4,9 +4,11 @@
 //! - [`url`]: what the user typed, resolved into a [`url::Target`].
 //! - [`connection`]: one connection (TCP/TLS, publish, relay loop).
 //! - [`supervisor`]: the retry loop and its state machine.
+//! - [`tls`]: failed TLS handshakes explained in plain words.
 
 pub mod connection;
 pub mod supervisor;
+pub mod tls;
 pub mod url;
 
 use std::sync::atomic::{AtomicU64, Ordering};
