@@ -241,8 +241,8 @@ fn ffmpeg_listen_receives_a_decodable_stream_switched_off_and_on() -> Result<()>
     );
     assert!(st["last_error_at"].is_string(), "last_error_at: {d}");
     assert!(st["error"].is_null(), "no current error once live: {d}");
-    // Every attempt after a failed one is a reconnect, the successful one
-    // included: as many as the failures antenne logged.
+    // One reconnect per failed attempt: as many as the failures antenne
+    // logged.
     let failures = antenne.log().matches("destination failed").count() as u64;
     assert!(failures >= 1, "the refusals are logged");
     assert_eq!(

@@ -70,10 +70,11 @@ pub struct PastError {
 /// that came and went stays visible:
 /// - `last_error` is the most recent failure, kept once the destination is
 ///   live again; its time says whether it is current or past.
-/// - `reconnects` counts connection attempts that follow a failure or a
-///   dropped connection, whether they succeed or not. A first attempt (the
-///   ingest went live, the destination was switched on, or the stream had
-///   closed cleanly after the grace period) is not a reconnect.
+/// - `reconnects` counts the times antenne had to connect again: one per
+///   failed attempt and one per dropped connection (it tries again after
+///   each), so four failed attempts then a success count 4. Connecting
+///   because the ingest went live, the destination was switched on, or the
+///   publisher came back after a clean close counts nothing.
 #[derive(Debug)]
 pub struct OutputStats {
     state: Mutex<OutputState>,
@@ -145,7 +146,7 @@ impl OutputStats {
         self.reconnects.load(Ordering::Relaxed)
     }
 
-    /// Counts one connection attempt that follows a failure or a drop.
+    /// Counts one reconnect (an attempt failed or a connection dropped).
     pub fn count_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }

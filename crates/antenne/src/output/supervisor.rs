@@ -6,8 +6,8 @@
 //! [`STABLE_AFTER`]. A platform that refuses the stream (bad key) is retried
 //! every [`REJECTED_RETRY`], since trying faster cannot help.
 //!
-//! Every attempt that follows a failure or a dropped connection counts as a
-//! reconnect, whether it succeeds or not (see [`OutputStats`]).
+//! Every failed attempt and every dropped connection counts one reconnect,
+//! since antenne tries again after each (see [`OutputStats`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -56,8 +56,6 @@ pub async fn supervise(
     let set = |state| stats.set_state_unless_cancelled(&cancel, state);
     let mut live = hub.watch_live();
     let mut backoff = BACKOFF;
-    // The next attempt follows a failure or a drop: it is a reconnect.
-    let mut after_failure = false;
     // The history gets the first failure of a streak and any change of
     // error, not every retry.
     let mut last_recorded: Option<String> = None;
@@ -70,9 +68,6 @@ pub async fn supervise(
                 _ = cancel.cancelled() => return,
                 r = live.changed() => if r.is_err() { return } else { continue },
             }
-        }
-        if after_failure {
-            stats.count_reconnect();
         }
         set(OutputState::Connecting {
             attempt: backoff.failures() + 1,
@@ -110,7 +105,6 @@ pub async fn supervise(
                             "ingest offline past the grace period: stream closed",
                             None,
                         );
-                        after_failure = false;
                         continue;
                     }
                     Err(e) => e,
@@ -118,7 +112,8 @@ pub async fn supervise(
             }
             Err(e) => e,
         };
-        after_failure = true;
+        // Whatever failed, antenne tries again: one reconnect.
+        stats.count_reconnect();
         let message = error.to_string();
         stats.set_error(message.clone());
         if last_recorded.as_deref() != Some(message.as_str()) {
