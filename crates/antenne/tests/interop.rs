@@ -262,12 +262,19 @@ fn ffmpeg_listen_receives_a_decodable_stream_switched_off_and_on() -> Result<()>
         "live",
         support::browser::WAIT,
     )?;
+    // "now" for the first seconds, then "… ago".
     let past = browser.wait_text(
         "[data-testid=dest-past-error]",
-        support::browser::WAIT,
+        Duration::from_secs(30),
         |t| t.starts_with("Last error") && t.contains("ago") && t.contains("refused"),
     )?;
     assert!(!past.contains("next try"), "{past}");
+    browser.js(
+        "document.querySelector('[data-testid=destination-card]').scrollIntoView();",
+        json!([]),
+    )?;
+    let _ = std::fs::create_dir_all(artifacts_dir());
+    browser.screenshot(&artifacts_dir().join("interop-past-error.png"))?;
     drop(browser);
 
     let second = listener.recording();
