@@ -1314,6 +1314,14 @@ function tickCard(card, d) {
   } else {
     setText(uptimeEl, '—');
   }
+  // The last error once it is over (live again, idle, switched off): shown
+  // as past, with how long ago. While retrying or rejected it is the
+  // current error, shown above.
+  const pastEl = card.querySelector('[data-role="past-error"]');
+  const errAt = parseDate(st.last_error_at);
+  const past = !card.dataset.via && s !== 'retrying' && s !== 'rejected' && st.last_error && errAt;
+  pastEl.hidden = !past;
+  setText(pastEl, past ? t('dest.last_error', { when: fmtRelative(errAt), error: st.last_error }) : '');
   if ((s === 'retrying' || s === 'rejected') && st.next_retry_at) {
     const at = parseDate(st.next_retry_at);
     const left = at ? (at.getTime() - Date.now()) / 1000 : 0;

@@ -33,6 +33,7 @@ pub struct Cli {
 
     /// PEM file of extra certificate authorities to trust for rtmps://
     /// destinations (on top of the built-in web PKI roots).
+    /// A server's certificate must not itself be a CA (CA:TRUE, as plain `openssl req -x509` makes): give it one issued by a CA listed here, or a self-signed one with `basicConstraints=CA:FALSE`.
     #[arg(long, env = "ANTENNE_EXTRA_CA_FILE")]
     pub extra_ca_file: Option<PathBuf>,
 

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod destinations;
 pub mod history;

@@ -45,6 +45,8 @@ impl Keys {
 pub struct StatusJson {
     pub state: &'static str,
     pub last_error: Option<String>,
+    /// When `last_error` happened (RFC 3339).
+    pub last_error_at: Option<String>,
     pub bytes_sent: u64,
     pub bitrate_kbps: f64,
     pub reconnects: u64,
@@ -77,9 +79,11 @@ impl DestinationJson {
     pub fn new(v: &DestinationView, keys: Keys) -> Self {
         let d = &v.dest;
         let state = v.stats.state();
+        let past = v.stats.last_error();
         let mut status = StatusJson {
             state: state.name(),
-            last_error: v.stats.last_error(),
+            last_error_at: past.as_ref().map(|e| time(e.at)),
+            last_error: past.map(|e| e.message),
             bytes_sent: v.stats.bytes.total(),
             bitrate_kbps: 0.0,
             reconnects: v.stats.reconnects(),

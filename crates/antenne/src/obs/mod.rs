@@ -1,7 +1,7 @@
 //! OBS under antenne's control, through obs-websocket v5 ([`obws`]).
 //!
 //! One supervisor task ([`Obs::start`]) keeps a connection to OBS: it
-//! reconnects with backoff (1 s up to 30 s), waits minutes after a refused
+//! reconnects with backoff (1 s up to 30 s, ±20 % jitter: crate::backoff), waits minutes after a refused
 //! password, and reconnects at once when the settings change. While
 //! connected it polls OBS every second (stream, recording, stats, scenes,
 //! stream service, outputs) and keeps the last answers, which the API and

@@ -38,7 +38,7 @@ impl Obs {
 
     pub(super) async fn supervise(self: Arc<Self>, shutdown: CancellationToken) {
         let mut rx = self.target.subscribe();
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = crate::backoff::Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         // OBS older than obws supports: connect without its version check.
         let mut old_obs = false;
         loop {
@@ -49,7 +49,7 @@ impl Obs {
                     _ = shutdown.cancelled() => return,
                     r = rx.changed() => if r.is_err() { return },
                 }
-                backoff = BACKOFF_MIN;
+                backoff.reset();
                 continue;
             }
             if !matches!(
@@ -63,7 +63,7 @@ impl Obs {
                 r = rx.changed() => {
                     if r.is_err() { return }
                     self.set_state(ObsState::Connecting);
-                    backoff = BACKOFF_MIN;
+                    backoff.reset();
                     old_obs = false;
                     continue;
                 }
@@ -71,7 +71,7 @@ impl Obs {
             };
             let wait = match attempt {
                 Ok(conn) => {
-                    backoff = BACKOFF_MIN;
+                    backoff.reset();
                     match self.run_connected(conn, &target, &mut rx, &shutdown).await {
                         End::Shutdown => return,
                         End::SettingsChanged => {
@@ -95,9 +95,7 @@ impl Obs {
                 }
                 Err(ConnectFailure::Other(e)) => {
                     self.set_state(ObsState::Unreachable(e));
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                    wait
+                    backoff.next_delay()
                 }
             };
             tokio::select! {
@@ -105,7 +103,7 @@ impl Obs {
                 r = rx.changed() => {
                     if r.is_err() { return }
                     self.set_state(ObsState::Connecting);
-                    backoff = BACKOFF_MIN;
+                    backoff.reset();
                     old_obs = false;
                 }
                 _ = tokio::time::sleep(wait) => {}

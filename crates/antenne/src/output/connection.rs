@@ -100,60 +100,6 @@ fn io_error(e: std::io::Error) -> OutputError {
     }
 }
 
-fn tls_reason(e: &std::io::Error) -> String {
-    use rustls::{CertificateError, Error as TlsError};
-    let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<TlsError>()) else {
-        return e.to_string();
-    };
-    match inner {
-        TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "the server's certificate is not signed by a trusted authority (unknown issuer)".into()
-        }
-        TlsError::InvalidCertificate(CertificateError::Expired) => {
-            "the server's certificate has expired".into()
-        }
-        TlsError::InvalidCertificate(CertificateError::ExpiredContext { not_after, .. }) => {
-            let day = std::time::UNIX_EPOCH + Duration::from_secs(not_after.as_secs());
-            let day = humantime::format_rfc3339_seconds(day).to_string();
-            format!(
-                "the server's certificate has expired (valid until {})",
-                day.get(..10).unwrap_or(&day)
-            )
-        }
-        TlsError::InvalidCertificate(CertificateError::NotValidYet)
-        | TlsError::InvalidCertificate(CertificateError::NotValidYetContext { .. }) => {
-            "the server's certificate is not valid yet (is this machine's clock right?)".into()
-        }
-        TlsError::InvalidCertificate(CertificateError::NotValidForName) => {
-            "the server's certificate is not valid for this host name".into()
-        }
-        TlsError::InvalidCertificate(CertificateError::NotValidForNameContext {
-            presented,
-            ..
-        }) => {
-            // rustls gives them as `DnsName("host")`.
-            let mut names = presented
-                .iter()
-                .take(5)
-                .map(|n| {
-                    n.strip_prefix("DnsName(\"")
-                        .and_then(|n| n.strip_suffix("\")"))
-                        .unwrap_or(n)
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            if presented.len() > 5 {
-                names.push_str(", …");
-            }
-            if names.is_empty() {
-                names = "no name".into();
-            }
-            format!("the server's certificate is not valid for this host name (it is for {names})")
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Kernel send buffer per destination. Linux doubles it; ~1 MiB holds
 /// over a second of a 6 Mbit/s stream, plenty for the bandwidth-delay
 /// product to a CDN, while keeping a stalled platform's backlog in the hub
@@ -250,7 +196,7 @@ pub async fn open(
                     .await
                     .map_err(|e| OutputError::Tls {
                         host: target.host.clone(),
-                        reason: tls_reason(&e),
+                        reason: super::tls::explain(&e),
                     })?;
                 Box::new(stream)
             }

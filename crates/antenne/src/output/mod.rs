@@ -4,9 +4,11 @@
 //! - [`url`]: what the user typed, resolved into a [`url::Target`].
 //! - [`connection`]: one connection (TCP/TLS, publish, relay loop).
 //! - [`supervisor`]: the retry loop and its state machine.
+//! - [`tls`]: failed TLS handshakes explained in plain words.
 
 pub mod connection;
 pub mod supervisor;
+pub mod tls;
 pub mod url;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,12 +55,30 @@ impl OutputState {
     }
 }
 
+/// The most recent failure of a destination and when it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastError {
+    pub message: String,
+    pub at: SystemTime,
+}
+
 /// What the API shows of a destination's life: its state and counters.
 /// Written by the destination's task, read by the API.
+///
+/// Both the last error and the reconnect count live as long as the process
+/// (they survive switching the destination off and on), so that a problem
+/// that came and went stays visible:
+/// - `last_error` is the most recent failure, kept once the destination is
+///   live again; its time says whether it is current or past.
+/// - `reconnects` counts the times antenne had to connect again: one per
+///   failed attempt and one per dropped connection (it tries again after
+///   each), so four failed attempts then a success count 4. Connecting
+///   because the ingest went live, the destination was switched on, or the
+///   publisher came back after a clean close counts nothing.
 #[derive(Debug)]
 pub struct OutputStats {
     state: Mutex<OutputState>,
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<PastError>>,
     pub bytes: RateMeter,
     reconnects: AtomicU64,
     dropped: AtomicU64,
@@ -107,13 +127,18 @@ impl OutputStats {
         }
     }
 
-    pub fn last_error(&self) -> Option<String> {
+    /// The most recent failure, kept after recovery (see the type's doc).
+    pub fn last_error(&self) -> Option<PastError> {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
+    /// Records a failure, now.
     pub fn set_error(&self, error: String) {
         if let Ok(mut e) = self.last_error.lock() {
-            *e = Some(error);
+            *e = Some(PastError {
+                message: error,
+                at: SystemTime::now(),
+            });
         }
     }
 
@@ -121,6 +146,7 @@ impl OutputStats {
         self.reconnects.load(Ordering::Relaxed)
     }
 
+    /// Counts one reconnect (an attempt failed or a connection dropped).
     pub fn count_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }

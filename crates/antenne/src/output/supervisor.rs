@@ -1,15 +1,17 @@
 //! The life of one enabled destination: wait for the ingest, connect,
 //! relay, and on failure record the error, back off and try again.
 //!
-//! Backoff is exponential with jitter, from 1 s to 30 s; it starts over
-//! once a connection has stayed live for [`STABLE_AFTER`]. A platform that
-//! refuses the stream (bad key) is retried every [`REJECTED_RETRY`], since
-//! trying faster cannot help.
+//! Backoff is antenne's one [`Backoff`] (exponential with ±20 % jitter),
+//! from 1 s to 30 s; it starts over once a connection has stayed live for
+//! [`STABLE_AFTER`]. A platform that refuses the stream (bad key) is retried
+//! every [`REJECTED_RETRY`], since trying faster cannot help.
+//!
+//! Every failed attempt and every dropped connection counts one reconnect,
+//! since antenne tries again after each (see [`OutputStats`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rand::Rng;
 use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -17,6 +19,7 @@ use tracing::{info, warn};
 use super::connection::{self, LiveEnd, Timeouts};
 use super::url::Target;
 use super::{OutputState, OutputStats};
+use crate::backoff::Backoff;
 use crate::history::History;
 use crate::hub::Hub;
 
@@ -36,14 +39,8 @@ pub struct OutputContext {
     pub timeouts: Timeouts,
 }
 
-/// Delay before retry number `attempt` (1-based): 1, 2, 4, … 30 s, each
-/// with ±20 % jitter so that many destinations do not retry in step.
-pub fn backoff(attempt: u32) -> Duration {
-    let exp = BACKOFF_MIN.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    let base = exp.min(BACKOFF_MAX);
-    let jitter = rand::thread_rng().gen_range(0.8..1.2);
-    base.mul_f64(jitter).min(BACKOFF_MAX)
-}
+/// The retry delays of a destination: 1, 2, 4, … 30 s, ±20 %.
+pub const BACKOFF: Backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
 
 /// Runs one destination until `cancel` fires.
 pub async fn supervise(
@@ -58,7 +55,7 @@ pub async fn supervise(
     let dest = target.redacted();
     let set = |state| stats.set_state_unless_cancelled(&cancel, state);
     let mut live = hub.watch_live();
-    let mut failures: u32 = 0;
+    let mut backoff = BACKOFF;
     // The history gets the first failure of a streak and any change of
     // error, not every retry.
     let mut last_recorded: Option<String> = None;
@@ -73,7 +70,7 @@ pub async fn supervise(
             }
         }
         set(OutputState::Connecting {
-            attempt: failures + 1,
+            attempt: backoff.failures() + 1,
         });
         let opened = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -93,7 +90,7 @@ pub async fn supervise(
                 let result =
                     connection::relay(io, session, sub, &stats, &ctx.timeouts, &cancel).await;
                 if since.elapsed() >= STABLE_AFTER {
-                    failures = 0;
+                    backoff.reset();
                 }
                 match result {
                     Ok(LiveEnd::Cancelled) => {
@@ -110,14 +107,13 @@ pub async fn supervise(
                         );
                         continue;
                     }
-                    Err(e) => {
-                        stats.count_reconnect();
-                        e
-                    }
+                    Err(e) => e,
                 }
             }
             Err(e) => e,
         };
+        // Whatever failed, antenne tries again: one reconnect.
+        stats.count_reconnect();
         let message = error.to_string();
         stats.set_error(message.clone());
         if last_recorded.as_deref() != Some(message.as_str()) {
@@ -137,8 +133,8 @@ pub async fn supervise(
             });
             REJECTED_RETRY
         } else {
-            failures = failures.saturating_add(1);
-            let delay = backoff(failures);
+            let delay = backoff.next_delay();
+            let failures = backoff.failures();
             warn!(destination = %id, url = %dest, attempt = failures, retry_in_ms = delay.as_millis() as u64, error = %message, "destination failed");
             set(OutputState::Retrying {
                 attempt: failures,
@@ -150,24 +146,6 @@ pub async fn supervise(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = sleep(delay) => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_from_one_second_to_thirty() {
-        for _ in 0..50 {
-            let d1 = backoff(1);
-            assert!(d1 >= Duration::from_millis(800) && d1 <= Duration::from_millis(1200));
-            let d3 = backoff(3);
-            assert!(d3 >= Duration::from_millis(3200) && d3 <= Duration::from_millis(4800));
-            assert!(backoff(10) <= BACKOFF_MAX);
-            assert!(backoff(10) >= Duration::from_secs(24));
-            assert!(backoff(u32::MAX) <= BACKOFF_MAX);
         }
     }
 }

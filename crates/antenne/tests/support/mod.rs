@@ -25,6 +25,12 @@
 //! - [`FaultProxy`] / [`Fault`]: a misbehaving peer in front of a real
 //!   receiver (black hole, slow reader, reset, handshake only, key refused)
 //! - [`TestPki`] / [`CertKind`]: certificates good and bad for [`Stunnel`]
+//!   and [`NginxTlsFront`] (pki.rs)
+//! - [`NginxTlsFront`]: nginx's `stream` module as a TLS front (rtmps)
+//! - [`GstPublisher`] / [`GstSink`]: GStreamer publisher (`rtmp2sink`,
+//!   librtmp's `rtmpsink`)
+//! - [`NodeMediaServer`]: Node-Media-Server v4 receiver (from npm, cached)
+//! - [`FfmpegListen`]: `ffmpeg -listen 1` as an RTMP receiver
 //! - [`Tmpfs`]: a small tmpfs mount (a disk that can be filled)
 //! - [`fault_matrix`]: the fault-matrix harness (healthy destinations next
 //!   to a faulty one), used as `use support::fault_matrix::*;`
@@ -39,8 +45,13 @@ pub mod child;
 pub mod clip;
 pub mod fault_matrix;
 pub mod fault_proxy;
+pub mod ffmpeg_listen;
+pub mod gstreamer;
 pub mod nginx;
+pub mod nginx_stream;
+pub mod node_media_server;
 pub mod obs;
+pub mod pki;
 pub mod probe;
 pub mod publisher;
 pub mod stunnel;
@@ -51,12 +62,17 @@ pub use browser::{artifacts_dir, Browser};
 pub use child::ChildGuard;
 pub use clip::{clip, flv_tags, flv_video_headers, match_clip, Clip, Segment};
 pub use fault_proxy::{Fault, FaultProxy};
+pub use ffmpeg_listen::FfmpegListen;
+pub use gstreamer::{GstPublisher, GstSink};
 pub use nginx::Nginx;
+pub use nginx_stream::NginxTlsFront;
+pub use node_media_server::NodeMediaServer;
 pub use obs::{Obs, OBS_PASSWORD, ORIGINAL_KEY, ORIGINAL_SERVER, SCENES};
+pub use pki::{make_test_pki, CertKind, TestPki};
 pub use probe::assert_good_recording;
 pub use probe::{analyze, decode_errors, AudioPacket, StreamReport, VideoPacket};
 pub use publisher::{Publisher, PublisherOptions};
-pub use stunnel::{make_test_pki, CertKind, Stunnel, TestPki};
+pub use stunnel::Stunnel;
 pub use tmpfs::Tmpfs;
 
 use std::collections::HashSet;
