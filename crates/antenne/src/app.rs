@@ -269,28 +269,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         history.clone(),
         shutdown.child_token(),
     ));
-    let app = http::router(AppState {
-        destinations: destinations.clone(),
-        auth,
-        obs,
-        rtmp_port: rtmp_addr.port(),
-        secure_cookies: cli.behind_tls_proxy,
-        ingest_keys_fixed: matches!(origin, Origin::CommandLine),
-    });
+    let app = http::router(
+        AppState {
+            destinations: destinations.clone(),
+            auth,
+            obs,
+            rtmp_port: rtmp_addr.port(),
+            secure_cookies: cli.behind_tls_proxy,
+            ingest_keys_fixed: matches!(origin, Origin::CommandLine),
+        },
+        http::AllowedHosts::new(&cli.allowed_hosts, store.clone()),
+    );
     let stop = shutdown.clone();
-    axum::serve(
-        http_listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    tokio::spawn(async move {
         tokio::select! {
             _ = wait_for_signal() => info!("shutting down"),
             _ = stop.cancelled() => {}
         }
         stop.cancel();
-    })
-    .await
-    .context("HTTP server failed")?;
+    });
+    http::serve::serve(
+        http_listener,
+        app,
+        http::serve::Limits::default(),
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
     // Close every destination cleanly, within a bound.
     let _ = tokio::time::timeout(Duration::from_secs(5), destinations.shutdown()).await;

@@ -63,6 +63,13 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_BEHIND_TLS_PROXY")]
     pub behind_tls_proxy: bool,
 
+    /// Host names the web interface may be reached under, besides IP
+    /// addresses, localhost and the public host set in Settings
+    /// (comma-separated). Requests naming another host are refused, which
+    /// defeats DNS rebinding.
+    #[arg(long, env = "ANTENNE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
     /// Password of the `admin` account created at first start (generated
     /// and printed once when unset).
     #[arg(long, env = "ANTENNE_ADMIN_PASSWORD", hide_env_values = true)]
