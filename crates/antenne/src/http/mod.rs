@@ -240,11 +240,19 @@ async fn require_auth(State(st): State<AppState>, mut req: Request, next: Next) 
     if OPEN_ROUTES.contains(&path) {
         return next.run(req).await;
     }
-    let auth = st.auth.clone();
-    let headers = req.headers().clone();
-    // Session and token look-ups touch SQLite: off the async threads.
-    let who = tokio::task::spawn_blocking(move || identify(&auth, &headers)).await;
-    let Ok(Some((identity, by_cookie))) = who else {
+    // Sessions are checked in memory; API tokens touch SQLite: off the
+    // async threads.
+    let who = if req.headers().contains_key(header::AUTHORIZATION) {
+        let auth = st.auth.clone();
+        let headers = req.headers().clone();
+        tokio::task::spawn_blocking(move || identify(&auth, &headers))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        identify(&st.auth, req.headers())
+    };
+    let Some((identity, by_cookie)) = who else {
         return ApiError::new(StatusCode::UNAUTHORIZED, "login required").into_response();
     };
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -256,7 +264,66 @@ async fn require_auth(State(st): State<AppState>, mut req: Request, next: Next) 
         .into_response();
     }
     req.extensions_mut().insert(identity);
-    next.run(req).await
+    let session = by_cookie
+        .then(|| cookie(req.headers(), SESSION_COOKIE))
+        .flatten();
+    let res = next.run(req).await;
+    // A long-lived answer (the live stream) lasts as long as its session.
+    match session {
+        Some(session) if is_event_stream(&res) => {
+            let (parts, body) = res.into_parts();
+            let body = SessionBound::new(body, st.auth.clone(), session);
+            Response::from_parts(parts, axum::body::Body::new(body))
+        }
+        _ => res,
+    }
+}
+
+fn is_event_stream(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// A response body that ends when its session does (log out, password
+/// change, idle or expired), checked every second.
+struct SessionBound {
+    inner: axum::body::Body,
+    auth: Arc<Auth>,
+    session: String,
+    check: tokio::time::Interval,
+}
+
+impl SessionBound {
+    fn new(inner: axum::body::Body, auth: Arc<Auth>, session: String) -> Self {
+        let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        SessionBound {
+            inner,
+            auth,
+            session,
+            check,
+        }
+    }
+}
+
+impl http_body::Body for SessionBound {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        while this.check.poll_tick(cx).is_ready() {
+            if !this.auth.session_alive(&this.session) {
+                return std::task::Poll::Ready(None);
+            }
+        }
+        std::pin::Pin::new(&mut this.inner).poll_frame(cx)
+    }
 }
 
 #[cfg(test)]
