@@ -39,9 +39,9 @@ pub struct Cli {
     )]
     pub ingest_keys: Vec<String>,
 
-    /// File holding the ingest key(s), one per line (instead of
+    /// File holding the ingest key(s), one per line (replaces
     /// --ingest-key).
-    #[arg(long, env = "ANTENNE_INGEST_KEY_FILE", conflicts_with = "ingest_keys")]
+    #[arg(long, env = "ANTENNE_INGEST_KEY_FILE")]
     pub ingest_key_file: Option<PathBuf>,
 
     /// PEM file of extra certificate authorities to trust for rtmps://
@@ -90,12 +90,8 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
-    /// File holding the admin password (instead of --admin-password).
-    #[arg(
-        long,
-        env = "ANTENNE_ADMIN_PASSWORD_FILE",
-        conflicts_with = "admin_password"
-    )]
+    /// File holding the admin password (replaces --admin-password).
+    #[arg(long, env = "ANTENNE_ADMIN_PASSWORD_FILE")]
     pub admin_password_file: Option<PathBuf>,
 
     /// A bearer token the API accepts besides those created in the web
@@ -104,8 +100,8 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
 
-    /// File holding the API token (instead of --api-token).
-    #[arg(long, env = "ANTENNE_API_TOKEN_FILE", conflicts_with = "api_token")]
+    /// File holding the API token (replaces --api-token).
+    #[arg(long, env = "ANTENNE_API_TOKEN_FILE")]
     pub api_token_file: Option<PathBuf>,
 }
 
