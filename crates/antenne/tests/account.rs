@@ -367,3 +367,51 @@ fn the_password_is_changed_in_settings() -> Result<()> {
     browser.find("[data-testid=ingest-card]")?;
     Ok(())
 }
+
+#[test]
+fn the_live_stream_ends_with_its_session() -> Result<()> {
+    use std::io::{Read, Write};
+    let antenne = Antenne::start(KEY)?;
+    let cookie = login(&antenne, ADMIN_PASSWORD)?.1.context("a cookie")?;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", antenne.http_port()))?;
+    write!(
+        s,
+        "GET /api/v1/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n"
+    )?;
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let read_until =
+        |s: &mut std::net::TcpStream, seen: &mut Vec<u8>, want: &[u8], limit: Duration| -> bool {
+            let started = std::time::Instant::now();
+            let mut buf = [0u8; 8192];
+            while started.elapsed() < limit {
+                match s.read(&mut buf) {
+                    Ok(0) => return seen.windows(want.len()).any(|w| w == want),
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    Err(_) => {}
+                }
+                if seen.windows(want.len()).any(|w| w == want) {
+                    return true;
+                }
+            }
+            false
+        };
+    let mut seen = Vec::new();
+    assert!(
+        read_until(
+            &mut s,
+            &mut seen,
+            b"event: snapshot",
+            Duration::from_secs(10)
+        ),
+        "the stream runs"
+    );
+    let (code, _) = with_cookie(&antenne, &cookie, "DELETE", "/api/v1/sessions", None)?;
+    assert_eq!(code, 204);
+    // The chunked body ends (its last chunk) within a few seconds.
+    assert!(
+        read_until(&mut s, &mut seen, b"\r\n0\r\n\r\n", Duration::from_secs(5)),
+        "the stream ended: {}",
+        String::from_utf8_lossy(&seen[seen.len().saturating_sub(300)..])
+    );
+    Ok(())
+}
