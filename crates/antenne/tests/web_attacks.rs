@@ -245,13 +245,22 @@ fn rebound_login(port: u16, password: &str) -> Result<(u16, String)> {
     Ok((status, answer))
 }
 
+/// `GET /api/v1/health` naming `host`; returns the whole answer.
+fn health_as(port: u16, host: &str) -> Result<String> {
+    let mut s = connect(port)?;
+    write!(
+        s,
+        "GET /api/v1/health HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
 #[test]
 fn refuses_requests_for_a_foreign_host_name() -> Result<()> {
-    let antenne = Antenne::options()
-        .ingest_key(KEY)
-        .arg("--allowed-hosts")
-        .arg("studio.example.net")
-        .start()?;
+    let antenne = Antenne::start(KEY)?;
     let port = antenne.http_port();
     // The real password, through a rebound name: no cookie.
     let (status, answer) = rebound_login(port, ADMIN_PASSWORD)?;
@@ -277,33 +286,37 @@ fn refuses_requests_for_a_foreign_host_name() -> Result<()> {
     )?;
     assert_eq!(code, 200, "the admin still logs in");
     // Names antenne is served under still work.
-    for host in ["localhost", "studio.example.net", "127.0.0.1"] {
-        let mut s = connect(port)?;
-        write!(
-            s,
-            "GET /api/v1/health HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut answer = String::new();
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        s.read_to_string(&mut answer)?;
+    for host in ["localhost", "127.0.0.1"] {
+        let answer = health_as(port, host)?;
         assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
     }
     // The public host set in Settings is allowed too.
+    assert!(health_as(port, "antenne.example.org")?.starts_with("HTTP/1.1 421"));
     let (code, v): (u16, Value) = antenne.request(
         "PUT",
         "/api/v1/settings",
         Some(&json!({ "public_host": "antenne.example.org" })),
     )?;
     assert!(code < 300, "{code} {v}");
-    let mut s = connect(port)?;
-    write!(
-        s,
-        "GET /api/v1/health HTTP/1.1\r\nHost: antenne.example.org:{port}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.read_to_string(&mut answer)?;
+    let answer = health_as(port, "antenne.example.org")?;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    Ok(())
+}
+
+#[test]
+fn serves_the_host_names_given_with_allowed_hosts() -> Result<()> {
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .arg("--allowed-hosts")
+        .arg("studio.example.net,Other.Example.net")
+        .start()?;
+    let port = antenne.http_port();
+    for host in ["studio.example.net", "other.example.net"] {
+        let answer = health_as(port, host)?;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    let answer = health_as(port, "evil.example.net")?;
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
     Ok(())
 }
 
