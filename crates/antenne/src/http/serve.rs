@@ -63,7 +63,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(3),
         }
     }
 }
