@@ -174,6 +174,48 @@ fn closes_slow_unfinished_and_idle_connections() -> Result<()> {
 }
 
 #[test]
+fn a_client_that_never_reads_its_answers_is_disconnected() -> Result<()> {
+    let antenne = Antenne::start(KEY)?;
+    let port = antenne.http_port();
+    // 400 pipelined requests for the 80 KB script (32 MB of answers) and
+    // not one byte read: antenne's writes stall once the socket buffers
+    // are full.
+    let requests = 400;
+    let mut s = connect(port)?;
+    let one = format!("GET /assets/app.js HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    s.write_all(one.repeat(requests).as_bytes())?;
+    let answer_size = {
+        let agent = ureq::agent();
+        let r = agent.get(&antenne.url("/assets/app.js")).call()?;
+        r.into_string()?.len()
+    };
+    std::thread::sleep(Duration::from_secs(45));
+    // Now read: a connection that was closed ends early, having delivered
+    // only what the buffers held.
+    let started = Instant::now();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    eprintln!(
+        "a client that never read: {total} bytes of {} were left for it, the connection closed after 45 s + {:.1?}",
+        answer_size * requests,
+        started.elapsed()
+    );
+    assert!(
+        total < answer_size * requests / 2,
+        "antenne kept the connection and went on writing ({total} bytes)"
+    );
+    assert_eq!(antenne.health()?, 200);
+    Ok(())
+}
+
+#[test]
 fn a_thousand_idle_connections_starve_neither_rtmp_nor_the_web_port() -> Result<()> {
     let antenne = Antenne::start(KEY)?;
     let port = antenne.http_port();
