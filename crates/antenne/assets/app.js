@@ -1791,6 +1791,8 @@ const KINDS = [
   'settings',
   'ingest_key_added',
   'ingest_key_deleted',
+  'password_changed',
+  'logged_out_everywhere',
 ];
 
 function kindLabel(kind) {
@@ -2044,6 +2046,76 @@ async function createToken(e) {
   } finally {
     btn.disabled = false;
   }
+}
+
+// ---------------------------------------------------------------- account
+
+const MIN_PASSWORD = 10;
+
+async function changePassword(e) {
+  e.preventDefault();
+  const cur = $('#current-password');
+  const next = $('#new-password');
+  const again = $('#confirm-password');
+  const errEl = $('#password-error');
+  $('#password-status').textContent = '';
+  for (const el of [cur, next, again]) el.removeAttribute('aria-invalid');
+  let bad = null;
+  let message = '';
+  if (!cur.value) {
+    bad = cur;
+    message = t('account.err_current');
+  } else if ([...next.value].length < MIN_PASSWORD) {
+    bad = next;
+    message = t('account.err_short', { min: MIN_PASSWORD });
+  } else if (next.value !== again.value) {
+    bad = again;
+    message = t('account.err_mismatch');
+  }
+  if (bad) {
+    bad.setAttribute('aria-invalid', 'true');
+    setFormError(errEl, message);
+    bad.focus();
+    return;
+  }
+  setFormError(errEl, '');
+  const btn = $('#password-save');
+  btn.disabled = true;
+  try {
+    await api('PUT', '/account/password', { current_password: cur.value, new_password: next.value });
+    cur.value = '';
+    next.value = '';
+    again.value = '';
+    $('#password-status').textContent = t('account.changed');
+  } catch (err) {
+    if (err.status === 403) {
+      cur.setAttribute('aria-invalid', 'true');
+      setFormError(errEl, t('account.err_wrong_current'));
+      cur.focus();
+    } else if (err.status !== 401) {
+      setFormError(errEl, err.message);
+    }
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+async function logoutEverywhere() {
+  const ok = await confirmDialog({
+    title: t('account.logout_everywhere'),
+    text: t('account.logout_everywhere_text'),
+    ok: t('account.logout_everywhere'),
+  });
+  if (!ok) return;
+  try {
+    await api('DELETE', '/sessions');
+  } catch (err) {
+    if (err.status !== 401) {
+      reportError(err);
+      return;
+    }
+  }
+  goLogin();
 }
 
 async function deleteToken(tok) {
@@ -2332,6 +2404,8 @@ function bindUi() {
     updateSettingsPreview();
   });
   $('#token-form').addEventListener('submit', createToken);
+  $('#password-form').addEventListener('submit', changePassword);
+  $('#logout-everywhere').addEventListener('click', logoutEverywhere);
   $('#token-copy').addEventListener('click', (e) => {
     copyText($('#token-value').textContent, e.currentTarget).then((ok) => {
       if (!ok) selectText($('#token-value'));

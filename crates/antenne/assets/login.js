@@ -74,6 +74,8 @@ async function onSubmit(e) {
       pass.focus();
     } else if (res.status === 429) {
       setError({ key: 'login.too_many' });
+    } else if (res.status === 503 && message && message.startsWith('too many password checks')) {
+      setError({ key: 'login.busy' });
     } else {
       setError(message ? { text: message } : { key: 'error.http', vars: { status: res.status } });
     }

@@ -1,5 +1,9 @@
 //! Wiring: store, listeners, hubs, destinations, HTTP, shutdown; and the
-//! `export` / `import` commands.
+//! `export` / `import` / `reset-password` commands.
+//!
+//! The data directory holds secrets (stream keys, password hashes,
+//! sessions): it is created 0700 and its files 0600, and looser modes left
+//! by an older antenne are fixed at every start (and logged).
 
 use std::fs::File;
 use std::io::Read;
@@ -58,10 +62,11 @@ pub fn tls_config(extra_ca: Option<&Path>) -> anyhow::Result<rustls::ClientConfi
 /// import) on the same directory is refused with a clear message.
 fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
     let path = data_dir.join("antenne.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     match file.try_lock() {
@@ -78,29 +83,79 @@ fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
 
 fn open_store(cli: &Cli) -> anyhow::Result<(std::path::PathBuf, Store)> {
     let data_dir = cli.data_dir();
-    std::fs::create_dir_all(&data_dir)
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    secure_data_dir(&data_dir);
     let store = Store::open(&data_dir)?;
+    secure_data_dir(&data_dir);
     Ok((data_dir, store))
 }
 
+/// Makes the data directory 0700 and its files 0600, logging each fix.
+fn secure_data_dir(data_dir: &Path) {
+    for (path, old, new) in crate::store::secure_permissions(data_dir) {
+        warn!(
+            path = %path.display(),
+            "permissions fixed: {old:o} → {new:o} (it holds secrets; other users could read it)"
+        );
+    }
+}
+
 /// Runs the command line.
-pub async fn main(cli: Cli) -> anyhow::Result<()> {
+pub async fn main(mut cli: Cli) -> anyhow::Result<()> {
+    cli.read_secret_files()?;
     match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => run(cli).await,
         Command::Export => export(&cli),
         Command::Import { file } => import(&cli, &file),
+        Command::ResetPassword => reset_password(&cli),
     }
 }
 
 fn export(cli: &Cli) -> anyhow::Result<()> {
     let (_dir, store) = open_store(cli)?;
     let backup = store.export()?;
-    eprintln!(
-        "antenne: warning: this backup holds {} stream key(s) in clear: keep it private",
-        backup.destinations.len() + backup.ingest_keys.len()
-    );
+    eprintln!("{}", export_warning(&backup));
     println!("{}", serde_json::to_string_pretty(&backup)?);
+    Ok(())
+}
+
+/// What an export holds in clear, every kind of secret named.
+fn export_warning(backup: &Backup) -> String {
+    let mut kinds = vec![
+        format!("{} destination stream key(s)", backup.destinations.len()),
+        format!(
+            "{} ingest key(s) (OBS's stream keys)",
+            backup.ingest_keys.len()
+        ),
+    ];
+    let set = |k: &str| backup.settings.get(k).is_some_and(|v| !v.is_empty());
+    if set(crate::obs::SETTING_PASSWORD) {
+        kinds.push("the OBS WebSocket password".into());
+    }
+    if set(crate::obs::SETTING_PREVIOUS_SERVICE) {
+        kinds.push("OBS's previous stream settings (they may hold a platform's stream key)".into());
+    }
+    format!(
+        "antenne: warning: this backup holds in clear: {}. Keep it private (chmod 600)",
+        kinds.join(", ")
+    )
+}
+
+fn reset_password(cli: &Cli) -> anyhow::Result<()> {
+    let (data_dir, store) = open_store(cli)?;
+    let _lock = lock_data_dir(&data_dir)?;
+    let password = Auth::reset_password(&store)?;
+    eprintln!(
+        "antenne: new password set for {ADMIN} in {}; every browser session has ended",
+        data_dir.display()
+    );
+    println!("{password}");
     Ok(())
 }
 
@@ -183,7 +238,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ..Timeouts::default()
         },
     });
-    let auth = Arc::new(Auth::new(store.clone(), cli.api_token.clone()));
+    let auth = Arc::new(Auth::new(store.clone(), cli.api_token.clone())?);
     let generated_password = auth.ensure_admin(cli.admin_password.clone())?;
     let history = History::start(store.clone());
     let ingest_keys = Arc::new(IngestKeys::new(
@@ -265,32 +320,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         history.clone(),
         shutdown.child_token(),
     ));
-    let app = http::router(AppState {
-        destinations: destinations.clone(),
-        ingest_keys,
-        hubs,
-        store: store.clone(),
-        history: history.clone(),
-        presets,
-        auth,
-        obs,
-        rtmp_port: rtmp_addr.port(),
-        secure_cookies: cli.behind_tls_proxy,
-    });
+    let app = http::router(
+        AppState {
+            destinations: destinations.clone(),
+            ingest_keys,
+            hubs,
+            store: store.clone(),
+            history: history.clone(),
+            presets,
+            auth,
+            obs,
+            rtmp_port: rtmp_addr.port(),
+            secure_cookies: cli.behind_tls_proxy,
+        },
+        http::AllowedHosts::new(&cli.allowed_hosts, store.clone()),
+    );
     let stop = shutdown.clone();
-    axum::serve(
-        http_listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    tokio::spawn(async move {
         tokio::select! {
             _ = wait_for_signal() => info!("shutting down"),
             _ = stop.cancelled() => {}
         }
         stop.cancel();
-    })
-    .await
-    .context("HTTP server failed")?;
+    });
+    http::serve::serve(
+        http_listener,
+        app,
+        http::serve::Limits::default(),
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
     // Close every destination cleanly, within a bound.
     let _ = tokio::time::timeout(Duration::from_secs(5), destinations.shutdown()).await;

@@ -1,11 +1,24 @@
 //! Who may use antenne: one admin account (argon2-hashed password),
 //! sessions for the browser, bearer tokens for scripts, and a limit on
-//! failed logins.
+//! password guessing ([`throttle`]).
+//!
+//! Invariants:
+//! - Sessions live in memory (loaded at start, written through to the
+//!   store on the caller's blocking thread), so checking one on every
+//!   request does no I/O. A session ends [`SESSION_TTL`] after login, or
+//!   after [`SESSION_IDLE`] without use, or when the password changes
+//!   (every other session), or on "log out everywhere".
+//! - The last use of a session is saved at most every
+//!   [`TOUCH_INTERVAL`], off the runtime threads.
+//! - Every password check (login, password change) goes through the
+//!   [`throttle`]: counted before hashing, at most two at once.
+
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
@@ -13,15 +26,21 @@ use argon2::password_hash::{
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
 
-use crate::store::{self, Store, StoreError, TokenInfo};
+use crate::store::{self, Store, StoreError, StoredSession, TokenInfo};
+use throttle::{Refusal, Throttle};
+pub use throttle::{FAILURE_WINDOW, MAX_FAILURES};
 
 /// The account created at first start.
 pub const ADMIN: &str = "admin";
-/// How long a browser session lasts.
+/// How long a browser session lasts at most.
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Failed logins allowed per address within [`FAILURE_WINDOW`].
-pub const MAX_FAILURES: u32 = 5;
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// A session unused for this long ends.
+pub const SESSION_IDLE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often a session's last use is saved (the idle timeout is this
+/// precise across restarts).
+pub const TOUCH_INTERVAL: Duration = Duration::from_secs(3600);
+/// Shortest password accepted for a new password.
+pub const MIN_PASSWORD_LEN: usize = 10;
 
 /// Who made a request, for the event history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +64,23 @@ pub enum LoginError {
     Invalid,
     #[error("too many failed logins: try again in {0} s")]
     RateLimited(u64),
+    #[error("too many password checks at once: try again in a few seconds")]
+    Busy,
+    #[error("the new password must have at least {MIN_PASSWORD_LEN} characters")]
+    WeakPassword,
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<Refusal> for LoginError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::RateLimited(s) => LoginError::RateLimited(s),
+            Refusal::Busy => LoginError::Busy,
+        }
+    }
 }
 
 /// A random secret, hex-encoded (session cookies, API tokens, passwords).
@@ -82,12 +116,38 @@ fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a new password is long enough.
+pub fn check_new_password(password: &str) -> Result<(), LoginError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(LoginError::WeakPassword);
+    }
+    Ok(())
+}
+
+/// A live session in memory.
+#[derive(Debug, Clone)]
+struct Session {
+    username: String,
+    expires_at: i64,
+    last_used_at: i64,
+    /// Last use as saved in the store.
+    saved_at: i64,
+}
+
+impl Session {
+    fn alive(&self, now: i64) -> bool {
+        now < self.expires_at && now - self.last_used_at < SESSION_IDLE.as_secs() as i64
+    }
+}
+
 /// Authentication state.
 pub struct Auth {
     store: Arc<Store>,
     /// `ANTENNE_API_TOKEN`, if set: accepted as a bearer token.
     env_token: Option<String>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Live sessions by token hash.
+    sessions: Mutex<HashMap<String, Session>>,
+    throttle: Throttle,
 }
 
 /// An argon2id hash (default parameters) of a random password nobody
@@ -103,12 +163,32 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    pub fn new(store: Arc<Store>, env_token: Option<String>) -> Auth {
-        Auth {
+    /// Loads sessions and failed logins from the store.
+    pub fn new(store: Arc<Store>, env_token: Option<String>) -> Result<Auth, StoreError> {
+        let sessions = store
+            .sessions()?
+            .into_iter()
+            .map(|s| {
+                let session = Session {
+                    username: s.username,
+                    expires_at: s.expires_at,
+                    last_used_at: s.last_used_at,
+                    saved_at: s.last_used_at,
+                };
+                (s.token_hash, session)
+            })
+            .collect();
+        let throttle = Throttle::new(store.login_failures()?);
+        Ok(Auth {
             store,
             env_token: env_token.filter(|t| !t.is_empty()),
-            failures: Mutex::new(HashMap::new()),
-        }
+            sessions: Mutex::new(sessions),
+            throttle,
+        })
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Creates the admin account at first start. Returns the password when
@@ -121,73 +201,191 @@ impl Auth {
             Some(p) => (p, false),
             None => (random_secret(12), true),
         };
+        check_new_password(&password).map_err(|e| anyhow::anyhow!("the admin password: {e}"))?;
         let hash = hash_password(&password)
             .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
         self.store.create_user(ADMIN, &hash)?;
         Ok(generated.then_some(password))
     }
 
-    fn check_rate(&self, ip: IpAddr) -> Result<(), LoginError> {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        f.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        if let Some((n, since)) = f.get(&ip) {
-            if *n >= MAX_FAILURES {
-                let wait = FAILURE_WINDOW.saturating_sub(since.elapsed());
-                return Err(LoginError::RateLimited(wait.as_secs().max(1)));
+    /// Runs `check` (which verifies a password, argon2) on a blocking
+    /// thread once the throttle lets it: counted first, two at once.
+    async fn checked<T: Send + 'static>(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        check: impl FnOnce(&Auth) -> Result<T, LoginError> + Send + 'static,
+    ) -> Result<T, LoginError> {
+        self.throttle.begin(ip, store::now())?;
+        let permit = match self.throttle.permit().await {
+            Ok(p) => p,
+            Err(e) => {
+                self.throttle.undo(ip);
+                return Err(e.into());
             }
-        }
-        Ok(())
+        };
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let result = check(&this);
+            let record = match &result {
+                Err(LoginError::Invalid) => Some(this.throttle.failed(ip)),
+                Ok(_) => Some(this.throttle.succeeded(ip)),
+                Err(_) => None,
+            };
+            if let Some((ip, count, since)) = record {
+                let forget = store::now() - FAILURE_WINDOW.as_secs() as i64;
+                if let Err(e) = this.store.set_login_failures(&ip, count, since, forget) {
+                    tracing::warn!(error = %e, "cannot save failed logins");
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| LoginError::Internal(e.to_string()))?
     }
 
-    fn count_failure(&self, ip: IpAddr) {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = f.entry(ip).or_insert((0, Instant::now()));
-        entry.0 += 1;
-    }
-
-    /// Checks the password; returns a new session token. Slow by design
-    /// (argon2): call from a blocking thread.
-    pub fn login(&self, ip: IpAddr, username: &str, password: &str) -> Result<String, LoginError> {
-        self.check_rate(ip)?;
-        let user = self.store.user(username)?;
-        let ok = match &user {
-            Some((_, hash)) => verify_password(password, hash),
+    /// Verifies `username`'s password (or a dummy one, as slowly).
+    fn verify(&self, username: &str, password: &str) -> Result<(), LoginError> {
+        match self.store.user(username)? {
+            Some((_, hash)) if verify_password(password, &hash) => Ok(()),
+            Some(_) => Err(LoginError::Invalid),
             None => {
                 verify_password(password, DUMMY_HASH);
-                false
+                Err(LoginError::Invalid)
             }
-        };
-        let Some((user_id, _)) = user.filter(|_| ok) else {
-            self.count_failure(ip);
-            return Err(LoginError::Invalid);
-        };
-        let token = random_secret(32);
-        self.store.create_session(
-            &hash_token(&token),
-            user_id,
-            store::now() + SESSION_TTL.as_secs() as i64,
-        )?;
-        Ok(token)
+        }
     }
 
+    /// Checks the password; returns a new session token.
+    pub async fn login(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        username: String,
+        password: String,
+    ) -> Result<String, LoginError> {
+        self.checked(ip, move |auth| {
+            auth.verify(&username, &password)?;
+            let token = random_secret(32);
+            let now = store::now();
+            let stored = StoredSession {
+                token_hash: hash_token(&token),
+                username: username.clone(),
+                expires_at: now + SESSION_TTL.as_secs() as i64,
+                last_used_at: now,
+            };
+            auth.store.create_session(&stored)?;
+            let mut sessions = auth.sessions();
+            sessions.retain(|_, s| s.alive(now));
+            sessions.insert(
+                stored.token_hash,
+                Session {
+                    username,
+                    expires_at: stored.expires_at,
+                    last_used_at: now,
+                    saved_at: now,
+                },
+            );
+            Ok(token)
+        })
+        .await
+    }
+
+    /// Changes `username`'s password (the current one is checked, like a
+    /// login) and ends every session but `keep` (the caller's cookie).
+    pub async fn change_password(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        username: String,
+        current: String,
+        new: String,
+        keep: Option<String>,
+    ) -> Result<(), LoginError> {
+        check_new_password(&new)?;
+        self.checked(ip, move |auth| {
+            auth.verify(&username, &current)?;
+            let hash = hash_password(&new).map_err(LoginError::Internal)?;
+            let keep = keep.as_deref().map(hash_token);
+            auth.store.set_password(&username, &hash, keep.as_deref())?;
+            auth.sessions().retain(|h, _| Some(h) == keep.as_ref());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends one session (blocking: the store).
     pub fn logout(&self, session: &str) -> Result<(), StoreError> {
-        self.store.delete_session(&hash_token(session))
+        let hash = hash_token(session);
+        self.sessions().remove(&hash);
+        self.store.delete_session(&hash)
     }
 
-    /// The user of a session cookie.
+    /// Ends every session (blocking: the store). Returns how many ended.
+    pub fn logout_everywhere(&self) -> Result<usize, StoreError> {
+        let n = {
+            let mut sessions = self.sessions();
+            let n = sessions.len();
+            sessions.clear();
+            n
+        };
+        self.store.delete_all_sessions()?;
+        Ok(n)
+    }
+
+    /// The user of a session cookie (memory only: no I/O). Marks the
+    /// session used; its last use is saved now and then, off the runtime.
     pub fn session(&self, session: &str) -> Option<Identity> {
-        self.store
-            .session_user(&hash_token(session))
-            .ok()
-            .flatten()
-            .map(Identity::User)
+        let hash = hash_token(session);
+        let now = store::now();
+        let mut sessions = self.sessions();
+        let s = sessions.get_mut(&hash)?;
+        if !s.alive(now) {
+            sessions.remove(&hash);
+            return None;
+        }
+        s.last_used_at = now;
+        let user = s.username.clone();
+        if now - s.saved_at >= TOUCH_INTERVAL.as_secs() as i64 {
+            s.saved_at = now;
+            let store = self.store.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn_blocking(move || {
+                    if let Err(e) = store.touch_session(&hash, now) {
+                        tracing::warn!(error = %e, "cannot save a session's last use");
+                    }
+                });
+            }
+        }
+        Some(Identity::User(user))
+    }
+
+    /// Whether a session is still alive, without marking it used.
+    pub fn session_alive(&self, session: &str) -> bool {
+        let hash = hash_token(session);
+        self.sessions()
+            .get(&hash)
+            .is_some_and(|s| s.alive(store::now()))
+    }
+
+    /// `antenne reset-password`: a new generated password for `admin`,
+    /// every session ended, failed logins forgotten. Blocking; antenne must
+    /// not be running on this store.
+    pub fn reset_password(store: &Store) -> anyhow::Result<String> {
+        let password = random_secret(12);
+        let hash = hash_password(&password)
+            .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+        if store.user_count()? == 0 {
+            store.create_user(ADMIN, &hash)?;
+        } else if !store.set_password(ADMIN, &hash, None)? {
+            anyhow::bail!("there is no {ADMIN} account in this data directory");
+        }
+        store.clear_login_failures()?;
+        Ok(password)
     }
 
     /// The token behind an `Authorization: Bearer` value.
     pub fn bearer(&self, token: &str) -> Option<Identity> {
         if let Some(env) = &self.env_token {
-            let (a, b) = (env.as_bytes(), token.as_bytes());
-            if a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0 {
+            if crate::secret::constant_time_eq(env.as_bytes(), token.as_bytes()) {
                 return Some(Identity::Token("ANTENNE_API_TOKEN".into()));
             }
         }
@@ -217,78 +415,4 @@ impl Auth {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn auth() -> (tempfile::TempDir, Auth) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(Store::open(dir.path()).expect("store"));
-        (dir, Auth::new(store, Some("env-token".into())))
-    }
-
-    #[test]
-    fn admin_logs_in_and_sessions_identify_them() {
-        let (_d, auth) = auth();
-        assert_eq!(auth.ensure_admin(Some("pw".into())).expect("creates"), None);
-        assert_eq!(auth.ensure_admin(None).expect("exists"), None, "only once");
-        let ip = IpAddr::from([127, 0, 0, 1]);
-        assert!(matches!(
-            auth.login(ip, ADMIN, "nope"),
-            Err(LoginError::Invalid)
-        ));
-        let token = auth.login(ip, ADMIN, "pw").expect("logs in");
-        assert_eq!(auth.session(&token), Some(Identity::User(ADMIN.into())));
-        auth.logout(&token).expect("logs out");
-        assert_eq!(auth.session(&token), None);
-    }
-
-    #[test]
-    fn failed_logins_are_rate_limited_per_address() {
-        let (_d, auth) = auth();
-        auth.ensure_admin(Some("pw".into())).expect("creates");
-        let ip = IpAddr::from([10, 0, 0, 1]);
-        for _ in 0..MAX_FAILURES {
-            assert!(matches!(
-                auth.login(ip, ADMIN, "x"),
-                Err(LoginError::Invalid)
-            ));
-        }
-        assert!(matches!(
-            auth.login(ip, ADMIN, "pw"),
-            Err(LoginError::RateLimited(_))
-        ));
-        assert!(auth.login(IpAddr::from([10, 0, 0, 2]), ADMIN, "pw").is_ok());
-    }
-
-    #[test]
-    fn tokens_work_until_deleted() {
-        let (_d, auth) = auth();
-        let (id, token) = auth.create_token("stream deck").expect("creates");
-        assert_eq!(
-            auth.bearer(&token),
-            Some(Identity::Token("stream deck".into()))
-        );
-        assert!(auth.bearer("env-token").is_some());
-        assert!(auth.bearer("other").is_none());
-        assert!(auth.delete_token(&id).expect("deletes"));
-        assert_eq!(auth.bearer(&token), None);
-    }
-
-    #[test]
-    fn the_dummy_hash_is_a_valid_argon2id_hash() {
-        let h = PasswordHash::new(DUMMY_HASH).expect("parses");
-        assert_eq!(h.algorithm.as_str(), "argon2id");
-        assert!(!verify_password("antenne", DUMMY_HASH));
-    }
-
-    #[test]
-    fn a_generated_password_is_returned_once() {
-        let (_d, auth) = auth();
-        let pw = auth
-            .ensure_admin(None)
-            .expect("creates")
-            .expect("generated");
-        assert!(pw.len() >= 16);
-        assert!(auth.login(IpAddr::from([127, 0, 0, 1]), ADMIN, &pw).is_ok());
-    }
-}
+mod tests;

@@ -1,8 +1,9 @@
 //! Command line and environment. Every flag has an `ANTENNE_…` variable.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
 /// antenne: OBS publishes once, antenne relays to every platform.
@@ -27,9 +28,21 @@ pub struct Cli {
 
     /// Ingest key OBS must use (repeatable; comma-separated in the
     /// environment). Without one, antenne generates a key at first start
-    /// and keeps it in the data directory.
-    #[arg(long = "ingest-key", env = "ANTENNE_INGEST_KEY", value_delimiter = ',')]
+    /// and keeps it in the data directory. A flag is visible to every local
+    /// user in the process list: prefer ANTENNE_INGEST_KEY or
+    /// --ingest-key-file.
+    #[arg(
+        long = "ingest-key",
+        env = "ANTENNE_INGEST_KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub ingest_keys: Vec<String>,
+
+    /// File holding the ingest key(s), one per line (replaces
+    /// --ingest-key).
+    #[arg(long, env = "ANTENNE_INGEST_KEY_FILE")]
+    pub ingest_key_file: Option<PathBuf>,
 
     /// PEM file of extra certificate authorities to trust for rtmps://
     /// destinations (on top of the built-in web PKI roots).
@@ -64,15 +77,33 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_BEHIND_TLS_PROXY")]
     pub behind_tls_proxy: bool,
 
+    /// Host names the web interface may be reached under, besides IP
+    /// addresses, localhost and the public host set in Settings
+    /// (comma-separated). Requests naming another host are refused, which
+    /// defeats DNS rebinding.
+    #[arg(long, env = "ANTENNE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
     /// Password of the `admin` account created at first start (generated
-    /// and printed once when unset).
+    /// and printed once when unset; at least 10 characters). A flag is
+    /// visible to every local user in the process list: prefer
+    /// ANTENNE_ADMIN_PASSWORD or --admin-password-file.
     #[arg(long, env = "ANTENNE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
+    /// File holding the admin password (replaces --admin-password).
+    #[arg(long, env = "ANTENNE_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+
     /// A bearer token the API accepts besides those created in the web
-    /// interface.
+    /// interface. A flag is visible to every local user in the process
+    /// list: prefer ANTENNE_API_TOKEN or --api-token-file.
     #[arg(long, env = "ANTENNE_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+
+    /// File holding the API token (replaces --api-token).
+    #[arg(long, env = "ANTENNE_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
 }
 
 /// What to do instead of serving.
@@ -90,9 +121,50 @@ pub enum Command {
         /// The backup file (`-` for standard input).
         file: PathBuf,
     },
+    /// Set a new generated password for `admin` and print it; every
+    /// browser session ends and failed logins are forgotten. Stop antenne
+    /// first.
+    ResetPassword,
+}
+
+/// Reads a secret from a file: surrounding whitespace (the final newline)
+/// is not part of it. Warns when other users may read the file.
+fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(file = %path.display(), "the {what} file can be read by other users: chmod 600 it");
+        }
+    }
+    let secret = text.trim().to_owned();
+    if secret.is_empty() {
+        bail!("the {what} file {} is empty", path.display());
+    }
+    Ok(secret)
 }
 
 impl Cli {
+    /// Reads the secrets given as files (`--…-file`) into their fields.
+    pub fn read_secret_files(&mut self) -> anyhow::Result<()> {
+        if let Some(p) = &self.admin_password_file {
+            self.admin_password = Some(read_secret_file(p, "admin password")?);
+        }
+        if let Some(p) = &self.api_token_file {
+            self.api_token = Some(read_secret_file(p, "API token")?);
+        }
+        if let Some(p) = &self.ingest_key_file {
+            self.ingest_keys = read_secret_file(p, "ingest key")?
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        Ok(())
+    }
+
     /// The data directory, with the default applied.
     pub fn data_dir(&self) -> PathBuf {
         if let Some(d) = &self.data_dir {

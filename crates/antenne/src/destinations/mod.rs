@@ -160,11 +160,6 @@ impl Destinations {
         let _ = self.direct.set(direct);
     }
 
-    /// The event history (for callers not yet handed it directly).
-    pub fn history(&self) -> &History {
-        &self.history
-    }
-
     fn view(&self, e: &Entry) -> DestinationView {
         let obs_active = match (&e.dest.via_obs, self.direct.get()) {
             (Some(via), Some(d)) => d.active(via),

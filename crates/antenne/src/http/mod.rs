@@ -8,10 +8,15 @@
 //! cookie must come from a page of antenne itself (its `Origin` matches the
 //! `Host`), which defeats cross-site request forgery on top of the
 //! `SameSite=Strict` cookie.
+//!
+//! Every request must name antenne by a host it is served under (see
+//! [`AllowedHosts`]): a web page on an attacker's domain that rebinds its
+//! name to 127.0.0.1 (DNS rebinding) is refused before anything else.
 
 pub mod api;
 pub mod live;
 pub mod obs;
+pub mod serve;
 pub mod session;
 pub mod views;
 pub mod web;
@@ -31,7 +36,7 @@ use crate::history::History;
 use crate::ingest::Hubs;
 use crate::ingest_keys::IngestKeys;
 use crate::presets::Presets;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, SETTING_PUBLIC_HOST};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "antenne_session";
@@ -59,7 +64,7 @@ pub struct AppState {
 }
 
 /// The whole HTTP application.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, hosts: AllowedHosts) -> Router {
     let api = api::routes()
         .merge(session::routes())
         .merge(live::routes())
@@ -69,7 +74,80 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(web::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(middleware::from_fn_with_state(Arc::new(hosts), check_host))
         .with_state(state)
+}
+
+/// The host names antenne answers to: any IP address (no DNS, so no DNS
+/// rebinding), `localhost` and `*.localhost`, the public host setting, and
+/// those given with `--allowed-hosts`. Ports are not compared.
+pub struct AllowedHosts {
+    names: Vec<String>,
+    store: Arc<Store>,
+}
+
+impl AllowedHosts {
+    pub fn new(extra: &[String], store: Arc<Store>) -> Self {
+        let names = extra
+            .iter()
+            .map(|h| host_name(h.trim()).to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        AllowedHosts { names, store }
+    }
+
+    /// Whether `host` (a `Host` header: name or address, maybe a port) is
+    /// allowed without looking at the store.
+    fn allows_statically(&self, host: &str) -> bool {
+        let name = host_name(host).to_ascii_lowercase();
+        name.parse::<std::net::IpAddr>().is_ok()
+            || name == "localhost"
+            || name.ends_with(".localhost")
+            || self.names.contains(&name)
+    }
+}
+
+/// The name part of a `Host` value: without the port, IPv6 brackets kept
+/// off (`[::1]:80` → `::1`).
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    }
+    .trim_end_matches('.')
+}
+
+async fn check_host(State(hosts): State<Arc<AllowedHosts>>, req: Request, next: Next) -> Response {
+    // No Host (HTTP/1.0 scripts): browsers always send one.
+    let Some(host) = req.headers().get(header::HOST) else {
+        return next.run(req).await;
+    };
+    let host = host.to_str().unwrap_or("").to_owned();
+    if hosts.allows_statically(&host) {
+        return next.run(req).await;
+    }
+    let store = hosts.store.clone();
+    let public = tokio::task::spawn_blocking(move || store.setting(SETTING_PUBLIC_HOST))
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .flatten()
+        .unwrap_or_default();
+    let public = host_name(public.trim());
+    if !public.is_empty() && public.eq_ignore_ascii_case(host_name(&host)) {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "antenne is not served under the host name {:?}: open it by its IP address or localhost, set it as the public host in Settings, or add it with --allowed-hosts",
+            host_name(&host)
+        ),
+    )
+    .into_response()
 }
 
 /// An error answer.
@@ -174,11 +252,19 @@ async fn require_auth(State(st): State<AppState>, mut req: Request, next: Next) 
     if OPEN_ROUTES.contains(&path) {
         return next.run(req).await;
     }
-    let auth = st.auth.clone();
-    let headers = req.headers().clone();
-    // Session and token look-ups touch SQLite: off the async threads.
-    let who = tokio::task::spawn_blocking(move || identify(&auth, &headers)).await;
-    let Ok(Some((identity, by_cookie))) = who else {
+    // Sessions are checked in memory; API tokens touch SQLite: off the
+    // async threads.
+    let who = if req.headers().contains_key(header::AUTHORIZATION) {
+        let auth = st.auth.clone();
+        let headers = req.headers().clone();
+        tokio::task::spawn_blocking(move || identify(&auth, &headers))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        identify(&st.auth, req.headers())
+    };
+    let Some((identity, by_cookie)) = who else {
         return ApiError::new(StatusCode::UNAUTHORIZED, "login required").into_response();
     };
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -190,7 +276,66 @@ async fn require_auth(State(st): State<AppState>, mut req: Request, next: Next) 
         .into_response();
     }
     req.extensions_mut().insert(identity);
-    next.run(req).await
+    let session = by_cookie
+        .then(|| cookie(req.headers(), SESSION_COOKIE))
+        .flatten();
+    let res = next.run(req).await;
+    // A long-lived answer (the live stream) lasts as long as its session.
+    match session {
+        Some(session) if is_event_stream(&res) => {
+            let (parts, body) = res.into_parts();
+            let body = SessionBound::new(body, st.auth.clone(), session);
+            Response::from_parts(parts, axum::body::Body::new(body))
+        }
+        _ => res,
+    }
+}
+
+fn is_event_stream(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// A response body that ends when its session does (log out, password
+/// change, idle or expired), checked every second.
+struct SessionBound {
+    inner: axum::body::Body,
+    auth: Arc<Auth>,
+    session: String,
+    check: tokio::time::Interval,
+}
+
+impl SessionBound {
+    fn new(inner: axum::body::Body, auth: Arc<Auth>, session: String) -> Self {
+        let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        SessionBound {
+            inner,
+            auth,
+            session,
+            check,
+        }
+    }
+}
+
+impl http_body::Body for SessionBound {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        while this.check.poll_tick(cx).is_ready() {
+            if !this.auth.session_alive(&this.session) {
+                return std::task::Poll::Ready(None);
+            }
+        }
+        std::pin::Pin::new(&mut this.inner).poll_frame(cx)
+    }
 }
 
 #[cfg(test)]
@@ -223,5 +368,32 @@ mod tests {
             HeaderValue::from_static("http://127.0.0.1:8080.evil.example"),
         );
         assert!(!same_origin(&h));
+    }
+
+    #[test]
+    fn allows_addresses_localhost_and_listed_names_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        let hosts = AllowedHosts::new(&["Antenne.Example.org".into()], store);
+        for ok in [
+            "127.0.0.1:8080",
+            "192.168.1.20",
+            "[::1]:8080",
+            "localhost:8080",
+            "studio.localhost",
+            "antenne.example.org",
+            "ANTENNE.EXAMPLE.ORG.:443",
+        ] {
+            assert!(hosts.allows_statically(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "example.org",
+            "",
+        ] {
+            assert!(!hosts.allows_statically(bad), "{bad}");
+        }
     }
 }

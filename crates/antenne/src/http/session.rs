@@ -1,4 +1,5 @@
-//! Login, logout, who am I, and API tokens.
+//! Login, logout (here or everywhere), who am I, the password change, and
+//! API tokens.
 
 use std::net::SocketAddr;
 
@@ -6,20 +7,22 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api::unix_time;
 use super::{cookie, ApiError, AppState, SESSION_COOKIE};
-use crate::auth::{Identity, LoginError, SESSION_TTL};
+use crate::auth::{Identity, LoginError, ADMIN, SESSION_TTL};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/account/password", put(change_password))
+        .route("/api/v1/sessions", delete(logout_everywhere))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(delete_token))
 }
@@ -45,15 +48,12 @@ async fn login(
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let auth = st.auth.clone();
     let username = body.username.clone();
-    let result =
-        tokio::task::spawn_blocking(move || auth.login(peer.ip(), &body.username, &body.password))
-            .await?;
+    let result = st.auth.login(peer.ip(), body.username, body.password).await;
     match result {
         Ok(token) => {
             tracing::info!(user = %username, %peer, "login");
-            st.destinations.history().record(
+            st.history.record(
                 "login",
                 None,
                 format!("logged in from {}", peer.ip()),
@@ -66,19 +66,91 @@ async fn login(
             );
             Ok(res)
         }
-        Err(LoginError::Invalid) => {
-            tracing::warn!(%peer, "failed login");
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                LoginError::Invalid.to_string(),
-            ))
+        Err(e) => {
+            tracing::warn!(%peer, reason = %e, "failed login");
+            Err(login_error(e, StatusCode::UNAUTHORIZED))
         }
-        Err(e @ LoginError::RateLimited(_)) => {
-            tracing::warn!(%peer, "login refused: too many failures");
-            Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()))
-        }
-        Err(LoginError::Store(e)) => Err(e.into()),
     }
+}
+
+/// The answer to a refused password check; `invalid` is the status for a
+/// wrong password.
+fn login_error(e: LoginError, invalid: StatusCode) -> ApiError {
+    let status = match &e {
+        LoginError::Invalid => invalid,
+        LoginError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        LoginError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        LoginError::WeakPassword => StatusCode::BAD_REQUEST,
+        LoginError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // The disk refused: the server's problem, and maybe a passing one.
+        LoginError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the admin password; every other session ends.
+async fn change_password(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(who): Extension<Identity>,
+    headers: HeaderMap,
+    body: Result<Json<PasswordBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(body) = body?;
+    let username = match &who {
+        Identity::User(u) => u.clone(),
+        Identity::Token(_) => ADMIN.to_owned(),
+    };
+    let keep = cookie(&headers, SESSION_COOKIE);
+    st.auth
+        .change_password(
+            peer.ip(),
+            username.clone(),
+            body.current_password,
+            body.new_password,
+            keep,
+        )
+        .await
+        .map_err(|e| match e {
+            LoginError::Invalid => {
+                ApiError::new(StatusCode::FORBIDDEN, "the current password is wrong")
+            }
+            e => login_error(e, StatusCode::FORBIDDEN),
+        })?;
+    tracing::info!(user = %username, %peer, "password changed");
+    st.history.record(
+        "password_changed",
+        None,
+        format!("password of {username} changed; every other session ended"),
+        Some(&who.actor()),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends every browser session, this one included.
+async fn logout_everywhere(
+    State(st): State<AppState>,
+    Extension(who): Extension<Identity>,
+) -> Result<Response, ApiError> {
+    let auth = st.auth.clone();
+    let n = tokio::task::spawn_blocking(move || auth.logout_everywhere()).await??;
+    st.history.record(
+        "logged_out_everywhere",
+        None,
+        format!("every browser session ended ({n})"),
+        Some(&who.actor()),
+    );
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&st, "", 0));
+    Ok(res)
 }
 
 async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -138,7 +210,7 @@ async fn create_token(
     let auth = st.auth.clone();
     let n = name.clone();
     let (id, token) = tokio::task::spawn_blocking(move || auth.create_token(&n)).await??;
-    st.destinations.history().record(
+    st.history.record(
         "token_created",
         None,
         format!("API token {name:?} created"),
@@ -163,7 +235,7 @@ async fn delete_token(
             format!("no token with id {id:?}"),
         ));
     }
-    st.destinations.history().record(
+    st.history.record(
         "token_deleted",
         None,
         format!("API token {id} deleted"),

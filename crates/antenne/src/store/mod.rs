@@ -77,6 +77,14 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX events_by_destination ON events(destination_id, id);",
     // 2: destinations streamed by OBS itself ("main" or an output name).
     "ALTER TABLE destinations ADD COLUMN via_obs TEXT;",
+    // 3: sessions end after a week unused; failed logins survive restarts.
+    "ALTER TABLE sessions ADD COLUMN last_used_at INTEGER;
+     UPDATE sessions SET last_used_at = created_at;
+     CREATE TABLE login_failures (
+        ip TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        since INTEGER NOT NULL
+     );",
 ];
 
 /// Setting: the host OBS reaches antenne at (shown in the OBS settings,
@@ -190,6 +198,15 @@ pub struct TokenInfo {
     pub last_used_at: Option<i64>,
 }
 
+/// A browser session as stored (the token itself is never stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSession {
+    pub token_hash: String,
+    pub username: String,
+    pub expires_at: i64,
+    pub last_used_at: i64,
+}
+
 /// What `antenne export` writes and `antenne import` reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Backup {
@@ -224,6 +241,21 @@ impl Store {
             path: path.clone(),
             detail: e.to_string(),
         };
+        // A new database is created private: SQLite gives its WAL and
+        // shared-memory files the database file's mode.
+        #[cfg(unix)]
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| StoreError::Open {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -315,6 +347,42 @@ impl Store {
     }
 }
 
+/// Files of the data directory that hold secrets.
+const PRIVATE_FILES: &[&str] = &[
+    "antenne.db",
+    "antenne.db-wal",
+    "antenne.db-shm",
+    "antenne.lock",
+];
+
+/// Makes `data_dir` 0700 and its database, WAL, shared-memory and lock
+/// files 0600. Returns what was changed: (path, old mode, new mode).
+/// Failures are left to the open that follows.
+pub fn secure_permissions(data_dir: &Path) -> Vec<(PathBuf, u32, u32)> {
+    let mut fixed = Vec::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut fix = |path: PathBuf, want: u32| {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                return;
+            };
+            let old = meta.permissions().mode() & 0o7777;
+            if old & 0o077 != 0 {
+                let new = old & !0o077 & 0o700 | (want & 0o700);
+                if std::fs::set_permissions(&path, std::fs::Permissions::from_mode(new)).is_ok() {
+                    fixed.push((path, old, new));
+                }
+            }
+        };
+        fix(data_dir.to_path_buf(), 0o700);
+        for name in PRIVATE_FILES {
+            fix(data_dir.join(name), 0o600);
+        }
+    }
+    fixed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,6 +398,31 @@ mod tests {
             ingest: "live_k".into(),
             via_obs: None,
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn makes_the_data_directory_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        drop(Store::open(dir.path()).expect("creates"));
+        assert_eq!(mode(&dir.path().join(DB_FILE)), 0o600, "created private");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::set_permissions(
+            dir.path().join(DB_FILE),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        let fixed = secure_permissions(dir.path());
+        assert_eq!(fixed.len(), 2, "{fixed:?}");
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.path().join(DB_FILE)), 0o600);
+        assert!(
+            secure_permissions(dir.path()).is_empty(),
+            "nothing left to fix"
+        );
     }
 
     #[test]
