@@ -3,8 +3,12 @@
 //!
 //! [`ChunkDecoder`] reassembles messages from untrusted bytes within hard
 //! limits ([`DecoderLimits`]): it never buffers more than one chunk beyond
-//! the messages it is assembling, each of which is capped, and it tracks a
-//! bounded number of chunk streams. [`ChunkEncoder`] always writes a full
+//! the messages it is assembling, each of which is capped, the messages in
+//! assembly together are capped too (so many chunk streams cannot each hold
+//! a message but one byte), and it tracks a bounded number of chunk streams.
+//! The limits can change while decoding ([`ChunkDecoder::set_limits`]): a
+//! server allows what commands need before a key is checked and what media
+//! needs after. [`ChunkEncoder`] always writes a full
 //! (type 0) header for a message's first chunk, so the bytes it produces
 //! depend only on the message and the chunk size.
 
@@ -31,14 +35,35 @@ pub struct DecoderLimits {
     /// Most chunk streams a peer may use at once. Real clients use fewer
     /// than ten.
     pub max_chunk_streams: usize,
+    /// Most payload bytes held at once across the messages being assembled
+    /// (counting the chunk being read), whatever the number of chunk
+    /// streams.
+    pub max_buffered: usize,
+}
+
+impl DecoderLimits {
+    /// What media needs: an 8 MiB message (a 4K keyframe at high bitrate is
+    /// a few MiB), 64 chunk streams, 16 MiB in assembly.
+    pub const MEDIA: DecoderLimits = DecoderLimits {
+        max_message_size: 8 * 1024 * 1024,
+        max_chunk_streams: 64,
+        max_buffered: 16 * 1024 * 1024,
+    };
+
+    /// What the commands before a publication need (`connect`,
+    /// `createStream`, `publish`: a few hundred bytes each): 64 KiB per
+    /// message, 8 chunk streams, 128 KiB in assembly. nginx-rtmp allows 1 MB
+    /// and 32 chunk streams to everyone.
+    pub const COMMANDS: DecoderLimits = DecoderLimits {
+        max_message_size: 64 * 1024,
+        max_chunk_streams: 8,
+        max_buffered: 128 * 1024,
+    };
 }
 
 impl Default for DecoderLimits {
     fn default() -> Self {
-        Self {
-            max_message_size: 8 * 1024 * 1024,
-            max_chunk_streams: 64,
-        }
+        Self::MEDIA
     }
 }
 
@@ -49,6 +74,8 @@ pub enum ChunkError {
     MessageTooLarge { size: u32, limit: u32 },
     #[error("peer opened more than {0} chunk streams")]
     TooManyChunkStreams(usize),
+    #[error("messages in assembly would hold more than {limit} bytes")]
+    TooMuchBuffered { limit: usize },
     #[error("invalid chunk size {0} (must be 1 to 2147483647)")]
     InvalidChunkSize(u32),
     #[error("set chunk size message is {0} bytes long, expected 4")]
@@ -81,6 +108,8 @@ pub struct ChunkDecoder {
     chunk_size: u32,
     streams: HashMap<u32, ChunkStream>,
     limits: DecoderLimits,
+    /// Payload bytes held in `partial` across chunk streams.
+    held: usize,
     /// Total bytes fed so far (for acknowledgements).
     bytes_in: u64,
 }
@@ -101,8 +130,21 @@ impl ChunkDecoder {
             chunk_size: DEFAULT_CHUNK_SIZE,
             streams: HashMap::new(),
             limits,
+            held: 0,
             bytes_in: 0,
         }
+    }
+
+    /// Applies other limits from the next chunk on (a server raises them
+    /// once a publisher's key is checked). Chunk streams already open stay
+    /// open.
+    pub fn set_limits(&mut self, limits: DecoderLimits) {
+        self.limits = limits;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> DecoderLimits {
+        self.limits
     }
 
     /// Appends bytes received from the peer.
@@ -158,6 +200,7 @@ impl ChunkDecoder {
                                 msg.payload[3],
                             ]);
                             if let Some(s) = self.streams.get_mut(&csid) {
+                                self.held -= s.partial.len();
                                 s.partial = BytesMut::new();
                                 s.in_progress = false;
                             }
@@ -261,6 +304,19 @@ impl ChunkDecoder {
         };
         let remaining = (msg_len as usize).saturating_sub(already);
         let take = remaining.min(self.chunk_size as usize);
+        // What the messages in assembly will hold with this chunk: decided
+        // from the header alone, so whether the chunk's bytes are here yet
+        // does not change the outcome.
+        let abandoned = if fmt == 3 && in_progress {
+            0
+        } else {
+            stream.map(|s| s.partial.len()).unwrap_or(0)
+        };
+        if self.held - abandoned + take > self.limits.max_buffered {
+            return Err(ChunkError::TooMuchBuffered {
+                limit: self.limits.max_buffered,
+            });
+        }
         if self.buf.len() < pos + take {
             // Reserve for the chunk so that it does not reallocate
             // repeatedly as it trickles in, but only up to RESERVE_MAX: a
@@ -297,6 +353,7 @@ impl ChunkDecoder {
             if let Some(s) = stream_id {
                 stream.stream_id = s;
             }
+            self.held -= stream.partial.len();
             stream.partial = BytesMut::new();
             stream.in_progress = true;
         }
@@ -320,8 +377,10 @@ impl ChunkDecoder {
             }
             stream.partial.extend_from_slice(&payload);
             if !complete {
+                self.held += take;
                 return Ok(ChunkOutcome::Partial);
             }
+            self.held -= stream.partial.len() - take;
             std::mem::take(&mut stream.partial).freeze()
         };
         stream.in_progress = false;
@@ -610,6 +669,65 @@ mod tests {
             }
         }
         assert_eq!(result, Err(ChunkError::TooManyChunkStreams(64)));
+    }
+
+    /// A message of `chunks` full chunks and one more byte on `csid` (2 to
+    /// 63), without its last chunk: all but one byte of it.
+    fn all_but_one_byte(enc: &mut ChunkEncoder, csid: u32, chunks: usize) -> BytesMut {
+        let mut bytes = BytesMut::new();
+        let len = chunks * enc.chunk_size() as usize + 1;
+        enc.encode_into(csid, 0, 9, 1, &vec![0u8; len], &mut bytes);
+        // The last chunk: a 1-byte type-3 header and the byte.
+        bytes.truncate(bytes.len() - 2);
+        bytes
+    }
+
+    #[test]
+    fn caps_what_messages_in_assembly_hold_across_chunk_streams() {
+        let mut enc = ChunkEncoder::new();
+        let mut bytes = BytesMut::new();
+        enc.encode_into(2, 0, 1, 0, &4096u32.to_be_bytes(), &mut bytes);
+        enc.set_chunk_size(4096);
+        for csid in 3..8 {
+            bytes.extend_from_slice(&all_but_one_byte(&mut enc, csid, 15));
+        }
+        let mut dec = ChunkDecoder::new(DecoderLimits::COMMANDS);
+        dec.push(&bytes);
+        let mut result = Ok(None);
+        for _ in 0..1000 {
+            result = dec.next_message();
+            if !matches!(result, Ok(Some(_))) {
+                break;
+            }
+        }
+        assert_eq!(
+            result,
+            Err(ChunkError::TooMuchBuffered {
+                limit: DecoderLimits::COMMANDS.max_buffered
+            })
+        );
+    }
+
+    #[test]
+    fn raised_limits_apply_to_the_next_chunk() {
+        let mut enc = ChunkEncoder::new();
+        let mut bytes = BytesMut::new();
+        enc.encode_into(2, 0, 1, 0, &4096u32.to_be_bytes(), &mut bytes);
+        enc.set_chunk_size(4096);
+        let big = msg(6, 0, 9, 1024 * 1024, 3);
+        enc.encode_into(6, 0, 9, 1, &big.payload, &mut bytes);
+        let mut dec = ChunkDecoder::new(DecoderLimits::COMMANDS);
+        dec.push(&bytes);
+        assert!(matches!(dec.next_message(), Ok(Some(m)) if m.type_id == 1));
+        dec.set_limits(DecoderLimits::MEDIA);
+        assert_eq!(dec.next_message(), Ok(Some(big)));
+        let mut dec = ChunkDecoder::new(DecoderLimits::COMMANDS);
+        dec.push(&bytes);
+        assert!(matches!(dec.next_message(), Ok(Some(m)) if m.type_id == 1));
+        assert!(matches!(
+            dec.next_message(),
+            Err(ChunkError::MessageTooLarge { .. })
+        ));
     }
 
     #[test]

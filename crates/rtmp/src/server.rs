@@ -5,13 +5,20 @@
 //! pings, `releaseStream`, `FCPublish`, `createStream`, refusing `play`)
 //! and leaves the two decisions that need policy to its owner: accept or
 //! reject `connect` (the application name) and `publish` (the stream key).
+//!
+//! Until a publication is accepted the peer is unauthenticated, so the
+//! session holds it to what commands need ([`ServerConfig::pre_publish`]);
+//! [`ServerSession::accept_publish`] raises the limits to what media needs
+//! ([`ServerConfig::media`]). Whether a message may be decoded at all (its
+//! type in this state, a command's size) is decided from its header before
+//! its body is decoded.
 
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::amf0::Amf0Value;
-use crate::chunk::{ChunkDecoder, ChunkError, DecoderLimits};
+use crate::chunk::{ChunkDecoder, ChunkError, DecoderLimits, RawMessage};
 use crate::handshake::{HandshakeError, HandshakeProgress, ServerHandshake, PACKET_SIZE};
 use crate::message::{
     control, strip_set_data_frame, type_id, user_control, Command, Message, MessageError, Status,
@@ -75,7 +82,14 @@ pub struct ServerConfig {
     pub chunk_size: u32,
     /// Window acknowledgement size announced to the client.
     pub window_ack_size: u32,
-    pub limits: DecoderLimits,
+    /// Chunk stream limits until a publication is accepted.
+    pub pre_publish: DecoderLimits,
+    /// Chunk stream limits once a publication is accepted (they stay after
+    /// it ends: the key was checked).
+    pub media: DecoderLimits,
+    /// Largest command (AMF0 or AMF3) accepted in any state, checked
+    /// before its body is decoded.
+    pub max_command_size: usize,
 }
 
 impl Default for ServerConfig {
@@ -83,7 +97,9 @@ impl Default for ServerConfig {
         Self {
             chunk_size: 4096,
             window_ack_size: 2_500_000,
-            limits: DecoderLimits::default(),
+            pre_publish: DecoderLimits::COMMANDS,
+            media: DecoderLimits::MEDIA,
+            max_command_size: 64 * 1024,
         }
     }
 }
@@ -116,7 +132,7 @@ impl ServerSession {
         Self {
             config,
             phase: Phase::Handshake(Box::new(ServerHandshake::new(random)), BytesMut::new()),
-            decoder: ChunkDecoder::new(config.limits),
+            decoder: ChunkDecoder::new(config.pre_publish),
             outbox: Outbox::default(),
             events: VecDeque::new(),
             connect_txn: None,
@@ -156,6 +172,9 @@ impl ServerSession {
             let Some(raw) = self.decoder.next_message()? else {
                 break;
             };
+            if !self.admit(&raw)? {
+                continue;
+            }
             let msg = Message::decode(&raw)?;
             self.handle(raw.timestamp, msg)?;
         }
@@ -167,6 +186,28 @@ impl ServerSession {
     /// `ConnectRequested` or `PublishRequested`.
     pub fn resume(&mut self) -> Result<(), SessionError> {
         self.feed(&[])
+    }
+
+    /// Whether `raw` may be decoded now, from its header alone: `Ok(false)`
+    /// skips what this state ignores (media before a publication, types we
+    /// do not serve), an error refuses what is never allowed (a command
+    /// larger than any real one).
+    fn admit(&self, raw: &RawMessage) -> Result<bool, SessionError> {
+        Ok(match raw.type_id {
+            type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 => {
+                if raw.payload.len() > self.config.max_command_size {
+                    return Err(SessionError::Protocol(format!(
+                        "command of {} bytes exceeds the limit of {} bytes",
+                        raw.payload.len(),
+                        self.config.max_command_size
+                    )));
+                }
+                true
+            }
+            type_id::AUDIO | type_id::VIDEO | type_id::DATA_AMF0 => self.publishing,
+            type_id::SET_CHUNK_SIZE..=type_id::SET_PEER_BANDWIDTH => true,
+            _ => false,
+        })
     }
 
     fn awaiting_decision(&self) -> bool {
@@ -378,6 +419,7 @@ impl ServerSession {
             return;
         }
         self.publishing = true;
+        self.decoder.set_limits(self.config.media);
         self.send_control(
             type_id::USER_CONTROL,
             &control::user_control(user_control::STREAM_BEGIN, STREAM_ID),
@@ -521,6 +563,94 @@ mod tests {
             }
             other => panic!("expected a rejection, got {other:?}"),
         }
+    }
+
+    /// The handshake and a `connect` to `live`, answered.
+    fn connected() -> (ServerSession, crate::chunk::ChunkEncoder) {
+        let mut c = client();
+        let mut s = ServerSession::new(ServerConfig::default(), [9; PACKET_SIZE]);
+        pump(&mut c, &mut s);
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ConnectRequested { .. })
+        ));
+        s.accept_connect();
+        s.resume().expect("resumes");
+        let mut enc = crate::chunk::ChunkEncoder::new();
+        let mut set = BytesMut::new();
+        enc.encode_into(
+            2,
+            0,
+            type_id::SET_CHUNK_SIZE,
+            0,
+            &65536u32.to_be_bytes(),
+            &mut set,
+        );
+        enc.set_chunk_size(65536);
+        s.feed(&set).expect("set chunk size");
+        (s, enc)
+    }
+
+    #[test]
+    fn before_publish_a_large_message_is_refused_from_its_header() {
+        let (mut s, _) = connected();
+        // Header of a 1 MiB video message, then one byte of it.
+        let header = [0x06, 0, 0, 0, 0x10, 0, 0, type_id::VIDEO, 1, 0, 0, 0, 0];
+        assert!(matches!(
+            s.feed(&header),
+            Err(SessionError::Chunk(ChunkError::MessageTooLarge { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_command_of_amf0_nulls_is_refused_before_its_body_is_decoded() {
+        let (mut s, mut enc) = connected();
+        let mut body = Command::new("createStream", 2.0, Amf0Value::Null, vec![]).encode();
+        body.extend_from_slice(&vec![0x05u8; 64 * 1024]);
+        let mut bytes = BytesMut::new();
+        enc.encode_into(3, 0, type_id::COMMAND_AMF0, 0, &body, &mut bytes);
+        // Over the command limit (64 KiB): refused from the header, and
+        // the decoder never holds the body.
+        assert!(matches!(
+            s.feed(&bytes),
+            Err(SessionError::Chunk(ChunkError::MessageTooLarge { .. }))
+                | Err(SessionError::Protocol(_))
+        ));
+        // Under it but many values: refused by the value bound.
+        let (mut s, mut enc) = connected();
+        let mut body = Command::new("createStream", 2.0, Amf0Value::Null, vec![]).encode();
+        body.extend_from_slice(&vec![0x05u8; 60 * 1024]);
+        let mut bytes = BytesMut::new();
+        enc.encode_into(3, 0, type_id::COMMAND_AMF0, 0, &body, &mut bytes);
+        assert!(matches!(
+            s.feed(&bytes),
+            Err(SessionError::Message(MessageError::Amf0 { .. }))
+        ));
+    }
+
+    #[test]
+    fn accepting_a_publish_raises_the_limits_to_media() {
+        let mut c = client();
+        let mut s = ServerSession::new(ServerConfig::default(), [9; PACKET_SIZE]);
+        pump(&mut c, &mut s);
+        s.poll_event();
+        s.accept_connect();
+        s.resume().expect("resumes");
+        pump(&mut c, &mut s);
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::PublishRequested { .. })
+        ));
+        s.accept_publish();
+        s.resume().expect("resumes");
+        pump(&mut c, &mut s);
+        let frame = Bytes::from(vec![0x17u8; 2 * 1024 * 1024]);
+        let mut parts = Vec::new();
+        c.media_parts(true, 0, &frame, &mut parts);
+        for p in parts {
+            s.feed(&p).expect("a 2 MiB keyframe is fine once published");
+        }
+        assert!(matches!(s.poll_event(), Some(ServerEvent::Video { .. })));
     }
 
     #[test]
