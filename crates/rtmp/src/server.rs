@@ -90,6 +90,10 @@ pub struct ServerConfig {
     /// Largest command (AMF0 or AMF3) accepted in any state, checked
     /// before its body is decoded.
     pub max_command_size: usize,
+    /// Most commands a client may send before its first accepted publish
+    /// (OBS and ffmpeg send five or six: `connect`, `releaseStream`,
+    /// `FCPublish`, `createStream`, `publish`); each may cost an answer.
+    pub max_commands_before_publish: u32,
 }
 
 impl Default for ServerConfig {
@@ -100,6 +104,7 @@ impl Default for ServerConfig {
             pre_publish: DecoderLimits::COMMANDS,
             media: DecoderLimits::MEDIA,
             max_command_size: 64 * 1024,
+            max_commands_before_publish: 64,
         }
     }
 }
@@ -125,6 +130,10 @@ pub struct ServerSession {
     connected: bool,
     publish_txn: Option<f64>,
     publishing: bool,
+    /// Whether a publish was ever accepted (the key was checked).
+    published: bool,
+    /// Commands received before the first accepted publish.
+    commands: u32,
 }
 
 impl ServerSession {
@@ -139,6 +148,8 @@ impl ServerSession {
             connected: false,
             publish_txn: None,
             publishing: false,
+            published: false,
+            commands: 0,
         }
     }
 
@@ -192,7 +203,7 @@ impl ServerSession {
     /// skips what this state ignores (media before a publication, types we
     /// do not serve), an error refuses what is never allowed (a command
     /// larger than any real one).
-    fn admit(&self, raw: &RawMessage) -> Result<bool, SessionError> {
+    fn admit(&mut self, raw: &RawMessage) -> Result<bool, SessionError> {
         Ok(match raw.type_id {
             type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 => {
                 if raw.payload.len() > self.config.max_command_size {
@@ -202,6 +213,13 @@ impl ServerSession {
                         self.config.max_command_size
                     )));
                 }
+                if !self.published && self.commands >= self.config.max_commands_before_publish {
+                    return Err(SessionError::Protocol(format!(
+                        "more than {} commands before publishing",
+                        self.config.max_commands_before_publish
+                    )));
+                }
+                self.commands += 1;
                 true
             }
             type_id::AUDIO | type_id::VIDEO | type_id::DATA_AMF0 => self.publishing,
@@ -419,6 +437,7 @@ impl ServerSession {
             return;
         }
         self.publishing = true;
+        self.published = true;
         self.decoder.set_limits(self.config.media);
         self.send_control(
             type_id::USER_CONTROL,
@@ -625,6 +644,20 @@ mod tests {
         assert!(matches!(
             s.feed(&bytes),
             Err(SessionError::Message(MessageError::Amf0 { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_client_that_never_publishes_may_send_only_so_many_commands() {
+        let (mut s, mut enc) = connected();
+        let mut bytes = BytesMut::new();
+        for i in 0..64 {
+            let cmd = Command::new("createStream", 2.0 + i as f64, Amf0Value::Null, vec![]);
+            enc.encode_into(3, 0, type_id::COMMAND_AMF0, 0, &cmd.encode(), &mut bytes);
+        }
+        assert!(matches!(
+            s.feed(&bytes),
+            Err(SessionError::Protocol(e)) if e.contains("commands before publishing")
         ));
     }
 

@@ -26,6 +26,7 @@
 //!   receiver (black hole, slow reader, reset, handshake only, key refused)
 //! - [`TestPki`] / [`CertKind`]: certificates good and bad for [`Stunnel`]
 //! - [`Tmpfs`]: a small tmpfs mount (a disk that can be filled)
+//! - [`raw_rtmp`]: a raw-socket RTMP client from any 127.0.0.N (attacks)
 #![allow(dead_code)]
 // Each test file uses a subset of the re-exports below.
 #![allow(unused_imports)]
@@ -39,6 +40,7 @@ pub mod nginx;
 pub mod obs;
 pub mod probe;
 pub mod publisher;
+pub mod raw_rtmp;
 pub mod stunnel;
 pub mod tmpfs;
 
