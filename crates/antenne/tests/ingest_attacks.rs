@@ -10,9 +10,9 @@
 
 mod support;
 
-use anyhow::{ensure, Context, Result};
 use antenne_rtmp::amf0::Amf0Value;
 use antenne_rtmp::message::type_id;
+use anyhow::{ensure, Context, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -87,26 +87,18 @@ impl std::ops::AddAssign for Stats {
     }
 }
 
-/// What a run measured.
-struct Outcome {
-    stats: Stats,
-    idle_kib: u64,
-    peak_kib: u64,
-    live_after: Vec<Duration>,
-    health_ms: Vec<f64>,
-}
-
 /// Runs `attack(source address, stop)` on one thread per address in
 /// `sources` for `duration`, publishing legitimately at 3 s and again
 /// near the end, sampling RSS every 100 ms and `/health` latency; asserts
-/// the issue's targets and prints the figures.
+/// the issue's targets, prints the figures and returns what the attack
+/// threads did.
 fn run_attack(
     name: &str,
     antenne: &Antenne,
     sources: &[u8],
     duration: Duration,
     attack: impl Fn(u8, &AtomicBool) -> Stats + Sync,
-) -> Result<Outcome> {
+) -> Result<Stats> {
     let pid = antenne.pid().context("antenne runs")?;
     std::thread::sleep(Duration::from_millis(500));
     let idle_kib = rss_kib(pid);
@@ -177,13 +169,7 @@ fn run_attack(
         peak_kib < idle_kib + RSS_BUDGET_KIB,
         "[{name}] antenne's RSS went from {idle_kib} KiB to {peak_kib} KiB (budget +{RSS_BUDGET_KIB} KiB)"
     );
-    Ok(Outcome {
-        stats,
-        idle_kib,
-        peak_kib,
-        live_after,
-        health_ms,
-    })
+    Ok(stats)
 }
 
 fn start() -> Result<Antenne> {
@@ -205,7 +191,10 @@ fn pings(c: &mut RawRtmp, count: usize) -> Vec<u8> {
 fn close_reasons(antenne: &Antenne, n: &[u8]) -> BTreeMap<String, usize> {
     let mut reasons = BTreeMap::new();
     for line in antenne.log().lines() {
-        if !n.iter().any(|n| line.contains(&format!("peer=127.0.0.{n}:"))) {
+        if !n
+            .iter()
+            .any(|n| line.contains(&format!("peer=127.0.0.{n}:")))
+        {
             continue;
         }
         if let Some((_, reason)) = line.split_once("ingest connection closed reason=") {
@@ -263,7 +252,8 @@ fn refuses_a_client_that_never_reads_its_answers() -> Result<()> {
             // The connections must be gone by the publish deadline (15 s
             // from their start) plus slack for a loaded machine.
             for c in conns.iter_mut() {
-                let left = (opened_at + Duration::from_secs(20)).saturating_duration_since(Instant::now());
+                let left =
+                    (opened_at + Duration::from_secs(20)).saturating_duration_since(Instant::now());
                 if c.closed_by_peer(left) {
                     stats.closed += 1;
                 }
@@ -273,16 +263,16 @@ fn refuses_a_client_that_never_reads_its_answers() -> Result<()> {
     )?;
     let reasons = close_reasons(&antenne, &[2, 3]);
     println!("[never reads] antenne closed them: {reasons:?}");
-    ensure!(out.stats.opened == 16, "opened 16 connections: {:?}", out.stats);
+    ensure!(out.opened == 16, "opened 16 connections: {:?}", out);
     ensure!(
-        out.stats.stalled > 0,
+        out.stalled > 0,
         "the attack made antenne's writes block (else it tests nothing): {:?}",
-        out.stats
+        out
     );
     ensure!(
-        out.stats.closed == out.stats.opened,
+        out.closed == out.opened,
         "antenne closed every connection that never read within 20 s: {:?}\n{}",
-        out.stats,
+        out,
         tail(&antenne.log(), 20)
     );
     ensure!(
@@ -290,6 +280,295 @@ fn refuses_a_client_that_never_reads_its_answers() -> Result<()> {
             .keys()
             .any(|r| r.contains("the client stopped reading")),
         "antenne closed them because its writes timed out: {reasons:?}"
+    );
+    Ok(())
+}
+
+/// The bytes of a type-0 chunk header on `csid` (2 to 63) announcing a
+/// message of `len` bytes of type `type_id`.
+fn header(csid: u8, len: u32, type_id: u8) -> Vec<u8> {
+    let l = len.to_be_bytes();
+    vec![csid, 0, 0, 0, l[1], l[2], l[3], type_id, 1, 0, 0, 0]
+}
+
+/// A message of 15 chunks of 4096 bytes and one byte more on `csid`,
+/// without its last chunk: all but one byte of it.
+fn all_but_one_byte(c: &mut RawRtmp, csid: u32) -> Vec<u8> {
+    let mut b = c.chunks(csid, type_id::VIDEO, 1, &vec![0u8; 15 * 4096 + 1]);
+    b.truncate(b.len() - 2);
+    b
+}
+
+#[test]
+fn holds_little_memory_for_messages_a_client_leaves_unfinished_before_publishing() -> Result<()> {
+    let antenne = start()?;
+    let port = antenne.rtmp_port();
+    // 3 addresses x 8 connections at a time, reopened as antenne drops
+    // them: after `connect`, either 61 chunk streams each announcing an
+    // 8 MiB message and sending all of it but one byte (up to 1 MiB each
+    // here: antenne stops reading long before), or 8 chunk streams each
+    // with a 60 KiB message but one byte (under the message limit).
+    let out = run_attack(
+        "unfinished messages",
+        &antenne,
+        &[2, 3, 4],
+        Duration::from_secs(14),
+        |n, stop| {
+            let mut stats = Stats::default();
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) && round < 5000 {
+                round += 1;
+                let mut conns = Vec::new();
+                for _ in 0..8 {
+                    let Ok(mut c) = RawRtmp::open(loopback(n), port, None) else {
+                        continue;
+                    };
+                    stats.opened += 1;
+                    let setup = c
+                        .handshake()
+                        .and_then(|_| c.connect_live())
+                        .and_then(|_| c.set_chunk_size(4096));
+                    if setup.is_ok() {
+                        let _ = if round % 2 == 1 {
+                            (3u8..64).try_for_each(|csid| {
+                                c.send(&header(csid, 8 * 1024 * 1024, type_id::VIDEO))?;
+                                let chunk = [0u8; 4097];
+                                for _ in 0..256 {
+                                    c.send(&chunk)?;
+                                }
+                                Ok::<_, std::io::Error>(())
+                            })
+                        } else {
+                            (4u32..12).try_for_each(|csid| {
+                                let b = all_but_one_byte(&mut c, csid);
+                                c.send(&b)
+                            })
+                        };
+                    }
+                    conns.push(c);
+                }
+                for c in conns.iter_mut() {
+                    if c.closed_by_peer(Duration::from_secs(5)) {
+                        stats.closed += 1;
+                    }
+                }
+            }
+            stats
+        },
+    )?;
+    let reasons = close_reasons(&antenne, &[2, 3, 4]);
+    println!("[unfinished messages] antenne closed them: {reasons:?}");
+    ensure!(
+        out.closed == out.opened && out.opened >= 48,
+        "antenne closed every attacking connection: {:?}",
+        out
+    );
+    for why in [
+        "exceeds the limit of 65536 bytes",
+        "would hold more than 131072 bytes",
+    ] {
+        ensure!(
+            reasons.keys().any(|r| r.contains(why)),
+            "antenne refused connections because a message {why}: {reasons:?}"
+        );
+    }
+    Ok(())
+}
+
+/// A command body: `name`, a transaction id, then `nulls` AMF0 nulls.
+fn command_of_nulls(name: &str, nulls: usize) -> Vec<u8> {
+    let mut body = antenne_rtmp::message::Command::new(name, 1.0, Amf0Value::Null, vec![])
+        .encode()
+        .to_vec();
+    body.resize(body.len() + nulls, 0x05);
+    body
+}
+
+#[test]
+fn refuses_a_command_of_millions_of_amf0_values_before_decoding_it() -> Result<()> {
+    let antenne = start()?;
+    let port = antenne.rtmp_port();
+    // 3 senders, reconnecting: an 8 MiB `connect` of AMF0 nulls (what made
+    // antenne decode ~270 MiB of values before), or, after `connect`, a
+    // 60 KiB `createStream` of nulls (under the size limit).
+    let out = run_attack(
+        "AMF0 nulls",
+        &antenne,
+        &[2, 3, 4],
+        Duration::from_secs(14),
+        |n, stop| {
+            let mut stats = Stats::default();
+            let big = command_of_nulls("connect", 8 * 1024 * 1024 - 32);
+            let small = command_of_nulls("createStream", 60 * 1024);
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) && round < 50_000 {
+                round += 1;
+                let Ok(mut c) = RawRtmp::open(loopback(n), port, None) else {
+                    continue;
+                };
+                stats.opened += 1;
+                let _ = c.handshake().and_then(|_| {
+                    if round % 2 == 1 {
+                        c.set_chunk_size(16 * 1024 * 1024)?;
+                        let b = c.chunks(3, type_id::COMMAND_AMF0, 0, &big);
+                        b.chunks(64 * 1024).try_for_each(|p| c.send(p))
+                    } else {
+                        c.connect_live()?;
+                        c.set_chunk_size(4096)?;
+                        let b = c.chunks(3, type_id::COMMAND_AMF0, 0, &small);
+                        c.send(&b)
+                    }
+                });
+                if c.closed_by_peer(Duration::from_secs(5)) {
+                    stats.closed += 1;
+                }
+            }
+            stats
+        },
+    )?;
+    let reasons = close_reasons(&antenne, &[2, 3, 4]);
+    println!("[AMF0 nulls] antenne closed them: {reasons:?}");
+    ensure!(
+        out.closed == out.opened && out.opened >= 6,
+        "antenne closed every attacking connection: {:?}",
+        out
+    );
+    for why in ["exceeds the limit of 65536 bytes", "more than 1024 values"] {
+        ensure!(
+            reasons.keys().any(|r| r.contains(why)),
+            "antenne refused a command because it {why}: {reasons:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn one_address_cannot_take_every_ingest_slot() -> Result<()> {
+    let antenne = start()?;
+    let port = antenne.rtmp_port();
+    let attack_for = Duration::from_secs(22);
+    // 160 idle connections from 127.0.0.2, each reopened as soon as
+    // antenne drops it (swept every 250 ms).
+    let out = run_attack("one address", &antenne, &[2], attack_for, |n, stop| {
+        let mut stats = Stats::default();
+        let mut conns: Vec<RawRtmp> = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let before = conns.len();
+            conns.retain(|c| !c.is_closed_now());
+            stats.closed += (before - conns.len()) as u64;
+            while conns.len() < 160 {
+                match RawRtmp::open(loopback(n), port, None) {
+                    Ok(c) => {
+                        stats.opened += 1;
+                        conns.push(c);
+                    }
+                    Err(_) => break,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        stats
+    })?;
+    let log = antenne.log();
+    let warn_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("127.0.0.2"))
+        .collect();
+    let aggregated: Vec<&str> = warn_lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("ingest connections from 127.0.0.2 in the last 10 s"))
+        .collect();
+    println!(
+        "[one address] {} warning lines about 127.0.0.2 for {} refused connections, of which {} \
+         aggregated refusals; e.g. {:?}",
+        warn_lines.len(),
+        out.closed,
+        aggregated.len(),
+        aggregated.first()
+    );
+    ensure!(
+        out.closed > 1000,
+        "the attack reopened connections as antenne refused them: {:?}",
+        out
+    );
+    ensure!(
+        !aggregated.is_empty(),
+        "refusals are reported per address:\n{}",
+        tail(&log, 20)
+    );
+    // One aggregated line per 10 s, plus one per connection antenne did
+    // accept and then closed at its 5 s connect deadline (8 at a time).
+    let bound = (attack_for.as_secs() / 10 + 2) + 8 * (attack_for.as_secs() / 5 + 2);
+    ensure!(
+        (warn_lines.len() as u64) <= bound,
+        "at most {bound} warning lines about 127.0.0.2, got {}:\n{}",
+        warn_lines.len(),
+        warn_lines[..warn_lines.len().min(20)].join("\n")
+    );
+    Ok(())
+}
+
+#[test]
+fn a_gstreamer_publish_that_ends_cleanly_is_not_cut_or_logged_as_a_failure() -> Result<()> {
+    let gst = require_program(&["gst-launch-1.0"], "gstreamer1.0-tools")?;
+    let antenne = start()?;
+    let dir = tempfile::Builder::new()
+        .prefix("antenne-test-gst-")
+        .tempdir()?;
+    let mut cmd = std::process::Command::new(gst);
+    cmd.arg("-e")
+        .args(
+            "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 \
+             ! x264enc tune=zerolatency key-int-max=60 ! h264parse ! flvmux name=m \
+             streamable=true ! rtmp2sink"
+                .split_whitespace(),
+        )
+        .arg(format!("location={}", antenne.ingest_url(KEY)))
+        .args(
+            "audiotestsrc is-live=true ! audioconvert ! voaacenc ! aacparse ! m."
+                .split_whitespace(),
+        );
+    let t = Instant::now();
+    let mut gst = ChildGuard::spawn("gst-launch-1.0", cmd, &dir.path().join("gst.log"))?;
+    ensure!(
+        wait_until(Duration::from_secs(10), || is_live(&antenne)),
+        "GStreamer got live:\n{}\n{}",
+        tail(&gst.log(), 20),
+        tail(&antenne.log(), 20)
+    );
+    // Past the 15 s publish deadline counted from the connection's start.
+    std::thread::sleep(Duration::from_secs(17).saturating_sub(t.elapsed()));
+    ensure!(is_live(&antenne), "still live after 17 s");
+    gst.signal(libc::SIGINT);
+    let status = gst.wait_timeout(Duration::from_secs(15));
+    ensure!(
+        status.is_some_and(|s| s.success()),
+        "gst-launch-1.0 ended cleanly (exit 0) after EOS, got {status:?}:\n{}",
+        tail(&gst.log(), 20)
+    );
+    ensure!(
+        wait_until(Duration::from_secs(5), || !is_live(&antenne)),
+        "antenne saw the stream end"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let log = antenne.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("ingest"))
+        .collect();
+    println!(
+        "[gstreamer] published {:.1} s, gst-launch exit {status:?}; ingest warnings: {warnings:?}",
+        t.elapsed().as_secs_f64()
+    );
+    ensure!(
+        log.contains("publisher ended the stream"),
+        "antenne logged the end of the stream:\n{}",
+        tail(&log, 20)
+    );
+    ensure!(
+        warnings.is_empty(),
+        "no warning about the ingest connection: {warnings:#?}"
     );
     Ok(())
 }

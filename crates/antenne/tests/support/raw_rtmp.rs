@@ -83,8 +83,14 @@ impl RawRtmp {
     /// Sends a Set Chunk Size and uses it for what follows.
     pub fn set_chunk_size(&mut self, size: u32) -> io::Result<()> {
         let mut out = BytesMut::new();
-        self.enc
-            .encode_into(2, 0, type_id::SET_CHUNK_SIZE, 0, &size.to_be_bytes(), &mut out);
+        self.enc.encode_into(
+            2,
+            0,
+            type_id::SET_CHUNK_SIZE,
+            0,
+            &size.to_be_bytes(),
+            &mut out,
+        );
         self.enc.set_chunk_size(size);
         self.stream.write_all(&out)
     }
