@@ -4,7 +4,10 @@
 //! The decoder faces the internet (a client sends `connect` before any key
 //! is checked), so it is defensive: every length is checked against what
 //! remains, nesting is bounded by [`MAX_DEPTH`], and the number of values in
-//! one container is bounded by what the input can hold. It never panics and
+//! one container is bounded by what the input can hold. Decoded values take
+//! more room than their encoding (a 1-byte null becomes a 32-byte value), so
+//! [`decode_all_bounded`] also caps how many values one payload may decode
+//! into: a command is a handful of values, not millions. It never panics and
 //! never recurses without a bound.
 
 use bytes::{BufMut, BytesMut};
@@ -82,6 +85,8 @@ pub enum Amf0Error {
     UnsupportedMarker(u8),
     #[error("AMF0 string is not valid UTF-8")]
     InvalidUtf8,
+    #[error("AMF0 payload holds more than {0} values")]
+    TooManyValues(usize),
 }
 
 mod marker {
@@ -103,7 +108,20 @@ mod marker {
 
 /// Decodes every value in `input` (a command or data message body).
 pub fn decode_all(input: &[u8]) -> Result<Vec<Amf0Value>, Amf0Error> {
-    let mut reader = Reader { buf: input, pos: 0 };
+    decode_all_bounded(input, usize::MAX)
+}
+
+/// Like [`decode_all`], but refuses a payload that holds more than
+/// `max_values` values in all (nested ones included) before decoding them:
+/// what an untrusted payload may cost in memory is bounded by the caller,
+/// not by the payload's size times the growth of a decoded value.
+pub fn decode_all_bounded(input: &[u8], max_values: usize) -> Result<Vec<Amf0Value>, Amf0Error> {
+    let mut reader = Reader {
+        buf: input,
+        pos: 0,
+        budget: max_values,
+        max_values,
+    };
     let mut values = Vec::new();
     while reader.pos < input.len() {
         values.push(reader.value(0)?);
@@ -114,7 +132,12 @@ pub fn decode_all(input: &[u8]) -> Result<Vec<Amf0Value>, Amf0Error> {
 /// Decodes one value from the front of `input` and says how many bytes it
 /// used.
 pub fn decode_one(input: &[u8]) -> Result<(Amf0Value, usize), Amf0Error> {
-    let mut reader = Reader { buf: input, pos: 0 };
+    let mut reader = Reader {
+        buf: input,
+        pos: 0,
+        budget: usize::MAX,
+        max_values: usize::MAX,
+    };
     let value = reader.value(0)?;
     Ok((value, reader.pos))
 }
@@ -122,6 +145,9 @@ pub fn decode_one(input: &[u8]) -> Result<(Amf0Value, usize), Amf0Error> {
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Values that may still be decoded.
+    budget: usize,
+    max_values: usize,
 }
 
 impl Reader<'_> {
@@ -169,6 +195,10 @@ impl Reader<'_> {
         if depth > MAX_DEPTH {
             return Err(Amf0Error::TooDeep);
         }
+        self.budget = self
+            .budget
+            .checked_sub(1)
+            .ok_or(Amf0Error::TooManyValues(self.max_values))?;
         let m = self.u8()?;
         Ok(match m {
             marker::NUMBER => Amf0Value::Number(self.f64()?),

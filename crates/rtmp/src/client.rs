@@ -94,6 +94,7 @@ impl ClientSession {
             decoder: ChunkDecoder::new(DecoderLimits {
                 max_message_size: 1024 * 1024,
                 max_chunk_streams: 64,
+                max_buffered: 2 * 1024 * 1024,
             }),
             outbox,
             events: VecDeque::new(),

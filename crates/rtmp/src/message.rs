@@ -41,6 +41,11 @@ pub mod user_control {
     pub const PING_RESPONSE: u16 = 7;
 }
 
+/// Most AMF0 values one command may decode into, nested ones included. A
+/// `connect` from OBS or ffmpeg holds about twenty; the bound keeps a
+/// command of a million 1-byte nulls from becoming 32 MiB of values.
+pub const MAX_COMMAND_VALUES: usize = 1024;
+
 /// An AMF0 command: `connect`, `createStream`, `publish`, `_result`,
 /// `onStatus`, …
 #[derive(Debug, Clone, PartialEq)]
@@ -79,9 +84,9 @@ impl Command {
         }
     }
 
-    /// Parses an AMF0 command body.
+    /// Parses an AMF0 command body (at most [`MAX_COMMAND_VALUES`] values).
     pub fn decode(payload: &[u8]) -> Result<Self, MessageError> {
-        let mut values = amf0::decode_all(payload)
+        let mut values = amf0::decode_all_bounded(payload, MAX_COMMAND_VALUES)
             .map_err(|source| MessageError::Amf0 {
                 what: "command",
                 source,
@@ -335,6 +340,19 @@ mod tests {
         let (name, same) = strip_set_data_frame(&body).expect("decodes");
         assert_eq!(name, "onMetaData");
         assert_eq!(same, body);
+    }
+
+    #[test]
+    fn refuses_a_command_of_a_million_nulls_before_decoding_them_all() {
+        let mut body = Command::new("connect", 1.0, Amf0Value::Null, vec![]).encode();
+        body.extend_from_slice(&vec![0x05u8; 1_000_000]);
+        assert_eq!(
+            Command::decode(&body),
+            Err(MessageError::Amf0 {
+                what: "command",
+                source: Amf0Error::TooManyValues(MAX_COMMAND_VALUES)
+            })
+        );
     }
 
     #[test]

@@ -5,13 +5,20 @@
 //! pings, `releaseStream`, `FCPublish`, `createStream`, refusing `play`)
 //! and leaves the two decisions that need policy to its owner: accept or
 //! reject `connect` (the application name) and `publish` (the stream key).
+//!
+//! Until a publication is accepted the peer is unauthenticated, so the
+//! session holds it to what commands need ([`ServerConfig::pre_publish`]);
+//! [`ServerSession::accept_publish`] raises the limits to what media needs
+//! ([`ServerConfig::media`]). Whether a message may be decoded at all (its
+//! type in this state, a command's size) is decided from its header before
+//! its body is decoded.
 
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::amf0::Amf0Value;
-use crate::chunk::{ChunkDecoder, ChunkError, DecoderLimits};
+use crate::chunk::{ChunkDecoder, ChunkError, DecoderLimits, RawMessage};
 use crate::handshake::{HandshakeError, HandshakeProgress, ServerHandshake, PACKET_SIZE};
 use crate::message::{
     control, strip_set_data_frame, type_id, user_control, Command, Message, MessageError, Status,
@@ -75,7 +82,18 @@ pub struct ServerConfig {
     pub chunk_size: u32,
     /// Window acknowledgement size announced to the client.
     pub window_ack_size: u32,
-    pub limits: DecoderLimits,
+    /// Chunk stream limits until a publication is accepted.
+    pub pre_publish: DecoderLimits,
+    /// Chunk stream limits once a publication is accepted (they stay after
+    /// it ends: the key was checked).
+    pub media: DecoderLimits,
+    /// Largest command (AMF0 or AMF3) accepted in any state, checked
+    /// before its body is decoded.
+    pub max_command_size: usize,
+    /// Most commands a client may send before its first accepted publish
+    /// (OBS and ffmpeg send five or six: `connect`, `releaseStream`,
+    /// `FCPublish`, `createStream`, `publish`); each may cost an answer.
+    pub max_commands_before_publish: u32,
 }
 
 impl Default for ServerConfig {
@@ -83,7 +101,10 @@ impl Default for ServerConfig {
         Self {
             chunk_size: 4096,
             window_ack_size: 2_500_000,
-            limits: DecoderLimits::default(),
+            pre_publish: DecoderLimits::COMMANDS,
+            media: DecoderLimits::MEDIA,
+            max_command_size: 64 * 1024,
+            max_commands_before_publish: 64,
         }
     }
 }
@@ -109,6 +130,10 @@ pub struct ServerSession {
     connected: bool,
     publish_txn: Option<f64>,
     publishing: bool,
+    /// Whether a publish was ever accepted (the key was checked).
+    published: bool,
+    /// Commands received before the first accepted publish.
+    commands: u32,
 }
 
 impl ServerSession {
@@ -116,13 +141,15 @@ impl ServerSession {
         Self {
             config,
             phase: Phase::Handshake(Box::new(ServerHandshake::new(random)), BytesMut::new()),
-            decoder: ChunkDecoder::new(config.limits),
+            decoder: ChunkDecoder::new(config.pre_publish),
             outbox: Outbox::default(),
             events: VecDeque::new(),
             connect_txn: None,
             connected: false,
             publish_txn: None,
             publishing: false,
+            published: false,
+            commands: 0,
         }
     }
 
@@ -156,6 +183,9 @@ impl ServerSession {
             let Some(raw) = self.decoder.next_message()? else {
                 break;
             };
+            if !self.admit(&raw)? {
+                continue;
+            }
             let msg = Message::decode(&raw)?;
             self.handle(raw.timestamp, msg)?;
         }
@@ -167,6 +197,35 @@ impl ServerSession {
     /// `ConnectRequested` or `PublishRequested`.
     pub fn resume(&mut self) -> Result<(), SessionError> {
         self.feed(&[])
+    }
+
+    /// Whether `raw` may be decoded now, from its header alone: `Ok(false)`
+    /// skips what this state ignores (media before a publication, types we
+    /// do not serve), an error refuses what is never allowed (a command
+    /// larger than any real one).
+    fn admit(&mut self, raw: &RawMessage) -> Result<bool, SessionError> {
+        Ok(match raw.type_id {
+            type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 => {
+                if raw.payload.len() > self.config.max_command_size {
+                    return Err(SessionError::Protocol(format!(
+                        "command of {} bytes exceeds the limit of {} bytes",
+                        raw.payload.len(),
+                        self.config.max_command_size
+                    )));
+                }
+                if !self.published && self.commands >= self.config.max_commands_before_publish {
+                    return Err(SessionError::Protocol(format!(
+                        "more than {} commands before publishing",
+                        self.config.max_commands_before_publish
+                    )));
+                }
+                self.commands += 1;
+                true
+            }
+            type_id::AUDIO | type_id::VIDEO | type_id::DATA_AMF0 => self.publishing,
+            type_id::SET_CHUNK_SIZE..=type_id::SET_PEER_BANDWIDTH => true,
+            _ => false,
+        })
     }
 
     fn awaiting_decision(&self) -> bool {
@@ -378,6 +437,8 @@ impl ServerSession {
             return;
         }
         self.publishing = true;
+        self.published = true;
+        self.decoder.set_limits(self.config.media);
         self.send_control(
             type_id::USER_CONTROL,
             &control::user_control(user_control::STREAM_BEGIN, STREAM_ID),
@@ -413,134 +474,4 @@ fn truncate(s: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::client::{ClientEvent, ClientSession, PublishTarget};
-
-    fn client() -> ClientSession {
-        ClientSession::new(
-            PublishTarget {
-                app: "live".into(),
-                tc_url: "rtmp://127.0.0.1/live".into(),
-                stream_name: "secret".into(),
-            },
-            [7; PACKET_SIZE],
-        )
-    }
-
-    /// Moves bytes both ways until neither side has anything to say.
-    fn pump(c: &mut ClientSession, s: &mut ServerSession) {
-        for _ in 0..20 {
-            let mut moved = false;
-            if let Some(b) = c.take_output() {
-                s.feed(&b).expect("server accepts client bytes");
-                moved = true;
-            }
-            if let Some(b) = s.take_output() {
-                c.feed(&b).expect("client accepts server bytes");
-                moved = true;
-            }
-            if !moved {
-                break;
-            }
-        }
-    }
-
-    #[test]
-    fn our_client_publishes_to_our_server() {
-        let mut c = client();
-        let mut s = ServerSession::new(ServerConfig::default(), [9; PACKET_SIZE]);
-        pump(&mut c, &mut s);
-        assert_eq!(
-            s.poll_event(),
-            Some(ServerEvent::ConnectRequested {
-                app: "live".into(),
-                tc_url: Some("rtmp://127.0.0.1/live".into())
-            })
-        );
-        s.accept_connect();
-        s.resume().expect("resumes");
-        pump(&mut c, &mut s);
-        assert_eq!(
-            s.poll_event(),
-            Some(ServerEvent::PublishRequested {
-                stream_key: "secret".into()
-            })
-        );
-        s.accept_publish();
-        s.resume().expect("resumes");
-        pump(&mut c, &mut s);
-        assert_eq!(c.poll_event(), Some(ClientEvent::Published));
-
-        let mut parts = Vec::new();
-        c.metadata_parts(
-            0,
-            &crate::amf0::encode_all(&[Amf0Value::string("onMetaData")]),
-            &mut parts,
-        );
-        let frame = Bytes::from(vec![0x17u8; 10_000]);
-        c.media_parts(true, 40, &frame, &mut parts);
-        for p in parts {
-            s.feed(&p).expect("server accepts media");
-        }
-        assert!(matches!(s.poll_event(), Some(ServerEvent::Metadata { .. })));
-        assert_eq!(
-            s.poll_event(),
-            Some(ServerEvent::Video {
-                timestamp: 40,
-                payload: frame
-            })
-        );
-        c.unpublish();
-        pump(&mut c, &mut s);
-        assert_eq!(s.poll_event(), Some(ServerEvent::PublishEnded));
-    }
-
-    #[test]
-    fn a_rejected_publish_reaches_the_client_with_its_reason() {
-        let mut c = client();
-        let mut s = ServerSession::new(ServerConfig::default(), [9; PACKET_SIZE]);
-        pump(&mut c, &mut s);
-        assert!(matches!(
-            s.poll_event(),
-            Some(ServerEvent::ConnectRequested { .. })
-        ));
-        s.accept_connect();
-        s.resume().expect("resumes");
-        pump(&mut c, &mut s);
-        assert!(matches!(
-            s.poll_event(),
-            Some(ServerEvent::PublishRequested { .. })
-        ));
-        s.reject_publish("NetStream.Publish.BadName", "unknown stream key");
-        pump(&mut c, &mut s);
-        match c.poll_event() {
-            Some(ClientEvent::Rejected(st)) => {
-                assert_eq!(st.code, "NetStream.Publish.BadName");
-                assert_eq!(st.description, "unknown stream key");
-            }
-            other => panic!("expected a rejection, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn media_before_publish_is_not_delivered_and_commands_before_connect_fail() {
-        let mut s = ServerSession::new(ServerConfig::default(), [9; PACKET_SIZE]);
-        let mut c = client();
-        // Handshake only.
-        let c0c1 = c.take_output().expect("C0C1");
-        s.feed(&c0c1).expect("handshake");
-        let mut enc = crate::chunk::ChunkEncoder::new();
-        let mut bytes = BytesMut::from(&[0u8; PACKET_SIZE][..]);
-        enc.encode_into(6, 0, type_id::VIDEO, 1, &[0x17, 1, 0], &mut bytes);
-        let cmd = Command::new(
-            "publish",
-            2.0,
-            Amf0Value::Null,
-            vec![Amf0Value::string("k")],
-        );
-        enc.encode_into(3, 0, type_id::COMMAND_AMF0, 1, &cmd.encode(), &mut bytes);
-        assert!(matches!(s.feed(&bytes), Err(SessionError::Protocol(_))));
-        assert_eq!(s.poll_event(), None);
-    }
-}
+mod tests;

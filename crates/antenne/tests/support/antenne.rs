@@ -19,6 +19,7 @@ use super::child::ChildGuard;
 use super::{tail, wait_for};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
@@ -197,7 +198,12 @@ impl Antenne {
             .prefix("antenne-test-antenne-")
             .tempdir()
             .context("antenne: cannot create temp dir")?;
-        std::fs::create_dir(dir.path().join("data")).context("antenne: cannot create data dir")?;
+        // Private, as antenne itself makes it (it warns about and fixes a
+        // data dir others can read).
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir.path().join("data"))
+            .context("antenne: cannot create data dir")?;
         let agent = ureq::AgentBuilder::new()
             .timeout(HTTP_TIMEOUT)
             .redirects(0)

@@ -35,6 +35,7 @@
 //! - [`fault_matrix`]: the fault-matrix harness (healthy destinations next
 //!   to a faulty one), used as `use support::fault_matrix::*;`
 //! - [`assert_good_recording`]: the one "a viewer gets a good stream" check
+//! - [`raw_rtmp`]: a raw-socket RTMP client from any 127.0.0.N (attacks)
 #![allow(dead_code)]
 // Each test file uses a subset of the re-exports below.
 #![allow(unused_imports)]
@@ -54,6 +55,7 @@ pub mod obs;
 pub mod pki;
 pub mod probe;
 pub mod publisher;
+pub mod raw_rtmp;
 pub mod stunnel;
 pub mod tmpfs;
 
