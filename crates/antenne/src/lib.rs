@@ -11,6 +11,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod destinations;
+pub mod encoders;
 pub mod history;
 pub mod http;
 pub mod hub;

@@ -86,6 +86,34 @@ pub fn stream_header(has_audio: bool, has_video: bool) -> Bytes {
     Bytes::copy_from_slice(&[b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0])
 }
 
+/// The 11 bytes before a tag's body: type, body size, timestamp, stream
+/// id. For writers that put the body in several pieces.
+pub fn tag_header(kind: TagKind, timestamp: u32, body_len: usize) -> Result<[u8; 11], FlvError> {
+    if body_len > MAX_BODY {
+        return Err(FlvError::BodyTooLarge(body_len));
+    }
+    let size = (body_len as u32).to_be_bytes();
+    let ts = timestamp.to_be_bytes();
+    Ok([
+        kind.type_id(),
+        size[1],
+        size[2],
+        size[3],
+        ts[1],
+        ts[2],
+        ts[3],
+        ts[0],
+        0,
+        0,
+        0,
+    ])
+}
+
+/// The 4 bytes after a tag's body: the size of the whole tag.
+pub fn tag_trailer(body_len: usize) -> [u8; 4] {
+    ((body_len + 11) as u32).to_be_bytes()
+}
+
 /// Appends one tag (header, body, trailing size) to `out`.
 pub fn write_tag(
     out: &mut BytesMut,
@@ -93,17 +121,11 @@ pub fn write_tag(
     timestamp: u32,
     body: &[u8],
 ) -> Result<(), FlvError> {
-    if body.len() > MAX_BODY {
-        return Err(FlvError::BodyTooLarge(body.len()));
-    }
+    let header = tag_header(kind, timestamp, body.len())?;
     out.reserve(body.len() + TAG_OVERHEAD);
-    out.put_u8(kind.type_id());
-    put_u24(out, body.len() as u32);
-    put_u24(out, timestamp & 0x00ff_ffff);
-    out.put_u8((timestamp >> 24) as u8);
-    put_u24(out, 0);
+    out.put_slice(&header);
     out.put_slice(body);
-    out.put_u32((body.len() + 11) as u32);
+    out.put_slice(&tag_trailer(body.len()));
     Ok(())
 }
 
@@ -112,10 +134,6 @@ pub fn encode_tag(tag: &Tag) -> Result<Bytes, FlvError> {
     let mut out = BytesMut::new();
     write_tag(&mut out, tag.kind, tag.timestamp, &tag.body)?;
     Ok(out.freeze())
-}
-
-fn put_u24(out: &mut BytesMut, v: u32) {
-    out.put_slice(&v.to_be_bytes()[1..]);
 }
 
 // === impl Reader ===
