@@ -155,13 +155,20 @@ async fn test_encode(ffmpeg: &Path, args: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(super::state::sanitize)
-        .unwrap_or_else(|| format!("ffmpeg exited with {}", out.status));
-    Err(last)
+    Err(failure_reason(&stderr).unwrap_or_else(|| format!("ffmpeg exited with {}", out.status)))
+}
+
+/// The encoder's own complaint (`[h264_nvenc @ 0x…] Cannot load
+/// libcuda.so.1` gives `Cannot load libcuda.so.1`), else ffmpeg's last
+/// line.
+fn failure_reason(stderr: &str) -> Option<String> {
+    let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    let own = lines().find_map(|l| {
+        let rest = l.strip_prefix('[')?;
+        let (_, msg) = rest.split_once("] ")?;
+        Some(msg)
+    });
+    own.or_else(|| lines().next_back()).map(super::state::sanitize)
 }
 
 #[cfg(test)]
@@ -172,6 +179,18 @@ mod tests {
     fn finds_no_render_node_in_a_directory_without_one() {
         let dir = std::env::temp_dir();
         assert!(render_nodes(&dir.join("no-such-dri-dir")).is_empty());
+    }
+
+    #[test]
+    fn the_reason_is_the_encoder_s_own_message() {
+        let stderr = "[h264_nvenc @ 0x55e01b8c7500] Cannot load libcuda.so.1\n\
+                      Error initializing output stream 0:0 -- Error while opening encoder\n";
+        assert_eq!(
+            failure_reason(stderr).as_deref(),
+            Some("Cannot load libcuda.so.1")
+        );
+        assert_eq!(failure_reason("boom\n").as_deref(), Some("boom"));
+        assert_eq!(failure_reason(""), None);
     }
 
     #[test]
