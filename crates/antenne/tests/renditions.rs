@@ -15,6 +15,9 @@ use ::antenne::encoders::{
 };
 use ::antenne::history::History;
 use ::antenne::hub::{FrameKind, Hub, Hubs, QueueLimits, Subscription};
+use ::antenne::output::connection::Timeouts;
+use ::antenne::output::supervisor::{supervise, OutputContext};
+use ::antenne::output::OutputStats;
 use ::antenne::secret::StreamKey;
 use antenne_media::flv::{self, TagKind};
 use bytes::BytesMut;
@@ -225,8 +228,30 @@ fn keyframe_times(report: &StreamReport) -> Vec<i64> {
         .collect()
 }
 
+/// A real destination: antenne's output supervisor relaying `hub` to
+/// nginx-rtmp under the stream name `name`; stops with the returned token.
+fn relay_to(ingest: &Ingest, hub: Arc<Hub>, nginx: &Nginx, name: &str) -> CancellationToken {
+    let target = ::antenne::output::url::parse(&nginx.url(), name).expect("a valid URL");
+    let ctx = Arc::new(OutputContext {
+        tls: Arc::new(::antenne::app::tls_config(None).expect("TLS roots")),
+        timeouts: Timeouts::default(),
+    });
+    let cancel = CancellationToken::new();
+    ingest.rt.spawn(supervise(
+        name.to_string(),
+        target,
+        hub,
+        Arc::new(OutputStats::new(true)),
+        ctx,
+        History::disabled(),
+        cancel.clone(),
+    ));
+    cancel
+}
+
 #[test]
 fn one_ffmpeg_serves_two_consumers_a_vertical_stream_with_a_keyframe_every_two_seconds() {
+    let nginx = Nginx::start().expect("nginx-rtmp starts");
     let ingest = Ingest::start();
     let _publisher = ingest.publish(320, 180);
     let rendition = ingest.rendition(RenditionSpec::vertical(180, 320, 1000), config());
@@ -237,15 +262,13 @@ fn one_ffmpeg_serves_two_consumers_a_vertical_stream_with_a_keyframe_every_two_s
     assert_eq!(rendition.state(), EncoderState::Stopped);
     assert!(encoder_pids().is_empty(), "no encoder without demand");
 
-    let a = Recorder::start(
+    // Two consumers: a destination relaying to nginx-rtmp, and a test
+    // subscriber writing a file.
+    let relay = relay_to(&ingest, rendition.output().clone(), &nginx, "vertical");
+    let rec = Recorder::start(
         &ingest,
         rendition.output().subscribe(),
         &dir.path().join("a.flv"),
-    );
-    let b = Recorder::start(
-        &ingest,
-        rendition.output().subscribe(),
-        &dir.path().join("b.flv"),
     );
     let demand_a = rendition.acquire();
     let demand_b = rendition.acquire();
@@ -256,18 +279,26 @@ fn one_ffmpeg_serves_two_consumers_a_vertical_stream_with_a_keyframe_every_two_s
     );
     // About 7 s of output (a few keyframe intervals).
     assert!(
-        wait_until(Duration::from_secs(30), || a.video_frames() >= 210
-            && b.video_frames() >= 210),
-        "both consumers receive the rendition ({} and {} frames)",
-        a.video_frames(),
-        b.video_frames()
+        wait_until(Duration::from_secs(30), || rec.video_frames() >= 210),
+        "the subscriber receives the rendition ({} frames)",
+        rec.video_frames()
     );
     assert_eq!(encoder_pids().len(), 1, "one ffmpeg for both consumers");
-    a.finish();
-    b.finish();
+    if let EncoderState::Running(p) = rendition.state() {
+        println!("encoder progress: {p:?}");
+        assert!(p.frames > 0, "ffmpeg reports its progress: {p:?}");
+    }
+    rec.finish();
+    relay.cancel();
+    std::thread::sleep(Duration::from_millis(500));
 
-    for rec in [&a, &b] {
-        let report = assert_vertical_h264(&rec.path);
+    let relayed = nginx
+        .recordings("vertical")
+        .last()
+        .cloned()
+        .expect("nginx-rtmp recorded the relayed rendition");
+    for path in [rec.path.clone(), relayed] {
+        let report = assert_vertical_h264(&path);
         let keys = keyframe_times(&report);
         assert!(keys.len() >= 3, "several keyframes: {keys:?}");
         for pair in keys.windows(2) {
@@ -387,4 +418,127 @@ fn hardware_probe_says_clearly_what_is_not_available() {
         );
         assert!(summary.ends_with("renditions use libx264"), "{summary}");
     }
+}
+
+#[test]
+fn a_stalled_encoder_is_killed_and_restarted() {
+    let ingest = Ingest::start();
+    let _publisher = ingest.publish(320, 180);
+    let config = EncoderConfig {
+        stall_timeout: Duration::from_secs(3),
+        ..config()
+    };
+    let rendition = ingest.rendition(RenditionSpec::vertical(180, 320, 1000), config);
+    let _demand = rendition.acquire();
+    assert!(
+        wait_running(&rendition, Duration::from_secs(20)),
+        "the encoder runs: {:?}",
+        rendition.state()
+    );
+    let first = rendition.pid().expect("ffmpeg runs");
+    // Frozen, not dead: it writes nothing any more.
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &first.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(stopped.success());
+    let error = wait_for(Duration::from_secs(15), || match rendition.state() {
+        EncoderState::Restarting { error, .. } => Some(error),
+        _ => None,
+    });
+    let error = error.expect("the stall is seen");
+    assert!(
+        error.starts_with("stalled: no output from ffmpeg for 3 s"),
+        "{error}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || rendition
+            .pid()
+            .is_some_and(|p| p != first)
+            && matches!(rendition.state(), EncoderState::Running(_))),
+        "a new ffmpeg runs: {:?}",
+        rendition.state()
+    );
+    assert!(
+        !encoder_pids().contains(&first),
+        "the frozen ffmpeg was killed and reaped"
+    );
+}
+
+/// CPU time (user + system, clock ticks) of a process.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    // After "pid (comm)": state is field 3, utime 14 and stime 15.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Measures (prints, does not judge) the latency a rendition adds and the
+/// CPU one 720x1280 libx264 veryfast rendition takes. A benchmark, not a
+/// check: `cargo test -p antenne --test renditions -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: prints figures"]
+fn measure_latency_and_cpu_of_a_720x1280_rendition() {
+    let ingest = Ingest::start();
+    let _publisher = Publisher::options()
+        .size(1280, 720)
+        .fps(30)
+        .video_kbps(3000)
+        .start(&ingest.url())
+        .expect("ffmpeg publishes");
+    assert!(wait_until(Duration::from_secs(15), || ingest.hub.is_live()));
+    std::thread::sleep(Duration::from_secs(2));
+    let rendition = ingest.rendition(RenditionSpec::vertical(720, 1280, 3000), config());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Recorder::start(
+        &ingest,
+        rendition.output().subscribe(),
+        &dir.path().join("o.flv"),
+    );
+    // Subscribed at the same moment as the encoder: both start on the
+    // same cached keyframe.
+    let input = Recorder::start(&ingest, ingest.hub.subscribe(), &dir.path().join("i.flv"));
+    let started = Instant::now();
+    let _demand = rendition.acquire();
+    assert!(wait_until(Duration::from_secs(30), || out.video_frames() > 0));
+    let first_output = started.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = rendition.pid().expect("ffmpeg runs");
+    let (t0, c0) = (Instant::now(), cpu_ticks(pid).expect("cpu"));
+    std::thread::sleep(Duration::from_secs(10));
+    let (t1, c1) = (Instant::now(), cpu_ticks(pid).expect("cpu"));
+    let cpu = (c1 - c0) as f64 / 100.0 / (t1 - t0).as_secs_f64() * 100.0;
+    out.finish();
+    input.finish();
+
+    let ins = input.seen.lock().expect("not poisoned").clone();
+    let outs = out.seen.lock().expect("not poisoned").clone();
+    let (in_base, out_base) = (ins[0].0, outs[0].0);
+    let mut lat: Vec<f64> = outs
+        .iter()
+        .filter_map(|(ts, _, at)| {
+            let rel = ts - out_base;
+            // Frames replayed from the cache arrived before; skip them.
+            if rel < 3000 {
+                return None;
+            }
+            let (_, _, in_at) = ins
+                .iter()
+                .find(|(t, _, _)| (t - in_base - rel).abs() <= 16)?;
+            Some(at.duration_since(*in_at).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied();
+    println!(
+        "720x1280 libx264 veryfast rendition: first output {:.2} s after acquire; \
+         added latency median {:.0} ms, p90 {:.0} ms ({} frames); ffmpeg CPU {cpu:.0} % of one core; \
+         state {:?}",
+        first_output.as_secs_f64(),
+        pct(0.5).unwrap_or(f64::NAN),
+        pct(0.9).unwrap_or(f64::NAN),
+        lat.len(),
+        rendition.state(),
+    );
+    assert!(!lat.is_empty(), "frames matched between input and output");
 }
