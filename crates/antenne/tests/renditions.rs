@@ -172,9 +172,11 @@ async fn record(sub: Subscription, path: PathBuf, seen: Seen, stop: Cancellation
     file.flush().await.expect("flush");
 }
 
-/// Pids of this process's children running `ffmpeg … pipe:0` (encoders).
-fn encoder_pids() -> Vec<u32> {
+/// Pids of this process's children running `ffmpeg … pipe:0` (encoders)
+/// at `kbps` (tests running at once use different bitrates).
+fn encoder_pids(kbps: u32) -> Vec<u32> {
     let me = std::process::id().to_string();
+    let marker = format!("\0{kbps}k\0");
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -187,7 +189,7 @@ fn encoder_pids() -> Vec<u32> {
             .next()
             .and_then(|s| s.split_whitespace().nth(1));
         let cmdline = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
-        if ppid == Some(me.as_str()) && cmdline.contains("pipe:0") {
+        if ppid == Some(me.as_str()) && cmdline.contains("pipe:0") && cmdline.contains(&marker) {
             pids.push(pid);
         }
     }
@@ -251,16 +253,17 @@ fn relay_to(ingest: &Ingest, hub: Arc<Hub>, nginx: &Nginx, name: &str) -> Cancel
 
 #[test]
 fn one_ffmpeg_serves_two_consumers_a_vertical_stream_with_a_keyframe_every_two_seconds() {
+    const KBPS: u32 = 900;
     let nginx = Nginx::start().expect("nginx-rtmp starts");
     let ingest = Ingest::start();
     let _publisher = ingest.publish(320, 180);
-    let rendition = ingest.rendition(RenditionSpec::vertical(180, 320, 1000), config());
+    let rendition = ingest.rendition(RenditionSpec::vertical(180, 320, KBPS), config());
     let dir = tempfile::tempdir().expect("temp dir");
 
     // Live input but nobody needs the rendition: no ffmpeg.
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(rendition.state(), EncoderState::Stopped);
-    assert!(encoder_pids().is_empty(), "no encoder without demand");
+    assert!(encoder_pids(KBPS).is_empty(), "no encoder without demand");
 
     // Two consumers: a destination relaying to nginx-rtmp, and a test
     // subscriber writing a file.
@@ -283,7 +286,7 @@ fn one_ffmpeg_serves_two_consumers_a_vertical_stream_with_a_keyframe_every_two_s
         "the subscriber receives the rendition ({} frames)",
         rec.video_frames()
     );
-    assert_eq!(encoder_pids().len(), 1, "one ffmpeg for both consumers");
+    assert_eq!(encoder_pids(KBPS).len(), 1, "one ffmpeg for both consumers");
     if let EncoderState::Running(p) = rendition.state() {
         println!("encoder progress: {p:?}");
         assert!(p.frames > 0, "ffmpeg reports its progress: {p:?}");
@@ -312,10 +315,13 @@ fn one_ffmpeg_serves_two_consumers_a_vertical_stream_with_a_keyframe_every_two_s
 
     // Nobody needs it any more: ffmpeg stops.
     drop(demand_a);
-    assert!(!encoder_pids().is_empty(), "still needed by one consumer");
+    assert!(
+        !encoder_pids(KBPS).is_empty(),
+        "still needed by one consumer"
+    );
     drop(demand_b);
     assert!(
-        wait_until(Duration::from_secs(10), || encoder_pids().is_empty()
+        wait_until(Duration::from_secs(10), || encoder_pids(KBPS).is_empty()
             && rendition.state() == EncoderState::Stopped),
         "the encoder stops without demand: {:?}",
         rendition.state()
@@ -324,10 +330,12 @@ fn one_ffmpeg_serves_two_consumers_a_vertical_stream_with_a_keyframe_every_two_s
 
 #[test]
 fn an_encoder_killed_with_sigkill_restarts_and_timestamps_stay_monotonic() {
+    let nginx = Nginx::start().expect("nginx-rtmp starts");
     let ingest = Ingest::start();
     let _publisher = ingest.publish(320, 180);
     let rendition = ingest.rendition(RenditionSpec::vertical(180, 320, 1000), config());
     let dir = tempfile::tempdir().expect("temp dir");
+    let relay = relay_to(&ingest, rendition.output().clone(), &nginx, "k");
     let rec = Recorder::start(
         &ingest,
         rendition.output().subscribe(),
@@ -361,6 +369,8 @@ fn an_encoder_killed_with_sigkill_restarts_and_timestamps_stay_monotonic() {
         rendition.state()
     );
     rec.finish();
+    relay.cancel();
+    std::thread::sleep(Duration::from_millis(500));
 
     let seen = rec.seen.lock().expect("not poisoned").clone();
     let ts: Vec<i64> = seen.iter().map(|(t, _, _)| *t).collect();
@@ -369,6 +379,13 @@ fn an_encoder_killed_with_sigkill_restarts_and_timestamps_stay_monotonic() {
         "the consumer's timestamps only go forward across the restart"
     );
     let report = assert_vertical_h264(&rec.path);
+    assert!(report.keyframe_count() >= 2, "{}", report.summary());
+    // The destination stayed connected through the restart: one publish,
+    // one recording, timestamps forward all along.
+    assert_eq!(nginx.publish_count("k"), 1, "{}", nginx.error_log());
+    let relayed = nginx.recordings("k");
+    assert_eq!(relayed.len(), 1, "{relayed:?}");
+    let report = assert_vertical_h264(&relayed[0]);
     assert!(report.keyframe_count() >= 2, "{}", report.summary());
 }
 
@@ -422,13 +439,14 @@ fn hardware_probe_says_clearly_what_is_not_available() {
 
 #[test]
 fn a_stalled_encoder_is_killed_and_restarted() {
+    const KBPS: u32 = 1100;
     let ingest = Ingest::start();
     let _publisher = ingest.publish(320, 180);
     let config = EncoderConfig {
         stall_timeout: Duration::from_secs(3),
         ..config()
     };
-    let rendition = ingest.rendition(RenditionSpec::vertical(180, 320, 1000), config);
+    let rendition = ingest.rendition(RenditionSpec::vertical(180, 320, KBPS), config);
     let _demand = rendition.acquire();
     assert!(
         wait_running(&rendition, Duration::from_secs(20)),
@@ -460,7 +478,7 @@ fn a_stalled_encoder_is_killed_and_restarted() {
         rendition.state()
     );
     assert!(
-        !encoder_pids().contains(&first),
+        !encoder_pids(KBPS).contains(&first),
         "the frozen ffmpeg was killed and reaped"
     );
 }
