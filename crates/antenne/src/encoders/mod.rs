@@ -61,8 +61,9 @@ pub struct EncoderConfig {
     /// The ffmpeg program (`--ffmpeg PATH` / `ANTENNE_FFMPEG`): a path, or
     /// a name looked up on `PATH`.
     pub ffmpeg: PathBuf,
-    /// No output from ffmpeg for this long (while its input is live)
-    /// means it is stuck: it is killed and restarted.
+    /// No output from ffmpeg for this long although it was given input
+    /// means it is stuck: it is killed and restarted. (An input that
+    /// goes silent is not a stall.)
     pub stall_timeout: Duration,
     /// Queue limits of the encoder's input subscription and of the
     /// rendition's output hub.

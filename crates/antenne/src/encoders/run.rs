@@ -12,6 +12,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,11 +78,13 @@ pub(super) async fn run_once(task: &Task, spec: &RenditionSpec) -> RunEnd {
     };
     let has_audio = snapshot.audio_codec.is_some() || snapshot.video_codec.is_none();
     let has_video = snapshot.video_codec.is_some() || snapshot.audio_codec.is_none();
+    let start = Instant::now();
+    let last_input = Arc::new(InputClock::default());
     let feeder = AbortOnDropHandle::new(tokio::spawn(feed(
         task.input.subscribe(),
         stdin,
-        has_audio,
-        has_video,
+        (has_audio, has_video),
+        (start, last_input.clone()),
     )));
 
     let mut reader = FlvReader::new(ReaderLimits::default());
@@ -89,7 +92,7 @@ pub(super) async fn run_once(task: &Task, spec: &RenditionSpec) -> RunEnd {
     let mut parser = StderrParser::default();
     let mut lines = LineReader::default();
     let mut stderr_open = true;
-    let mut last_output = Instant::now();
+    let mut last_output = start;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut buf = vec![0u8; 64 * 1024];
     let stall = task.config.stall_timeout;
@@ -114,7 +117,11 @@ pub(super) async fn run_once(task: &Task, spec: &RenditionSpec) -> RunEnd {
                 None => stderr_open = false,
             },
             _ = tick.tick() => {
-                if last_output.elapsed() > stall {
+                // Stalled: silent for the timeout although it was given
+                // input after its last output (a silent input is not
+                // ffmpeg's fault).
+                let fed_since = last_input.fed_after(millis_since(start, last_output));
+                if last_output.elapsed() > stall && fed_since {
                     break Some(format!("stalled: no output from ffmpeg for {} s", stall.as_secs()));
                 }
             }
@@ -182,10 +189,45 @@ impl Task {
     }
 }
 
+/// When the feeder last offered input to ffmpeg, and whether it is
+/// waiting for ffmpeg to take it.
+#[derive(Debug, Default)]
+struct InputClock {
+    /// Milliseconds since the run's start.
+    last_offer: AtomicU64,
+    writing: AtomicBool,
+}
+
+impl InputClock {
+    fn offering(&self, at_ms: u64) {
+        self.last_offer.store(at_ms, Ordering::Relaxed);
+        self.writing.store(true, Ordering::Relaxed);
+    }
+
+    fn written(&self) {
+        self.writing.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether ffmpeg had input to take after `output_ms`.
+    fn fed_after(&self, output_ms: u64) -> bool {
+        self.writing.load(Ordering::Relaxed) || self.last_offer.load(Ordering::Relaxed) > output_ms
+    }
+}
+
+fn millis_since(start: Instant, t: Instant) -> u64 {
+    t.saturating_duration_since(start).as_millis() as u64
+}
+
 /// Writes the input hub's frames to ffmpeg's stdin as an FLV stream, on
 /// its own task: a slow ffmpeg fills this subscription's queue, which
-/// skips to the next keyframe, and never the ingest.
-async fn feed(sub: Subscription, mut stdin: ChildStdin, has_audio: bool, has_video: bool) {
+/// skips to the next keyframe, and never the ingest. Records when it last
+/// offered input, for the stall watchdog.
+async fn feed(
+    sub: Subscription,
+    mut stdin: ChildStdin,
+    (has_audio, has_video): (bool, bool),
+    (start, clock): (Instant, Arc<InputClock>),
+) {
     if stdin
         .write_all(&flv::stream_header(has_audio, has_video))
         .await
@@ -201,10 +243,12 @@ async fn feed(sub: Subscription, mut stdin: ChildStdin, has_audio: bool, has_vid
         for f in frames.drain(..) {
             append_tag(&mut out, &f, &mut base);
         }
+        clock.offering(millis_since(start, Instant::now()));
         if stdin.write_all(&out).await.is_err() {
             // ffmpeg is gone; the run notices on its side.
             return;
         }
+        clock.written();
         out.clear();
     }
 }
@@ -285,6 +329,22 @@ impl LineReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_silent_input_is_not_a_stall_but_a_blocked_write_is() {
+        let clock = InputClock::default();
+        clock.offering(100);
+        clock.written();
+        // Output came after the last input: ffmpeg is waiting for input.
+        assert!(!clock.fed_after(500));
+        // Input offered after the last output.
+        clock.offering(600);
+        clock.written();
+        assert!(clock.fed_after(500));
+        // A write still blocked (pipe full), even if offered before.
+        clock.offering(400);
+        assert!(clock.fed_after(500));
+    }
 
     #[tokio::test]
     async fn splits_stderr_into_bounded_lines() {
