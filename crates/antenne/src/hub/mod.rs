@@ -3,9 +3,9 @@
 //! ([`crate::encoders`]) whose ffmpeg produces a rendition: destinations
 //! attach to either the same way.
 //!
-//! Layout: [`cache`] (headers and GOP for late joiners), [`queue`] (one
-//! bounded queue per destination), [`timeline`] (one monotonic clock
-//! across publisher sessions), [`registry`] ([`Hubs`], the ingest hubs).
+//! Layout: `cache` (headers and GOP for late joiners), `queue` (one
+//! bounded queue per destination), `timeline` (one monotonic clock
+//! across publisher sessions), `registry` ([`Hubs`], the ingest hubs).
 //!
 //! - It keeps what a late joiner needs: the latest metadata, the audio and
 //!   video sequence headers, and the current GOP (from the last keyframe).
