@@ -438,10 +438,10 @@ fn hardware_probe_says_clearly_what_is_not_available() {
 }
 
 #[test]
-fn a_stalled_encoder_is_killed_and_restarted() {
+fn a_stalled_encoder_is_restarted_and_stops_with_its_ingest() {
     const KBPS: u32 = 1100;
     let ingest = Ingest::start();
-    let _publisher = ingest.publish(320, 180);
+    let mut publisher = ingest.publish(320, 180);
     let config = EncoderConfig {
         stall_timeout: Duration::from_secs(3),
         ..config()
@@ -480,6 +480,17 @@ fn a_stalled_encoder_is_killed_and_restarted() {
     assert!(
         !encoder_pids(KBPS).contains(&first),
         "the frozen ffmpeg was killed and reaped"
+    );
+
+    // The ingest goes offline: the encoder stops, its hub goes offline.
+    publisher.stop();
+    assert!(
+        wait_until(Duration::from_secs(10), || rendition.state()
+            == EncoderState::Stopped
+            && rendition.pid().is_none()
+            && !rendition.output().is_live()),
+        "the encoder stops with its ingest: {:?}",
+        rendition.state()
     );
 }
 
