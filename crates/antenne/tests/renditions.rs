@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ::antenne::encoders::{
-    hardware, EncoderConfig, EncoderState, Rendition, RenditionSpec, FFMPEG_NOT_FOUND,
+    hardware, AudioMode, EncoderConfig, EncoderState, Fit, Rendition, RenditionSpec,
+    FFMPEG_NOT_FOUND,
 };
 use ::antenne::history::History;
 use ::antenne::hub::{FrameKind, Hub, Hubs, QueueLimits, Subscription};
@@ -570,4 +571,76 @@ fn measure_latency_and_cpu_of_a_720x1280_rendition() {
         rendition.state(),
     );
     assert!(!lat.is_empty(), "frames matched between input and output");
+}
+
+/// Runs the rendition's exact ffmpeg command line on a 2 s 320x180 FLV
+/// (stdin from the file, stdout to a file), as the encoder does on pipes.
+fn transcode(ffmpeg: &Path, spec: &RenditionSpec, input: &Path, output: &Path) {
+    let args = ::antenne::encoders::spec::ffmpeg_args(spec, &Default::default());
+    let status = std::process::Command::new(ffmpeg)
+        .args(&args)
+        .stdin(std::fs::File::open(input).expect("input clip"))
+        .stdout(std::fs::File::create(output).expect("output file"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg accepts {args:?}");
+}
+
+#[test]
+fn every_fit_gives_a_decodable_vertical_picture() {
+    let ffmpeg = require_program(&["ffmpeg"], "ffmpeg").expect("ffmpeg is installed");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.flv");
+    let made = std::process::Command::new(&ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc2=s=320x180:r=30")
+        .args(["-f", "lavfi", "-i", "sine=f=440", "-t", "2"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "30"])
+        .args(["-c:a", "aac", "-f", "flv"])
+        .arg(&input)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(made.success());
+    let fits = [
+        Fit::Crop { x: 0.0 },
+        Fit::Crop { x: 1.0 },
+        Fit::PadBlack,
+        Fit::PadBlurred,
+    ];
+    let mut pictures = Vec::new();
+    for (i, fit) in fits.into_iter().enumerate() {
+        let mut spec = RenditionSpec::vertical(180, 320, 500);
+        spec.fit = fit;
+        spec.audio = AudioMode::Aac {
+            kbps: 64,
+            sample_rate: 48_000,
+        };
+        let output = dir.path().join(format!("out-{i}.flv"));
+        transcode(&ffmpeg, &spec, &input, &output);
+        let report = assert_vertical_h264(&output);
+        assert_eq!(report.audio_codec.as_deref(), Some("aac"), "{fit:?}");
+        assert!(
+            report.video_duration_ms() >= 1500,
+            "{fit:?}: {}",
+            report.summary()
+        );
+        pictures.push(first_picture_md5(&ffmpeg, &output));
+    }
+    // Left and right crops, black and blurred bars: four different pictures.
+    pictures.sort();
+    pictures.dedup();
+    assert_eq!(pictures.len(), 4, "each fit changes the picture");
+}
+
+/// MD5 of the first decoded picture.
+fn first_picture_md5(ffmpeg: &Path, path: &Path) -> String {
+    let out = std::process::Command::new(ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-f", "md5", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
