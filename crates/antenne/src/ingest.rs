@@ -18,7 +18,7 @@
 //!   [`REFUSAL_REPORT_PERIOD`].
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use antenne_rtmp::{ServerConfig, ServerEvent, ServerSession};
@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::history::History;
-use crate::hub::{Hub, PublishGuard};
+use crate::hub::PublishGuard;
 
 mod admission;
 use admission::{Admission, Refusals, Slot};
@@ -60,57 +60,7 @@ pub const MAX_PENDING_PER_ADDRESS: usize = 8;
 /// Refused connections are logged in one line per address this often.
 pub const REFUSAL_REPORT_PERIOD: Duration = Duration::from_secs(10);
 
-/// The hubs, one per ingest key. Keys can be added and removed while
-/// running.
-#[derive(Debug, Clone, Default)]
-pub struct Hubs {
-    inner: Arc<RwLock<Vec<Arc<Hub>>>>,
-}
-
-impl Hubs {
-    pub fn new(hubs: Vec<Arc<Hub>>) -> Self {
-        Self {
-            inner: Arc::new(RwLock::new(hubs)),
-        }
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Hub>>> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The hub of a key a publisher sent (compared in constant time).
-    pub fn find(&self, key: &str) -> Option<Arc<Hub>> {
-        self.read().iter().find(|h| h.key().matches(key)).cloned()
-    }
-
-    pub fn all(&self) -> Vec<Arc<Hub>> {
-        self.read().clone()
-    }
-
-    pub fn first(&self) -> Option<Arc<Hub>> {
-        self.read().first().cloned()
-    }
-
-    pub fn add(&self, hub: Arc<Hub>) {
-        self.inner
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(hub);
-    }
-
-    /// Removes the hub of `key`, unless a publisher is live on it.
-    pub fn remove(&self, key: &str) -> Result<(), &'static str> {
-        let mut hubs = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        let Some(i) = hubs.iter().position(|h| h.key().matches(key)) else {
-            return Err("no such ingest key");
-        };
-        if hubs[i].is_live() {
-            return Err("this ingest key is live: stop the stream in OBS first");
-        }
-        hubs.remove(i);
-        Ok(())
-    }
-}
+pub use crate::hub::Hubs;
 
 /// Accepts publishers until `cancel` fires.
 pub async fn serve(listener: TcpListener, hubs: Hubs, history: History, cancel: CancellationToken) {

@@ -2,6 +2,7 @@
 //!
 //! The data path: [`ingest`] (RTMP server) → [`hub`] (one per ingest key:
 //! cache and fan-out) → [`output`] (one supervised task per destination).
+//! [`encoders`] put a supervised ffmpeg between two hubs (renditions).
 //! The control plane beside it: [`destinations`] (reconciles changes),
 //! [`api`] (REST), [`config`] (flags). The RTMP protocol itself lives in the
 //! `antenne-rtmp` crate and knows nothing of sockets or HTTP.
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod backoff;
 pub mod config;
 pub mod destinations;
+pub mod encoders;
 pub mod history;
 pub mod http;
 pub mod hub;

@@ -1,5 +1,11 @@
-//! The hub of one ingest key: where the publisher's stream meets the
-//! destinations.
+//! The hub of one stream: where a publisher's stream meets the
+//! destinations. The publisher is OBS on an ingest key, or an encoder
+//! ([`crate::encoders`]) whose ffmpeg produces a rendition: destinations
+//! attach to either the same way.
+//!
+//! Layout: `cache` (headers and GOP for late joiners), `queue` (one
+//! bounded queue per destination), `timeline` (one monotonic clock
+//! across publisher sessions), `registry` ([`Hubs`], the ingest hubs).
 //!
 //! - It keeps what a late joiner needs: the latest metadata, the audio and
 //!   video sequence headers, and the current GOP (from the last keyframe).
@@ -17,7 +23,14 @@
 //!   next keyframe (with the current headers replayed first), and the
 //!   frames it missed are counted.
 
-use std::collections::VecDeque;
+mod cache;
+mod queue;
+mod registry;
+mod timeline;
+
+pub use queue::Subscription;
+pub use registry::Hubs;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -26,10 +39,14 @@ use antenne_rtmp::amf0::{self, Amf0Value};
 use antenne_rtmp::chunked::ChunkedPayload;
 use antenne_rtmp::{client, flv};
 use bytes::Bytes;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::rate::RateMeter;
 use crate::secret::StreamKey;
+
+use cache::Cache;
+use queue::Queue;
+use timeline::Timeline;
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,55 +121,6 @@ struct Publisher {
     since: SystemTime,
 }
 
-/// Maps a session's ingest timestamps onto the hub's continuous timeline.
-#[derive(Debug, Default)]
-struct Timeline {
-    /// Added to the extended ingest timestamp; `None` until the first
-    /// media frame of a session.
-    offset: Option<i64>,
-    /// Last hub timestamp handed out, and when.
-    last: Option<(i64, Instant)>,
-    /// Extended (wrap-corrected) last ingest timestamp.
-    last_ingest: i64,
-    epoch: i64,
-}
-
-impl Timeline {
-    fn new_session(&mut self) {
-        self.offset = None;
-        self.epoch = 0;
-        self.last_ingest = 0;
-    }
-
-    fn map(&mut self, ingest_ts: u32, now: Instant) -> i64 {
-        let mut ext = ingest_ts as i64 + self.epoch;
-        if self.offset.is_some() && ext < self.last_ingest - (1 << 31) {
-            // The 32-bit RTMP timestamp wrapped (after 49 days).
-            self.epoch += 1 << 32;
-            ext += 1 << 32;
-        }
-        self.last_ingest = ext;
-        let offset = *self.offset.get_or_insert_with(|| match self.last {
-            // Carry on after the previous session, plus the time that
-            // passed in between (at least one millisecond).
-            Some((last, at)) => {
-                let gap = now.duration_since(at).as_millis().clamp(1, 60_000) as i64;
-                last + gap - ext
-            }
-            None => -ext,
-        });
-        let ts = ext + offset;
-        if self.last.is_none_or(|(last, _)| ts > last) {
-            self.last = Some((ts, now));
-        }
-        ts
-    }
-
-    fn now(&self) -> i64 {
-        self.last.map(|(ts, _)| ts).unwrap_or(0)
-    }
-}
-
 #[derive(Debug, Default)]
 struct StreamInfo {
     video_codec: Option<String>,
@@ -166,29 +134,12 @@ struct StreamInfo {
 #[derive(Debug)]
 struct HubState {
     publisher: Option<Publisher>,
-    metadata: Option<Frame>,
-    video_header: Option<Frame>,
-    audio_header: Option<Frame>,
-    gop: Vec<Frame>,
-    gop_bytes: usize,
+    cache: Cache,
     subscribers: Vec<(u64, Arc<Queue>)>,
     next_subscriber: u64,
     timeline: Timeline,
     info: StreamInfo,
 }
-
-impl HubState {
-    fn headers(&self) -> impl Iterator<Item = &Frame> {
-        self.metadata
-            .iter()
-            .chain(self.video_header.iter())
-            .chain(self.audio_header.iter())
-    }
-}
-
-/// Largest GOP the hub caches; a publisher that never sends a keyframe
-/// cannot make it grow past this.
-const MAX_GOP_BYTES: usize = 64 * 1024 * 1024;
 
 /// The hub of one ingest key.
 #[derive(Debug)]
@@ -207,11 +158,7 @@ impl Hub {
             key,
             state: Mutex::new(HubState {
                 publisher: None,
-                metadata: None,
-                video_header: None,
-                audio_header: None,
-                gop: Vec::new(),
-                gop_bytes: 0,
+                cache: Cache::default(),
                 subscribers: Vec::new(),
                 next_subscriber: 0,
                 timeline: Timeline::default(),
@@ -256,11 +203,7 @@ impl Hub {
             addr,
             since: SystemTime::now(),
         });
-        st.metadata = None;
-        st.video_header = None;
-        st.audio_header = None;
-        st.gop.clear();
-        st.gop_bytes = 0;
+        st.cache.reset();
         st.info = StreamInfo::default();
         st.timeline.new_session();
         drop(st);
@@ -272,8 +215,7 @@ impl Hub {
     fn end_publish(&self) {
         let mut st = self.lock();
         st.publisher = None;
-        st.gop.clear();
-        st.gop_bytes = 0;
+        st.cache.clear_gop();
         drop(st);
         self.live.send_replace(false);
     }
@@ -304,10 +246,10 @@ impl Hub {
         };
         if tag.sequence_header {
             st.info.video_codec = Some(tag.codec.name());
-            st.video_header = Some(frame.clone());
+            st.cache.video_header = Some(frame.clone());
         } else {
             self.video_frames.add(1);
-            cache_in_gop(&mut st, &frame);
+            st.cache.push_media(&frame);
         }
         self.fan_out(&st, frame);
     }
@@ -331,9 +273,9 @@ impl Hub {
         };
         if tag.sequence_header {
             st.info.audio_codec = Some(tag.codec.name());
-            st.audio_header = Some(frame.clone());
+            st.cache.audio_header = Some(frame.clone());
         } else {
-            cache_in_gop(&mut st, &frame);
+            st.cache.push_media(&frame);
         }
         self.fan_out(&st, frame);
     }
@@ -356,7 +298,7 @@ impl Hub {
             keyframe: false,
             header: true,
         };
-        st.metadata = Some(frame.clone());
+        st.cache.metadata = Some(frame.clone());
         self.fan_out(&st, frame);
     }
 
@@ -364,7 +306,7 @@ impl Hub {
     /// [`Hub::flush`], once per batch of frames rather than per frame.
     fn fan_out(&self, st: &HubState, frame: Frame) {
         for (_, q) in &st.subscribers {
-            q.offer(&frame, st, &self.limits);
+            q.offer(&frame, &st.cache, &self.limits);
         }
     }
 
@@ -390,9 +332,9 @@ impl Hub {
             let mut q = queue.lock();
             // Start on the cached keyframe if there is one; otherwise wait
             // for the next (the headers are queued when it comes).
-            let gop_ready = st.publisher.is_some() && st.gop.first().is_some_and(|f| f.keyframe);
+            let gop_ready = st.publisher.is_some() && st.cache.gop_ready();
             if gop_ready {
-                for f in st.headers().chain(st.gop.iter()) {
+                for f in st.cache.headers().chain(st.cache.gop.iter()) {
                     q.push(f.clone());
                 }
             } else {
@@ -409,7 +351,7 @@ impl Hub {
         }
     }
 
-    fn unsubscribe(&self, id: u64) {
+    pub(crate) fn unsubscribe(&self, id: u64) {
         self.lock().subscribers.retain(|(i, _)| *i != id);
     }
 
@@ -439,23 +381,6 @@ impl Hub {
     }
 }
 
-fn cache_in_gop(st: &mut HubState, frame: &Frame) {
-    if frame.keyframe {
-        st.gop.clear();
-        st.gop_bytes = 0;
-    } else if st.gop.is_empty() {
-        // No keyframe yet: nothing a late joiner could start with.
-        return;
-    }
-    st.gop_bytes += frame.payload.len();
-    if st.gop_bytes > MAX_GOP_BYTES {
-        st.gop.clear();
-        st.gop_bytes = 0;
-        return;
-    }
-    st.gop.push(frame.clone());
-}
-
 /// Ends the publisher session when dropped.
 #[derive(Debug)]
 pub struct PublishGuard {
@@ -471,138 +396,6 @@ impl PublishGuard {
 impl Drop for PublishGuard {
     fn drop(&mut self) {
         self.hub.end_publish();
-    }
-}
-
-#[derive(Debug, Default)]
-struct QueueState {
-    frames: VecDeque<Frame>,
-    bytes: usize,
-    skipping: bool,
-    /// Frames arrived since the reader was last woken.
-    unseen: bool,
-    /// Whether skipped frames count as dropped: not while a new
-    /// destination waits for its first keyframe.
-    count_skipped: bool,
-    dropped: u64,
-}
-
-impl QueueState {
-    fn push(&mut self, f: Frame) {
-        self.bytes += f.payload.len();
-        self.frames.push_back(f);
-    }
-
-    /// Media time queued. Headers are left out: replayed ones carry the
-    /// time they were first sent.
-    fn lag_ms(&self) -> i64 {
-        let first = self.frames.iter().find(|f| !f.header);
-        match (first, self.frames.back()) {
-            (Some(a), Some(b)) => b.timestamp - a.timestamp,
-            _ => 0,
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Queue {
-    state: Mutex<QueueState>,
-    notify: Notify,
-}
-
-impl Queue {
-    fn lock(&self) -> MutexGuard<'_, QueueState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn offer(&self, frame: &Frame, hub: &HubState, limits: &QueueLimits) {
-        let mut q = self.lock();
-        if q.skipping {
-            if !frame.keyframe {
-                if !frame.header && q.count_skipped {
-                    q.dropped += 1;
-                }
-                return;
-            }
-            // Resume on this keyframe, after the current headers (which
-            // may have changed while frames were being dropped).
-            q.skipping = false;
-            q.count_skipped = false;
-            for h in hub.headers() {
-                q.push(h.clone());
-            }
-        }
-        q.push(frame.clone());
-        if q.lag_ms() > limits.max_lag.as_millis() as i64 || q.bytes > limits.max_bytes {
-            let lost = q.frames.iter().filter(|f| !f.header).count() as u64;
-            q.dropped += lost;
-            q.frames.clear();
-            q.bytes = 0;
-            q.skipping = true;
-            q.count_skipped = true;
-        }
-        q.unseen = true;
-    }
-
-    /// Wakes the reader if frames came since it last looked.
-    fn wake(&self) {
-        let mut q = self.lock();
-        if std::mem::take(&mut q.unseen) {
-            drop(q);
-            self.notify.notify_one();
-        }
-    }
-}
-
-/// A destination's view of the hub; detaches on drop.
-#[derive(Debug)]
-pub struct Subscription {
-    hub: Arc<Hub>,
-    id: u64,
-    queue: Arc<Queue>,
-}
-
-impl Subscription {
-    /// Waits for frames and moves up to `max` of them into `out`.
-    /// Cancel-safe.
-    pub async fn recv_many(&self, out: &mut Vec<Frame>, max: usize) {
-        loop {
-            {
-                let mut q = self.queue.lock();
-                if !q.frames.is_empty() {
-                    let n = q.frames.len().min(max);
-                    let mut taken = 0;
-                    for f in q.frames.drain(..n) {
-                        taken += f.payload.len();
-                        out.push(f);
-                    }
-                    q.bytes -= taken;
-                    q.unseen = false;
-                    return;
-                }
-            }
-            self.queue.notify.notified().await;
-        }
-    }
-
-    /// Frames this destination skipped because it fell behind.
-    pub fn dropped(&self) -> u64 {
-        self.queue.lock().dropped
-    }
-
-    /// Bytes waiting in the queue.
-    pub fn queued_bytes(&self) -> usize {
-        self.queue.lock().bytes
-    }
-
-    pub fn hub(&self) -> &Arc<Hub> {
-        &self.hub
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.hub.unsubscribe(self.id);
     }
 }
 

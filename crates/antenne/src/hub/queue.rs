@@ -1,0 +1,148 @@
+//! One destination's bounded queue and its [`Subscription`] handle.
+//!
+//! Invariants: the publisher never waits on a queue (offering a frame is
+//! a short critical section, no I/O); a queue never holds more than
+//! [`QueueLimits::max_lag`] of media time or [`QueueLimits::max_bytes`]:
+//! past either it is emptied and skips to the next keyframe, replaying
+//! the current headers first, and the frames lost are counted; a
+//! subscriber that resumes always starts on a keyframe.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use super::cache::Cache;
+use super::{Frame, Hub, QueueLimits};
+
+#[derive(Debug, Default)]
+pub(super) struct QueueState {
+    pub(super) frames: VecDeque<Frame>,
+    pub(super) bytes: usize,
+    pub(super) skipping: bool,
+    /// Frames arrived since the reader was last woken.
+    unseen: bool,
+    /// Whether skipped frames count as dropped: not while a new
+    /// destination waits for its first keyframe.
+    count_skipped: bool,
+    dropped: u64,
+}
+
+impl QueueState {
+    pub(super) fn push(&mut self, f: Frame) {
+        self.bytes += f.payload.len();
+        self.frames.push_back(f);
+    }
+
+    /// Media time queued. Headers are left out: replayed ones carry the
+    /// time they were first sent.
+    fn lag_ms(&self) -> i64 {
+        let first = self.frames.iter().find(|f| !f.header);
+        match (first, self.frames.back()) {
+            (Some(a), Some(b)) => b.timestamp - a.timestamp,
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Queue {
+    state: Mutex<QueueState>,
+    pub(super) notify: Notify,
+}
+
+impl Queue {
+    pub(super) fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn offer(&self, frame: &Frame, cache: &Cache, limits: &QueueLimits) {
+        let mut q = self.lock();
+        if q.skipping {
+            if !frame.keyframe {
+                if !frame.header && q.count_skipped {
+                    q.dropped += 1;
+                }
+                return;
+            }
+            // Resume on this keyframe, after the current headers (which
+            // may have changed while frames were being dropped).
+            q.skipping = false;
+            q.count_skipped = false;
+            for h in cache.headers() {
+                q.push(h.clone());
+            }
+        }
+        q.push(frame.clone());
+        if q.lag_ms() > limits.max_lag.as_millis() as i64 || q.bytes > limits.max_bytes {
+            let lost = q.frames.iter().filter(|f| !f.header).count() as u64;
+            q.dropped += lost;
+            q.frames.clear();
+            q.bytes = 0;
+            q.skipping = true;
+            q.count_skipped = true;
+        }
+        q.unseen = true;
+    }
+
+    /// Wakes the reader if frames came since it last looked.
+    pub(super) fn wake(&self) {
+        let mut q = self.lock();
+        if std::mem::take(&mut q.unseen) {
+            drop(q);
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// A destination's view of the hub; detaches on drop.
+#[derive(Debug)]
+pub struct Subscription {
+    pub(super) hub: Arc<Hub>,
+    pub(super) id: u64,
+    pub(super) queue: Arc<Queue>,
+}
+
+impl Subscription {
+    /// Waits for frames and moves up to `max` of them into `out`.
+    /// Cancel-safe.
+    pub async fn recv_many(&self, out: &mut Vec<Frame>, max: usize) {
+        loop {
+            {
+                let mut q = self.queue.lock();
+                if !q.frames.is_empty() {
+                    let n = q.frames.len().min(max);
+                    let mut taken = 0;
+                    for f in q.frames.drain(..n) {
+                        taken += f.payload.len();
+                        out.push(f);
+                    }
+                    q.bytes -= taken;
+                    q.unseen = false;
+                    return;
+                }
+            }
+            self.queue.notify.notified().await;
+        }
+    }
+
+    /// Frames this destination skipped because it fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.queue.lock().dropped
+    }
+
+    /// Bytes waiting in the queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.lock().bytes
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.id);
+    }
+}
