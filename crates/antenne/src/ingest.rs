@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::history::History;
-use crate::hub::PublishGuard;
+use crate::hub::{Hub, PublishGuard};
 
 mod admission;
 use admission::{Admission, Refusals, Slot};

@@ -1,7 +1,7 @@
 //! The rendition's supervisor: one task that starts ffmpeg when the
 //! rendition is wanted (input live and demand above zero), stops it when
 //! it no longer is, and restarts it after a crash or a stall with the
-//! destinations' backoff ([`crate::output::supervisor::backoff`]).
+//! destinations' backoff ([`crate::backoff::Backoff`]).
 //!
 //! Invariants: at most one ffmpeg per rendition at any time (a run is
 //! awaited, or dropped, before the next starts); every state change goes
@@ -21,7 +21,7 @@ use super::spec::RenditionSpec;
 use super::state::EncoderState;
 use super::EncoderConfig;
 use crate::hub::Hub;
-use crate::output::supervisor::{backoff, BACKOFF_MAX, STABLE_AFTER};
+use crate::output::supervisor::{BACKOFF, BACKOFF_MAX, STABLE_AFTER};
 
 pub(super) struct Task {
     pub(super) spec: RenditionSpec,
@@ -101,7 +101,7 @@ impl Task {
         live: &mut watch::Receiver<bool>,
         demand: &mut watch::Receiver<usize>,
     ) {
-        let mut attempt = 0u32;
+        let mut backoff = BACKOFF;
         loop {
             let started = Instant::now();
             let end = tokio::select! {
@@ -118,12 +118,13 @@ impl Task {
                 }
                 RunEnd::Failed(error) => {
                     if started.elapsed() >= STABLE_AFTER {
-                        attempt = 0;
+                        backoff.reset();
                     }
-                    attempt = attempt.saturating_add(1);
+                    let wait = backoff.next_delay();
+                    let attempt = backoff.failures();
                     warn!(%error, attempt, "encoder failed; restarting");
                     self.set(EncoderState::Restarting { attempt, error });
-                    backoff(attempt)
+                    wait
                 }
             };
             tokio::select! {

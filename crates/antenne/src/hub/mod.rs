@@ -282,14 +282,25 @@ impl Hub {
 
     /// Takes `onMetaData` (the body starting at `onMetaData`).
     pub fn push_metadata(&self, body: Bytes) {
-        let mut st = self.lock();
-        if let Ok(values) = amf0::decode_all(&body) {
-            if let Some(meta) = values.get(1) {
+        // Decoded before taking the lock the outputs share, and bounded like
+        // a command: a publisher's metadata cannot make us hold much more
+        // than it sent.
+        let described = amf0::decode_all_bounded(&body, antenne_rtmp::message::MAX_COMMAND_VALUES)
+            .ok()
+            .and_then(|values| {
+                let meta = values.get(1)?;
                 let num = |k: &str| meta.get(k).and_then(Amf0Value::as_number);
-                st.info.width = num("width").map(|w| w as u32);
-                st.info.height = num("height").map(|h| h as u32);
-                st.info.metadata_frame_rate = num("framerate").or_else(|| num("fps"));
-            }
+                Some((
+                    num("width").map(|w| w as u32),
+                    num("height").map(|h| h as u32),
+                    num("framerate").or_else(|| num("fps")),
+                ))
+            });
+        let mut st = self.lock();
+        if let Some((width, height, frame_rate)) = described {
+            st.info.width = width;
+            st.info.height = height;
+            st.info.metadata_frame_rate = frame_rate;
         }
         let frame = Frame {
             kind: FrameKind::Metadata,
