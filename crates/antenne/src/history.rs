@@ -37,6 +37,8 @@ pub enum EventKind {
     Login,
     TokenCreated,
     TokenDeleted,
+    PasswordChanged,
+    LoggedOutEverywhere,
     // OBS.
     ObsConnected,
     ObsLost,
@@ -52,7 +54,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, for look-ups by name.
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 30] = [
         EventKind::Started,
         EventKind::Added,
         EventKind::Edited,
@@ -71,6 +73,8 @@ impl EventKind {
         EventKind::Login,
         EventKind::TokenCreated,
         EventKind::TokenDeleted,
+        EventKind::PasswordChanged,
+        EventKind::LoggedOutEverywhere,
         EventKind::ObsConnected,
         EventKind::ObsLost,
         EventKind::ObsSettings,
@@ -104,6 +108,8 @@ impl EventKind {
             EventKind::Login => "login",
             EventKind::TokenCreated => "token_created",
             EventKind::TokenDeleted => "token_deleted",
+            EventKind::PasswordChanged => "password_changed",
+            EventKind::LoggedOutEverywhere => "logged_out_everywhere",
             EventKind::ObsConnected => "obs_connected",
             EventKind::ObsLost => "obs_lost",
             EventKind::ObsSettings => "obs_settings",
@@ -126,33 +132,6 @@ impl EventKind {
 impl std::fmt::Display for EventKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// A kind given by name: for call sites not yet converted to
-/// [`EventKind`] (ingest, OBS, outputs, sessions). A name that is no kind
-/// is recorded as given (logged once as a programming error).
-#[derive(Debug, Clone)]
-pub enum KindName {
-    Known(EventKind),
-    Unknown(String),
-}
-
-impl From<EventKind> for KindName {
-    fn from(k: EventKind) -> Self {
-        KindName::Known(k)
-    }
-}
-
-impl From<&str> for KindName {
-    fn from(name: &str) -> Self {
-        match EventKind::from_name(name) {
-            Some(k) => KindName::Known(k),
-            None => {
-                tracing::warn!(kind = name, "event kind missing from EventKind");
-                KindName::Unknown(name.to_owned())
-            }
-        }
     }
 }
 
@@ -202,7 +181,7 @@ impl History {
     /// Records an event. Never blocks.
     pub fn record(
         &self,
-        kind: impl Into<KindName>,
+        kind: EventKind,
         destination: Option<(&str, &str)>,
         message: impl Into<String>,
         actor: Option<&str>,
@@ -211,10 +190,7 @@ impl History {
         let event = Event {
             id: 0,
             at: store::now(),
-            kind: match kind.into() {
-                KindName::Known(k) => k.as_str().to_owned(),
-                KindName::Unknown(name) => name,
-            },
+            kind: kind.as_str().to_owned(),
             destination_id: destination.map(|(id, _)| id.to_owned()),
             destination_name: destination
                 .map(|(_, name)| name.to_owned())

@@ -28,7 +28,7 @@ use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::history::History;
+use crate::history::{EventKind, History};
 use crate::hub::{Hub, PublishGuard};
 
 mod admission;
@@ -275,7 +275,7 @@ async fn drive(
                             Ok(guard) => {
                                 info!(key = %hub.key(), "publisher live");
                                 history.record(
-                                    "ingest_live",
+                                    EventKind::IngestLive,
                                     None,
                                     format!("publisher {peer} live on ingest key {}", hub.key()),
                                     None,
@@ -349,7 +349,7 @@ struct Live {
 impl Drop for Live {
     fn drop(&mut self) {
         self.history.record(
-            "ingest_offline",
+            EventKind::IngestOffline,
             None,
             format!("publisher left ingest key {}", self.guard.hub().key()),
             None,

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::api::unix_time;
 use super::{cookie, ApiError, AppState, SESSION_COOKIE};
 use crate::auth::{Identity, LoginError, ADMIN, SESSION_TTL};
+use crate::history::EventKind;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -54,7 +55,7 @@ async fn login(
         Ok(token) => {
             tracing::info!(user = %username, %peer, "login");
             st.history.record(
-                "login",
+                EventKind::Login,
                 None,
                 format!("logged in from {}", peer.ip()),
                 Some(&username),
@@ -126,7 +127,7 @@ async fn change_password(
         })?;
     tracing::info!(user = %username, %peer, "password changed");
     st.history.record(
-        "password_changed",
+        EventKind::PasswordChanged,
         None,
         format!("password of {username} changed; every other session ended"),
         Some(&who.actor()),
@@ -142,7 +143,7 @@ async fn logout_everywhere(
     let auth = st.auth.clone();
     let n = tokio::task::spawn_blocking(move || auth.logout_everywhere()).await??;
     st.history.record(
-        "logged_out_everywhere",
+        EventKind::LoggedOutEverywhere,
         None,
         format!("every browser session ended ({n})"),
         Some(&who.actor()),
@@ -211,7 +212,7 @@ async fn create_token(
     let n = name.clone();
     let (id, token) = tokio::task::spawn_blocking(move || auth.create_token(&n)).await??;
     st.history.record(
-        "token_created",
+        EventKind::TokenCreated,
         None,
         format!("API token {name:?} created"),
         Some(&who.actor()),
@@ -236,7 +237,7 @@ async fn delete_token(
         ));
     }
     st.history.record(
-        "token_deleted",
+        EventKind::TokenDeleted,
         None,
         format!("API token {id} deleted"),
         Some(&who.actor()),

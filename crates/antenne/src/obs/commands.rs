@@ -3,6 +3,7 @@
 //! and control its outputs. Each command answers what OBS answered; the
 //! ones that change the stream settings are serialised by `service_ops`.
 
+use crate::history::EventKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,11 @@ impl Obs {
             Err(ObsError::Refused(_)) if stream_active(&client).await? => {}
             r => r?,
         }
-        self.record("obs_stream_started", "OBS started streaming".into(), actor);
+        self.record(
+            EventKind::ObsStreamStarted,
+            "OBS started streaming".into(),
+            actor,
+        );
         self.poke.notify_one();
         Ok(())
     }
@@ -32,7 +37,11 @@ impl Obs {
             Err(ObsError::Refused(_)) if !stream_active(&client).await? => {}
             r => r?,
         }
-        self.record("obs_stream_stopped", "OBS stopped streaming".into(), actor);
+        self.record(
+            EventKind::ObsStreamStopped,
+            "OBS stopped streaming".into(),
+            actor,
+        );
         self.poke.notify_one();
         Ok(())
     }
@@ -42,7 +51,7 @@ impl Obs {
         let client = self.client()?;
         request(client.scenes().set_current_program_scene(name)).await?;
         self.record(
-            "obs_scene",
+            EventKind::ObsScene,
             format!("OBS switched to scene {name:?}"),
             actor,
         );
@@ -75,7 +84,7 @@ impl Obs {
         let target = StreamService::custom(&server, key.expose());
         let restarted = self.change_service(&client, &target, restart).await?;
         self.record(
-            "obs_pointed",
+            EventKind::ObsPointed,
             format!(
                 "OBS now streams to antenne ({server}, key {}){}",
                 key.masked(),
@@ -107,7 +116,7 @@ impl Obs {
         let restarted = self.change_service(&client, &previous, restart).await?;
         let view = previous.view();
         self.record(
-            "obs_restored",
+            EventKind::ObsRestored,
             format!(
                 "OBS stream settings restored ({} {}){}",
                 view.kind,
@@ -166,7 +175,11 @@ impl Obs {
             }
         }
         let what = if on { "started" } else { "stopped" };
-        self.record("obs_output", format!("OBS output {name:?} {what}"), actor);
+        self.record(
+            EventKind::ObsOutput,
+            format!("OBS output {name:?} {what}"),
+            actor,
+        );
         self.poke.notify_one();
         Ok(())
     }

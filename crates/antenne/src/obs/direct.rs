@@ -3,6 +3,7 @@
 //! starts streaming with the first destination switched on and stops with
 //! the last. Used through [`crate::obs_direct`].
 
+use crate::history::EventKind;
 use std::sync::Arc;
 
 use tracing::warn;
@@ -22,7 +23,11 @@ impl Obs {
         if !on {
             if stream_active(&client).await? {
                 request(client.streaming().stop()).await?;
-                self.record("obs_stream_stopped", "OBS stopped streaming".into(), None);
+                self.record(
+                    EventKind::ObsStreamStopped,
+                    "OBS stopped streaming".into(),
+                    None,
+                );
             }
             self.poke.notify_one();
             return Ok(());
@@ -33,7 +38,7 @@ impl Obs {
             request(client.streaming().start()).await?;
         }
         self.record(
-            "obs_stream_started",
+            EventKind::ObsStreamStarted,
             format!(
                 "OBS streams to {} (key {})",
                 crate::output::url::masked(server, key),
@@ -64,7 +69,7 @@ impl Obs {
                 let what = if start { "start" } else { "stop" };
                 warn!(error = %e, "auto-stream: cannot {what} OBS");
                 me.record(
-                    "obs_auto_stream",
+                    EventKind::ObsAutoStream,
                     format!("auto-stream: could not {what} OBS: {e}"),
                     None,
                 );
@@ -78,7 +83,7 @@ impl Obs {
             if stream_active(&client).await? {
                 request(client.streaming().stop()).await?;
                 self.record(
-                    "obs_stream_stopped",
+                    EventKind::ObsStreamStopped,
                     "auto-stream: OBS stopped streaming (no destination is on)".into(),
                     None,
                 );
@@ -90,7 +95,7 @@ impl Obs {
         let current = service_settings(&client).await?;
         if !self.points_at_antenne(&current, &server) {
             self.record(
-                "obs_auto_stream",
+                EventKind::ObsAutoStream,
                 format!(
                     "auto-stream: OBS not started, it streams to {} and not to antenne \
                      (use \"Send OBS to antenne\")",
@@ -103,7 +108,7 @@ impl Obs {
         if !stream_active(&client).await? {
             request(client.streaming().start()).await?;
             self.record(
-                "obs_stream_started",
+                EventKind::ObsStreamStarted,
                 "auto-stream: OBS started streaming (a destination is on)".into(),
                 None,
             );

@@ -41,7 +41,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::history::History;
+use crate::history::{EventKind, History};
 use crate::ingest::Hubs;
 use crate::secret::StreamKey;
 use crate::store::{Store, StoreError};
@@ -470,7 +470,7 @@ impl Obs {
             format!("OBS control set to {host}:{port} (auto-stream {auto})")
         };
         self.history
-            .record("obs_settings", None, message, Some(actor));
+            .record(EventKind::ObsSettings, None, message, Some(actor));
         Ok(())
     }
 
@@ -484,7 +484,7 @@ impl Obs {
         }
     }
 
-    fn record(&self, kind: &str, message: String, actor: Option<&str>) {
+    fn record(&self, kind: EventKind, message: String, actor: Option<&str>) {
         self.history.record(kind, None, message, actor);
     }
 }

@@ -4,6 +4,7 @@
 //! connected it polls once a second (see [`super::poller`]). The state it
 //! records is what [`Obs::state`] reads.
 
+use crate::history::EventKind;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -79,7 +80,11 @@ impl Obs {
                             continue;
                         }
                         End::Lost(e) => {
-                            self.record("obs_lost", format!("connection to OBS lost: {e}"), None);
+                            self.record(
+                                EventKind::ObsLost,
+                                format!("connection to OBS lost: {e}"),
+                                None,
+                            );
                             self.set_state(ObsState::Unreachable(e));
                             BACKOFF_MIN
                         }
@@ -135,7 +140,7 @@ impl Obs {
             "connected to OBS"
         );
         self.record(
-            "obs_connected",
+            EventKind::ObsConnected,
             format!(
                 "connected to OBS {} (obs-websocket {})",
                 conn.obs_version, conn.websocket_version

@@ -20,7 +20,7 @@ use super::connection::{self, LiveEnd, Timeouts};
 use super::url::Target;
 use super::{OutputState, OutputStats};
 use crate::backoff::Backoff;
-use crate::history::History;
+use crate::history::{EventKind, History};
 use crate::hub::Hub;
 
 /// First retry delay.
@@ -84,7 +84,7 @@ pub async fn supervise(
                 });
                 stats.bytes.reset_window();
                 info!(destination = %id, url = %dest, "destination live");
-                history.record("went_live", label, format!("live on {dest}"), None);
+                history.record(EventKind::WentLive, label, format!("live on {dest}"), None);
                 last_recorded = None;
                 let sub = hub.subscribe();
                 let result =
@@ -100,7 +100,7 @@ pub async fn supervise(
                     Ok(LiveEnd::IngestGone) => {
                         info!(destination = %id, url = %dest, "ingest gone past the grace period: stream closed");
                         history.record(
-                            "closed",
+                            EventKind::Closed,
                             label,
                             "ingest offline past the grace period: stream closed",
                             None,
@@ -118,9 +118,9 @@ pub async fn supervise(
         stats.set_error(message.clone());
         if last_recorded.as_deref() != Some(message.as_str()) {
             let kind = if error.is_rejection() {
-                "rejected"
+                EventKind::Rejected
             } else {
-                "failed"
+                EventKind::Failed
             };
             history.record(kind, label, message.clone(), None);
             last_recorded = Some(message.clone());
