@@ -73,6 +73,41 @@ impl Store {
         Ok(())
     }
 
+    /// Switches the listed destinations on or off in one transaction: all
+    /// or nothing.
+    pub fn set_destinations_enabled(
+        &self,
+        ids: &[String],
+        enabled: bool,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(write_error)?;
+        let t = now();
+        for id in ids {
+            tx.execute(
+                "UPDATE destinations SET enabled = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, enabled, t],
+            )
+            .map_err(write_error)?;
+        }
+        tx.commit().map_err(write_error)
+    }
+
+    /// Saves the display order: `ids[0]` first. One transaction; ids not
+    /// listed keep their position.
+    pub fn set_destination_order(&self, ids: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(write_error)?;
+        for (i, id) in ids.iter().enumerate() {
+            tx.execute(
+                "UPDATE destinations SET position = ?2 WHERE id = ?1",
+                params![id, i as i64],
+            )
+            .map_err(write_error)?;
+        }
+        tx.commit().map_err(write_error)
+    }
+
     // === ingest keys ===
 
     pub fn ingest_keys(&self) -> Result<Vec<StoredIngestKey>, StoreError> {
