@@ -213,10 +213,10 @@ fn on_a_phone_the_switches_come_first_and_the_details_open_on_tap() -> Result<()
     let first_switch = r#"
         const sw = document.querySelector('[data-testid=dest-toggle]');
         const r = sw.getBoundingClientRect();
-        const ingest = document.querySelector('[data-testid=ingest-card]').getBoundingClientRect();
+        const ingest = document.querySelector('[data-testid=ingest-card]');
         return {top: r.top + window.scrollY, bottom: r.bottom + window.scrollY,
                 width: window.innerWidth, height: window.innerHeight,
-                ingestShown: ingest.height > 0,
+                ingestShown: ingest.checkVisibility(),
                 foldOpen: document.querySelector('[data-testid=dash-fold]').open};
     "#;
     for lang in ["en", "fr"] {
