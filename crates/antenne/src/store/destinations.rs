@@ -143,3 +143,77 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(id: &str) -> StoredDestination {
+        StoredDestination {
+            id: id.into(),
+            name: format!("Dest {id}"),
+            platform: "custom".into(),
+            url: "rtmp://127.0.0.1/live".into(),
+            key: "k".into(),
+            enabled: false,
+            ingest: "i".into(),
+            via_obs: None,
+        }
+    }
+
+    fn ids(s: &Store) -> Vec<String> {
+        s.destinations()
+            .expect("lists")
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    }
+
+    #[test]
+    fn keeps_the_order_across_reopen_and_puts_new_ones_last() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let s = Store::open(dir.path()).expect("opens");
+            for id in ["a", "b", "c"] {
+                s.insert_destination(&dest(id)).expect("saves");
+            }
+            s.set_destination_order(&["c".into(), "a".into(), "b".into()])
+                .expect("reorders");
+        }
+        let s = Store::open(dir.path()).expect("opens again");
+        assert_eq!(ids(&s), ["c", "a", "b"]);
+        s.insert_destination(&dest("d")).expect("saves");
+        assert_eq!(ids(&s), ["c", "a", "b", "d"]);
+        let backup = s.export().expect("exports");
+        let order: Vec<&str> = backup.destinations.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(order, ["c", "a", "b", "d"]);
+    }
+
+    #[test]
+    fn switching_many_is_all_or_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s = Store::open(dir.path()).expect("opens");
+        for id in ["a", "b", "c"] {
+            s.insert_destination(&dest(id)).expect("saves");
+        }
+        // The write of "c" fails: "a" and "b" must stay as they were.
+        s.lock()
+            .execute_batch(
+                "CREATE TRIGGER refuse_c BEFORE UPDATE ON destinations WHEN NEW.id = 'c'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .expect("trigger");
+        let all: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        s.set_destinations_enabled(&all, true)
+            .expect_err("the last write fails");
+        assert!(s.destinations().expect("lists").iter().all(|d| !d.enabled));
+        s.set_destinations_enabled(&all[..2], true).expect("saves");
+        let on: Vec<bool> = s
+            .destinations()
+            .expect("lists")
+            .iter()
+            .map(|d| d.enabled)
+            .collect();
+        assert_eq!(on, [true, true, false]);
+    }
+}
