@@ -17,7 +17,7 @@ import {
   fmtTime,
   fmtRelative,
 } from './i18n.js';
-import { initControls, renderBulk, decorateMove, move, renderFold } from './controls.js';
+import { initControls, renderBulk, decorateMove, move, renderFold, holdOrder } from './controls.js';
 
 const API = '/api/v1';
 const HISTORY_MS = 60_000; // bitrate graph window
@@ -1814,7 +1814,7 @@ function kindLabel(kind) {
 }
 
 function kindTone(kind) {
-  if (['went_live', 'ingest_live', 'toggled_on', 'added'].includes(kind)) return 'good';
+  if (['went_live', 'ingest_live', 'toggled_on', 'all_on', 'added'].includes(kind)) return 'good';
   if (['retrying', 'disconnected', 'closed', 'failed', 'ingest_offline', 'login_failed'].includes(kind)) return 'warn';
   if (['rejected', 'deleted'].includes(kind)) return 'bad';
   return 'neutral';
@@ -2213,7 +2213,7 @@ function applySnapshot(data) {
     renderIngests();
   }
   if (Array.isArray(data.destinations)) {
-    state.destinations = reconcileRecent(data.destinations);
+    state.destinations = holdOrder(reconcileRecent(data.destinations));
     state.receivedAt = Date.now();
     renderDestinations();
     if (state.route === 'events') fillEventsFilter();

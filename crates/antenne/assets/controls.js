@@ -145,6 +145,16 @@ export function decorateMove(card, d, i, n) {
 }
 
 let moving = false;
+/** The order being saved (ids), shown over live snapshots sent before it. */
+let pendingOrder = null;
+
+/** A live snapshot's list, in the order being saved if there is one. */
+export function holdOrder(list) {
+  if (!pendingOrder) return list;
+  const rank = new Map(pendingOrder.map((id, i) => [id, i]));
+  const last = pendingOrder.length;
+  return list.slice().sort((a, b) => (rank.get(a.id) ?? last) - (rank.get(b.id) ?? last));
+}
 
 /** Moves destination `id` one place up (`-1`) or down (`+1`) and saves. */
 export async function move(id, by, btn) {
@@ -158,6 +168,7 @@ export async function move(id, by, btn) {
   const before = state.destinations;
   const testid = btn.dataset.testid;
   moving = true;
+  pendingOrder = list.map((d) => d.id);
   state.destinations = list;
   ctx.renderDestinations();
   const refocus = () => {
@@ -183,6 +194,7 @@ export async function move(id, by, btn) {
     ctx.reportError(err);
   } finally {
     moving = false;
+    pendingOrder = null;
   }
 }
 
