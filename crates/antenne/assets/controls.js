@@ -13,6 +13,8 @@
 // app.js owns the state and the rendering of cards; it hands this module
 // what it needs through `initControls`.
 
+import { onLangChange } from './i18n.js';
+
 let ctx = null;
 const NARROW = '(max-width: 640px)';
 
@@ -26,6 +28,9 @@ export function initControls(c) {
   };
   narrow.addEventListener('change', fold);
   fold();
+  // After app.js's own re-render (registered first): the OBS badge the
+  // summary copies is in the new language by then.
+  onLangChange(renderFold);
 }
 
 // ---------------------------------------------------------------- all on / all off
