@@ -17,6 +17,7 @@ import {
   fmtTime,
   fmtRelative,
 } from './i18n.js';
+import { initControls, renderBulk, decorateMove, move, renderFold, holdOrder } from './controls.js';
 
 const API = '/api/v1';
 const HISTORY_MS = 60_000; // bitrate graph window
@@ -403,6 +404,7 @@ function renderIngests() {
     if (!seen.has(card.dataset.ingestKey)) card.remove();
   }
   $('#ingests-empty').hidden = state.ingests.length > 0;
+  renderFold();
 }
 
 function setText(el, text) {
@@ -1187,7 +1189,8 @@ function renderDestinations() {
   const box = $('#destinations');
   const seen = new Set();
   let prev = null;
-  for (const d of state.destinations) {
+  const n = state.destinations.length;
+  for (const [i, d] of state.destinations.entries()) {
     seen.add(d.id);
     let card = cardFor(d.id);
     if (!card) {
@@ -1200,6 +1203,7 @@ function renderDestinations() {
     const want = prev ? prev.nextElementSibling : box.firstElementChild;
     if (want !== card) box.insertBefore(card, want);
     updateDestCard(card, d);
+    decorateMove(card, d, i, n);
     prev = card;
   }
   for (const card of $$('[data-testid="destination-card"]', box)) {
@@ -1210,6 +1214,7 @@ function renderDestinations() {
     }
   }
   $('#destinations-empty').hidden = state.destinations.length > 0;
+  renderBulk();
 }
 
 function updateDestCard(card, d) {
@@ -1343,6 +1348,7 @@ function tick() {
     if (card && since) setText(card.querySelector('[data-role="since"]'), `${fmtRelative(since)} · ${fmtTime(since)}`);
   }
   tickObs();
+  renderFold();
 }
 
 async function toggleDest(id, sw) {
@@ -1413,6 +1419,10 @@ function onDestinationsClick(e) {
       break;
     case 'dest-delete':
       deleteDest(id);
+      break;
+    case 'dest-up':
+    case 'dest-down':
+      move(id, btn.dataset.testid === 'dest-up' ? -1 : 1, btn);
       break;
     default:
   }
@@ -1774,6 +1784,9 @@ const KINDS = [
   'rejected',
   'toggled_on',
   'toggled_off',
+  'all_on',
+  'all_off',
+  'reordered',
   'added',
   'edited',
   'deleted',
@@ -1801,7 +1814,7 @@ function kindLabel(kind) {
 }
 
 function kindTone(kind) {
-  if (['went_live', 'ingest_live', 'toggled_on', 'added'].includes(kind)) return 'good';
+  if (['went_live', 'ingest_live', 'toggled_on', 'all_on', 'added'].includes(kind)) return 'good';
   if (['retrying', 'disconnected', 'closed', 'failed', 'ingest_offline', 'login_failed'].includes(kind)) return 'warn';
   if (['rejected', 'deleted'].includes(kind)) return 'bad';
   return 'neutral';
@@ -2200,7 +2213,7 @@ function applySnapshot(data) {
     renderIngests();
   }
   if (Array.isArray(data.destinations)) {
-    state.destinations = reconcileRecent(data.destinations);
+    state.destinations = holdOrder(reconcileRecent(data.destinations));
     state.receivedAt = Date.now();
     renderDestinations();
     if (state.route === 'events') fillEventsFilter();
@@ -2356,6 +2369,22 @@ function bindUi() {
   $('#ingests').addEventListener('click', onIngestClick);
   bindObs();
   $('#destinations').addEventListener('click', onDestinationsClick);
+  initControls({
+    $,
+    state,
+    t,
+    api,
+    applyI18n,
+    setText,
+    fmtBitrate,
+    announce,
+    confirmDialog,
+    showError,
+    reportError,
+    renderDestinations,
+    cardFor,
+    RECENT_TOGGLE_MS,
+  });
   $('#add-destination').addEventListener('click', () => openDestDialog(null));
 
   // Dialog

@@ -22,6 +22,11 @@ pub enum EventKind {
     Deleted,
     ToggledOn,
     ToggledOff,
+    /// Several destinations of one ingest switched on in one request.
+    AllOn,
+    /// Several destinations of one ingest switched off in one request.
+    AllOff,
+    Reordered,
     // A destination's connection.
     WentLive,
     Closed,
@@ -54,13 +59,16 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, for look-ups by name.
-    pub const ALL: [EventKind; 30] = [
+    pub const ALL: [EventKind; 33] = [
         EventKind::Started,
         EventKind::Added,
         EventKind::Edited,
         EventKind::Deleted,
         EventKind::ToggledOn,
         EventKind::ToggledOff,
+        EventKind::AllOn,
+        EventKind::AllOff,
+        EventKind::Reordered,
         EventKind::WentLive,
         EventKind::Closed,
         EventKind::Rejected,
@@ -96,6 +104,9 @@ impl EventKind {
             EventKind::Deleted => "deleted",
             EventKind::ToggledOn => "toggled_on",
             EventKind::ToggledOff => "toggled_off",
+            EventKind::AllOn => "all_on",
+            EventKind::AllOff => "all_off",
+            EventKind::Reordered => "reordered",
             EventKind::WentLive => "went_live",
             EventKind::Closed => "closed",
             EventKind::Rejected => "rejected",

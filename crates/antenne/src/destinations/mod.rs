@@ -14,12 +14,18 @@
 //! - Reconciling: an edit that changes where or what a destination
 //!   publishes restarts only that destination; switching one on or off
 //!   starts or stops only its task; nothing else is touched.
+//! - Bulk changes (switch every destination of an ingest on or off, the
+//!   display order) are in [`bulk`]: the same steps, one store
+//!   transaction, one history event.
 //!
 //! The rules a destination obeys are in [`validate`], shared with
 //! `antenne import` and the start-up load.
 
+mod bulk;
 mod model;
 pub mod validate;
+
+pub use bulk::{Named, Skipped, Switched};
 
 pub use model::{
     Destination, DestinationError, DestinationInput, DestinationView, ObsDirect, OBS_MAIN,

@@ -92,6 +92,10 @@ pub enum DestinationError {
     Missing(&'static str),
     #[error("the ingest key does not match any configured ingest key")]
     UnknownIngest,
+    #[error("no ingest key with id {0:?}")]
+    IngestNotFound(String),
+    #[error("invalid order: {0}")]
+    BadOrder(String),
     #[error("name must be 1 to 100 characters")]
     BadName,
     #[error("unknown platform {0:?}")]

@@ -13,14 +13,14 @@ use std::collections::HashMap;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 
 pub(crate) use super::views::unix_time;
 use super::views::{
-    DestinationJson, EventJson, HealthJson, IngestJson, IngestKeyJson, IngestsJson, Keys,
-    RuntimeJson, SettingsJson,
+    BulkSwitchJson, DestinationJson, EventJson, HealthJson, IngestJson, IngestKeyJson, IngestsJson,
+    Keys, RuntimeJson, SettingsJson,
 };
 use super::{ApiError, AppState};
 use crate::auth::Identity;
@@ -44,7 +44,16 @@ pub fn routes() -> Router<AppState> {
             get(list_ingest_keys).post(add_ingest_key),
         )
         .route("/api/v1/ingest-keys/{id}", delete(delete_ingest_key))
+        .route(
+            "/api/v1/ingest-keys/{id}/destinations/enable-all",
+            post(enable_all),
+        )
+        .route(
+            "/api/v1/ingest-keys/{id}/destinations/disable-all",
+            post(disable_all),
+        )
         .route("/api/v1/destinations", get(list).post(create))
+        .route("/api/v1/destinations/order", put(reorder))
         .route(
             "/api/v1/destinations/{id}",
             get(get_one).patch(update).delete(remove),
@@ -59,7 +68,9 @@ pub fn routes() -> Router<AppState> {
 impl From<DestinationError> for ApiError {
     fn from(e: DestinationError) -> Self {
         match e {
-            DestinationError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            DestinationError::NotFound(_) | DestinationError::IngestNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
             DestinationError::ObsMainBusy(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             DestinationError::Store(s) => s.into(),
             _ => ApiError::bad_request(e.to_string()),
@@ -326,6 +337,62 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     st.destinations.delete(&id, &who.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// === many destinations at once ===
+
+/// "Turn all on": every destination of one ingest, in one step; one that
+/// the rules keep off (a second on OBS's main output) is listed in
+/// `skipped` with the reason.
+async fn enable_all(
+    State(st): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Result<Json<BulkSwitchJson>, ApiError> {
+    switch_all(st, who, id, true).await
+}
+
+/// "Turn all off": every destination of one ingest, in one step.
+async fn disable_all(
+    State(st): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Result<Json<BulkSwitchJson>, ApiError> {
+    switch_all(st, who, id, false).await
+}
+
+async fn switch_all(
+    st: AppState,
+    who: Identity,
+    id: String,
+    on: bool,
+) -> Result<Json<BulkSwitchJson>, ApiError> {
+    let done = st.destinations.switch_all(&id, on, &who.actor()).await?;
+    Ok(Json(BulkSwitchJson::new(
+        &done,
+        destinations(&st, Keys::Masked),
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderBody {
+    ids: Vec<String>,
+}
+
+/// The display order: `ids` names every destination once, first first.
+async fn reorder(
+    State(st): State<AppState>,
+    Extension(who): Extension<Identity>,
+    body: Result<Json<OrderBody>, JsonRejection>,
+) -> Result<Json<Vec<DestinationJson>>, ApiError> {
+    let Json(body) = body?;
+    let list = st.destinations.reorder(&body.ids, &who.actor()).await?;
+    Ok(Json(
+        list.iter()
+            .map(|v| DestinationJson::new(v, Keys::Masked))
+            .collect(),
+    ))
 }
 
 // === settings, history, presets ===

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::destinations::DestinationView;
+use crate::destinations::{DestinationView, Switched};
 use crate::hub::Hub;
 use crate::ingest_keys::id_of;
 use crate::output::OutputState;
@@ -140,6 +140,57 @@ impl DestinationJson {
             ingest: keys.key(&d.ingest),
             via_obs: d.via_obs.clone(),
             status,
+        }
+    }
+}
+
+/// A destination named in a bulk change.
+#[derive(Debug, Serialize)]
+pub struct NamedJson {
+    pub id: String,
+    pub name: String,
+}
+
+/// A destination a bulk change left as it was, and why.
+#[derive(Debug, Serialize)]
+pub struct SkippedJson {
+    pub id: String,
+    pub name: String,
+    pub reason: String,
+}
+
+/// The answer to "turn all on/off".
+#[derive(Debug, Serialize)]
+pub struct BulkSwitchJson {
+    pub enabled: bool,
+    pub changed: Vec<NamedJson>,
+    pub skipped: Vec<SkippedJson>,
+    /// Every destination after the change.
+    pub destinations: Vec<DestinationJson>,
+}
+
+impl BulkSwitchJson {
+    pub fn new(s: &Switched, destinations: Vec<DestinationJson>) -> Self {
+        BulkSwitchJson {
+            enabled: s.enabled,
+            changed: s
+                .changed
+                .iter()
+                .map(|n| NamedJson {
+                    id: n.id.clone(),
+                    name: n.name.clone(),
+                })
+                .collect(),
+            skipped: s
+                .skipped
+                .iter()
+                .map(|k| SkippedJson {
+                    id: k.id.clone(),
+                    name: k.name.clone(),
+                    reason: k.reason.clone(),
+                })
+                .collect(),
+            destinations,
         }
     }
 }

@@ -73,6 +73,41 @@ impl Store {
         Ok(())
     }
 
+    /// Switches the listed destinations on or off in one transaction: all
+    /// or nothing.
+    pub fn set_destinations_enabled(
+        &self,
+        ids: &[String],
+        enabled: bool,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(write_error)?;
+        let t = now();
+        for id in ids {
+            tx.execute(
+                "UPDATE destinations SET enabled = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, enabled, t],
+            )
+            .map_err(write_error)?;
+        }
+        tx.commit().map_err(write_error)
+    }
+
+    /// Saves the display order: `ids[0]` first. One transaction; ids not
+    /// listed keep their position.
+    pub fn set_destination_order(&self, ids: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(write_error)?;
+        for (i, id) in ids.iter().enumerate() {
+            tx.execute(
+                "UPDATE destinations SET position = ?2 WHERE id = ?1",
+                params![id, i as i64],
+            )
+            .map_err(write_error)?;
+        }
+        tx.commit().map_err(write_error)
+    }
+
     // === ingest keys ===
 
     pub fn ingest_keys(&self) -> Result<Vec<StoredIngestKey>, StoreError> {
@@ -106,5 +141,79 @@ impl Store {
             .execute("DELETE FROM ingest_keys WHERE key = ?1", [key])
             .map_err(write_error)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(id: &str) -> StoredDestination {
+        StoredDestination {
+            id: id.into(),
+            name: format!("Dest {id}"),
+            platform: "custom".into(),
+            url: "rtmp://127.0.0.1/live".into(),
+            key: "k".into(),
+            enabled: false,
+            ingest: "i".into(),
+            via_obs: None,
+        }
+    }
+
+    fn ids(s: &Store) -> Vec<String> {
+        s.destinations()
+            .expect("lists")
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    }
+
+    #[test]
+    fn keeps_the_order_across_reopen_and_puts_new_ones_last() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let s = Store::open(dir.path()).expect("opens");
+            for id in ["a", "b", "c"] {
+                s.insert_destination(&dest(id)).expect("saves");
+            }
+            s.set_destination_order(&["c".into(), "a".into(), "b".into()])
+                .expect("reorders");
+        }
+        let s = Store::open(dir.path()).expect("opens again");
+        assert_eq!(ids(&s), ["c", "a", "b"]);
+        s.insert_destination(&dest("d")).expect("saves");
+        assert_eq!(ids(&s), ["c", "a", "b", "d"]);
+        let backup = s.export().expect("exports");
+        let order: Vec<&str> = backup.destinations.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(order, ["c", "a", "b", "d"]);
+    }
+
+    #[test]
+    fn switching_many_is_all_or_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s = Store::open(dir.path()).expect("opens");
+        for id in ["a", "b", "c"] {
+            s.insert_destination(&dest(id)).expect("saves");
+        }
+        // The write of "c" fails: "a" and "b" must stay as they were.
+        s.lock()
+            .execute_batch(
+                "CREATE TRIGGER refuse_c BEFORE UPDATE ON destinations WHEN NEW.id = 'c'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .expect("trigger");
+        let all: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        s.set_destinations_enabled(&all, true)
+            .expect_err("the last write fails");
+        assert!(s.destinations().expect("lists").iter().all(|d| !d.enabled));
+        s.set_destinations_enabled(&all[..2], true).expect("saves");
+        let on: Vec<bool> = s
+            .destinations()
+            .expect("lists")
+            .iter()
+            .map(|d| d.enabled)
+            .collect();
+        assert_eq!(on, [true, true, false]);
     }
 }
