@@ -21,29 +21,6 @@ use support::*;
 
 const KEY: &str = "interop_ingest_key_0123456789";
 
-/// What a user checks on what a destination received: H.264 + AAC, starts
-/// on a keyframe, lasts `min_ms`, decodes without error.
-fn assert_decodable(path: &Path, min_ms: i64) -> StreamReport {
-    let report = analyze(path).expect("ffprobe reads the recording");
-    let what = format!("{}: {}", path.display(), report.summary());
-    assert_eq!(report.video_codec.as_deref(), Some("h264"), "{what}");
-    assert_eq!(report.audio_codec.as_deref(), Some("aac"), "{what}");
-    assert!(
-        report.first_video_is_keyframe(),
-        "starts on a keyframe: {what}"
-    );
-    assert!(
-        report.video_duration_ms() >= min_ms,
-        "lasts {min_ms} ms: {what}"
-    );
-    let errors = decode_errors(path).expect("ffmpeg decodes the recording");
-    assert!(
-        errors.trim().is_empty(),
-        "decodes cleanly ({what}): {errors}"
-    );
-    report
-}
-
 /// antenne's log lines at warning level or worse.
 fn warnings(antenne: &Antenne) -> Vec<String> {
     antenne
@@ -114,7 +91,7 @@ fn gstreamer_publishes_past_the_deadline_and_ends_cleanly(sink: GstSink) -> Resu
     std::thread::sleep(Duration::from_secs(1));
 
     let rec = nginx.wait_for_recording(&stream, 100_000, Duration::from_secs(10))?;
-    assert_decodable(&rec, 10_000);
+    assert_good_recording(&rec, 10_000);
     let warned = warnings(&antenne);
     assert!(
         warned.is_empty(),
@@ -184,7 +161,7 @@ fn node_media_server_receives_a_decodable_stream_switched_off_and_on() -> Result
     assert_eq!(d["status"]["reconnects"], 0, "{d}");
     assert!(d["status"]["last_error"].is_null(), "{d}");
     for rec in nms.recordings("nms_stream") {
-        assert_decodable(&rec, 2_000);
+        assert_good_recording(&rec, 2_000);
     }
     Ok(())
 }
@@ -214,7 +191,7 @@ fn ffmpeg_listen_receives_a_decodable_stream_switched_off_and_on() -> Result<()>
         "ffmpeg -listen exits 0 when the stream ends ({status:?}): {}",
         tail(&listener.log(), 20)
     );
-    assert_decodable(&first, 3_000);
+    assert_good_recording(&first, 3_000);
 
     // Switched on before the receiver is back: refused, retried.
     switch(&antenne, &id, true)?;
@@ -285,7 +262,7 @@ fn ffmpeg_listen_receives_a_decodable_stream_switched_off_and_on() -> Result<()>
         "second run exits 0 ({status:?}): {}",
         tail(&listener.log(), 20)
     );
-    assert_decodable(&second, 3_000);
+    assert_good_recording(&second, 3_000);
     Ok(())
 }
 
@@ -309,7 +286,7 @@ fn rtmps_through_an_nginx_stream_tls_front_with_a_ca_signed_certificate() -> Res
         .wait_for_state(&id, "live", Duration::from_secs(30))
         .with_context(|| format!("nginx TLS front log:\n{}", tail(&front.log(), 20)))?;
     let rec = nginx.wait_for_recording("tls_stream", 800_000, Duration::from_secs(20))?;
-    assert_decodable(&rec, 2_000);
+    assert_good_recording(&rec, 2_000);
     let d = antenne.get_destination(&id)?;
     assert!(d["status"]["last_error"].is_null(), "{d}");
     Ok(())
@@ -375,6 +352,6 @@ fn a_self_signed_ca_certificate_is_refused_with_a_message_saying_how_to_fix_it()
     // The fix the message gives works.
     antenne.wait_for_state(&fixed_id, "live", Duration::from_secs(30))?;
     let rec = nginx.wait_for_recording("fixed_stream", 800_000, Duration::from_secs(20))?;
-    assert_decodable(&rec, 2_000);
+    assert_good_recording(&rec, 2_000);
     Ok(())
 }

@@ -13,42 +13,6 @@ use support::*;
 
 const KEY: &str = "test_ingest_key_0123456789";
 
-/// What a user checks on a destination's recording: H.264 + AAC, starts on
-/// a keyframe, timestamps only go forward, decodes without error, and lasts
-/// at least `min_ms`.
-fn assert_good_recording(path: &std::path::Path, min_ms: i64) -> StreamReport {
-    let report = analyze(path).expect("ffprobe reads the recording");
-    let what = format!("{}: {}", path.display(), report.summary());
-    assert_eq!(report.video_codec.as_deref(), Some("h264"), "{what}");
-    assert_eq!(report.audio_codec.as_deref(), Some("aac"), "{what}");
-    assert!(
-        report.first_video_is_keyframe(),
-        "starts on a keyframe: {what}"
-    );
-    assert!(
-        report.video_dts_monotonic(),
-        "video timestamps go forward: {what}"
-    );
-    assert!(
-        report.audio_dts_monotonic(),
-        "audio timestamps go forward: {what}"
-    );
-    assert!(
-        report.video_duration_ms() >= min_ms,
-        "lasts {min_ms} ms: {what}"
-    );
-    let errors = decode_errors(path).expect("ffmpeg decodes the recording");
-    if !errors.trim().is_empty() {
-        let _ = std::fs::create_dir_all(artifacts_dir());
-        let _ = std::fs::copy(path, artifacts_dir().join("failed-recording.flv"));
-    }
-    assert!(
-        errors.trim().is_empty(),
-        "decodes cleanly ({what}): {errors}"
-    );
-    report
-}
-
 /// A destination untouched by what happened to others: one connection,
 /// no reconnect, nothing dropped, no gap in the frames.
 fn assert_undisturbed(antenne: &Antenne, id: &str, nginx: &Nginx, stream: &str) {
