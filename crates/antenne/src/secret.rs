@@ -32,12 +32,17 @@ impl StreamKey {
     /// Compares with a candidate without leaking how many leading bytes
     /// match through timing.
     pub fn matches(&self, candidate: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
-        if a.len() != b.len() {
-            return false;
-        }
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
     }
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths
+/// only, not on where they first differ: the one comparison of a secret
+/// (stream key, API token) with what a client sent. A length mismatch
+/// answers at once (lengths are not secret: keys and tokens have known
+/// formats).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl fmt::Debug for StreamKey {
@@ -88,5 +93,15 @@ mod tests {
         assert!(!format!("{key}").contains("supersecret"));
         assert!(key.matches("live_supersecretkey123"));
         assert!(!key.matches("live_supersecretkey124"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_contents() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"token_abc", b"token_abc"));
+        assert!(!constant_time_eq(b"token_abc", b"token_abd"));
+        assert!(!constant_time_eq(b"xoken_abc", b"token_abc"));
+        assert!(!constant_time_eq(b"token_abc", b"token_ab"));
+        assert!(!constant_time_eq(b"", b"a"));
     }
 }

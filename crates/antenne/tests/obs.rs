@@ -242,23 +242,16 @@ fn a_wrong_password_is_auth_failed_until_the_settings_change() -> Result<()> {
     Ok(())
 }
 
-/// What a viewer gets: H.264 + AAC that decodes cleanly, from a keyframe.
-fn assert_good_recording(path: &std::path::Path, min_ms: i64) {
-    let report = analyze(path).expect("ffprobe reads the recording");
-    let what = format!("{}: {}", path.display(), report.summary());
-    assert_eq!(report.video_codec.as_deref(), Some("h264"), "{what}");
-    assert_eq!(report.audio_codec.as_deref(), Some("aac"), "{what}");
+/// What a viewer gets ([`assert_good_recording`]), in the 640x360 the
+/// test OBS outputs.
+fn assert_obs_recording(path: &std::path::Path, min_ms: i64) {
+    let report = assert_good_recording(path, min_ms);
     assert_eq!(
         (report.width, report.height),
         (Some(640), Some(360)),
-        "{what}"
-    );
-    assert!(report.first_video_is_keyframe(), "{what}");
-    assert!(report.video_duration_ms() >= min_ms, "{what}");
-    let errors = decode_errors(path).expect("ffmpeg decodes the recording");
-    assert!(
-        errors.trim().is_empty(),
-        "decodes cleanly ({what}): {errors}"
+        "{}: {}",
+        path.display(),
+        report.summary()
     );
 }
 
@@ -343,7 +336,7 @@ fn send_obs_to_antenne_streams_through_the_relay_and_restores() -> Result<()> {
     let rec = nginx
         .latest_recording("platform_key_obs_0123")
         .expect("the destination recorded the stream");
-    assert_good_recording(&rec, 3000);
+    assert_obs_recording(&rec, 3000);
     assert_eq!(nginx.publish_count("platform_key_obs_0123"), 1);
 
     let v = antenne.request_expect("POST", "/api/v1/obs/restore-previous-service", None, 200)?;
@@ -533,6 +526,6 @@ fn a_destination_via_obs_main_output_is_streamed_by_obs_itself() -> Result<()> {
     let rec = platform
         .latest_recording("direct_via_obs_key_0123")
         .expect("recorded");
-    assert_good_recording(&rec, 1000);
+    assert_obs_recording(&rec, 1000);
     Ok(())
 }

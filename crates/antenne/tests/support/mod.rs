@@ -26,6 +26,9 @@
 //!   receiver (black hole, slow reader, reset, handshake only, key refused)
 //! - [`TestPki`] / [`CertKind`]: certificates good and bad for [`Stunnel`]
 //! - [`Tmpfs`]: a small tmpfs mount (a disk that can be filled)
+//! - [`fault_matrix`]: the fault-matrix harness (healthy destinations next
+//!   to a faulty one), used as `use support::fault_matrix::*;`
+//! - [`assert_good_recording`]: the one "a viewer gets a good stream" check
 #![allow(dead_code)]
 // Each test file uses a subset of the re-exports below.
 #![allow(unused_imports)]
@@ -34,6 +37,7 @@ pub mod antenne;
 pub mod browser;
 pub mod child;
 pub mod clip;
+pub mod fault_matrix;
 pub mod fault_proxy;
 pub mod nginx;
 pub mod obs;
@@ -49,6 +53,7 @@ pub use clip::{clip, flv_tags, flv_video_headers, match_clip, Clip, Segment};
 pub use fault_proxy::{Fault, FaultProxy};
 pub use nginx::Nginx;
 pub use obs::{Obs, OBS_PASSWORD, ORIGINAL_KEY, ORIGINAL_SERVER, SCENES};
+pub use probe::assert_good_recording;
 pub use probe::{analyze, decode_errors, AudioPacket, StreamReport, VideoPacket};
 pub use publisher::{Publisher, PublisherOptions};
 pub use stunnel::{make_test_pki, CertKind, Stunnel, TestPki};
@@ -198,4 +203,24 @@ pub fn can_private_hosts() -> bool {
             .status()
             .is_ok_and(|s| s.success())
     })
+}
+
+/// [`can_private_hosts`] as a requirement of a test: an error saying why
+/// (unshare's own words) where this process may not run a program with its
+/// own `/etc/hosts`, so the test fails instead of passing untested.
+pub fn require_private_hosts() -> anyhow::Result<()> {
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind /etc/hosts /etc/hosts")
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run unshare (Debian package util-linux): {e}"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "this test needs antenne in its own mount namespace with a private /etc/hosts \
+             (root: unshare --mount, mount --bind), refused here ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }

@@ -6,6 +6,9 @@
 //! file cut to its complete tags (see [`flv_complete_len`]), so a partial
 //! last tag is never reported as a failure. (Reading the live file directly,
 //! `ffmpeg -v error` prints `Packet mismatch` for the tag being written.)
+//!
+//! [`assert_good_recording`] is the one check of "a viewer gets a good
+//! stream" that the end-to-end tests share.
 
 use super::require_program;
 use anyhow::{bail, Context, Result};
@@ -295,4 +298,47 @@ pub fn decode_errors(path: &Path) -> Result<String> {
         errors = format!("ffmpeg exited with {}", out.status);
     }
     Ok(errors)
+}
+
+/// What a user checks on a destination's recording: H.264 + AAC, starts on
+/// a keyframe, video and audio timestamps only go forward, at least
+/// `min_ms` of video, and ffmpeg decodes it without an error (a recording
+/// that does not is kept under `target/test-artifacts/` for a look).
+/// Returns the analysis for further checks.
+pub fn assert_good_recording(path: &Path, min_ms: i64) -> StreamReport {
+    let report = analyze(path).expect("ffprobe reads the recording");
+    let what = format!("{}: {}", path.display(), report.summary());
+    assert_eq!(report.video_codec.as_deref(), Some("h264"), "{what}");
+    assert_eq!(report.audio_codec.as_deref(), Some("aac"), "{what}");
+    assert!(
+        report.first_video_is_keyframe(),
+        "starts on a keyframe: {what}"
+    );
+    assert!(
+        report.video_dts_monotonic(),
+        "video timestamps go forward: {what}"
+    );
+    assert!(
+        report.audio_dts_monotonic(),
+        "audio timestamps go forward: {what}"
+    );
+    assert!(
+        report.video_duration_ms() >= min_ms,
+        "lasts {min_ms} ms: {what}"
+    );
+    let errors = decode_errors(path).expect("ffmpeg decodes the recording");
+    if !errors.trim().is_empty() {
+        let dir = super::artifacts_dir();
+        let name = path.file_name().map_or_else(
+            || "recording.flv".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::copy(path, dir.join(format!("failed-{name}")));
+    }
+    assert!(
+        errors.trim().is_empty(),
+        "decodes cleanly ({what}): {errors}"
+    );
+    report
 }

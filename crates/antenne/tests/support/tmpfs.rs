@@ -2,8 +2,8 @@
 //! disk can be filled up ([`Tmpfs::fill`]) and emptied again.
 //!
 //! Mounting needs CAP_SYS_ADMIN (root in the test containers):
-//! [`Tmpfs::mount`] says so with an error where it is not allowed, so a test
-//! can tell the case was not exercised rather than pass silently.
+//! [`Tmpfs::mount`] says so with an error where it is not allowed, and a
+//! test that needs it fails with that error rather than pass untested.
 
 use anyhow::{bail, Context, Result};
 use std::io::Write;
