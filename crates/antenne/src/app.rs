@@ -269,6 +269,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         history.clone(),
         shutdown.child_token(),
     ));
+    let recorder = crate::recording::Recorder::start(
+        cli.recordings_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("recordings")),
+        destinations.hubs().clone(),
+        store.clone(),
+        history.clone(),
+        Duration::from_secs(cli.grace_period_secs),
+        shutdown.child_token(),
+    )
+    .await?;
     let app = http::router(AppState {
         destinations: destinations.clone(),
         auth,
@@ -276,6 +287,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         rtmp_port: rtmp_addr.port(),
         secure_cookies: cli.behind_tls_proxy,
         ingest_keys_fixed: matches!(origin, Origin::CommandLine),
+        recorder: recorder.clone(),
     });
     let stop = shutdown.clone();
     axum::serve(
@@ -294,6 +306,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     shutdown.cancel();
     // Close every destination cleanly, within a bound.
     let _ = tokio::time::timeout(Duration::from_secs(5), destinations.shutdown()).await;
+    recorder.shutdown().await;
     let _ = ingest_task.await;
     let _ = obs_task.await;
     Ok(())

@@ -22,5 +22,6 @@ pub mod obs_direct;
 pub mod output;
 pub mod presets;
 pub mod rate;
+pub mod recording;
 pub mod secret;
 pub mod store;

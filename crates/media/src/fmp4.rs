@@ -16,6 +16,7 @@
 //! are parsed from untrusted bytes in [`codec`].
 
 pub mod codec;
+pub mod read;
 
 use bytes::{BufMut, Bytes, BytesMut};
 

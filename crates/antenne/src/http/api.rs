@@ -203,7 +203,7 @@ pub(crate) fn ingests_json(destinations: &Destinations, reveal: bool) -> Value {
 }
 
 /// A stable id for an ingest key that does not reveal it (for URLs).
-fn ingest_id(key: &str) -> String {
+pub(crate) fn ingest_id(key: &str) -> String {
     Sha256::digest(key.as_bytes())[..5]
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod live;
 pub mod obs;
+pub mod recordings;
 pub mod session;
 pub mod web;
 
@@ -44,6 +45,7 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Ingest keys come from `--ingest-key` and cannot be changed here.
     pub ingest_keys_fixed: bool,
+    pub recorder: Arc<crate::recording::Recorder>,
 }
 
 /// The whole HTTP application.
@@ -52,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(session::routes())
         .merge(live::routes())
         .merge(obs::routes())
+        .merge(recordings::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)

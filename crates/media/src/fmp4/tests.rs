@@ -6,7 +6,7 @@ const AVCC: &[u8] = &[
     0x19, 0x60, 0x01, 0x00, 0x06, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0, 0xfd, 0xf8, 0xf8, 0x00,
 ];
 
-fn muxer() -> Muxer {
+pub(crate) fn muxer() -> Muxer {
     let v = AvcConfig::parse(Bytes::from_static(AVCC)).expect("avcC");
     let a = AacConfig::parse(Bytes::from_static(&[0x12, 0x10])).expect("ASC");
     Muxer::new(Some(v), Some(a), MuxerLimits::default())
