@@ -394,6 +394,7 @@ function renderIngests() {
     if (!card) {
       card = $('#tpl-ingest').content.firstElementChild.cloneNode(true);
       card.dataset.ingestKey = ing.key;
+      card.dataset.ingestId = ing.id; // recordings.js and preview.js find the card by it
       applyI18n(card);
       box.appendChild(card);
     }

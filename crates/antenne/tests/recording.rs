@@ -471,3 +471,81 @@ fn recordings_are_listed_downloaded_and_deleted_through_the_api() {
     assert!(!path.exists());
     assert_eq!(recordings(&antenne)["recordings"], json!([]));
 }
+
+/// Logs in as admin in a fresh Chromium and waits for the dashboard.
+fn logged_in_browser(antenne: &Antenne) -> Browser {
+    let browser = Browser::start("en-US").expect("chromium + chromedriver");
+    browser.goto(&antenne.url("/")).expect("opens the page");
+    browser
+        .fill("[data-testid=login-username]", "admin")
+        .expect("login form");
+    browser
+        .fill("[data-testid=login-password]", ADMIN_PASSWORD)
+        .expect("login form");
+    browser
+        .click("[data-testid=login-submit]")
+        .expect("logs in");
+    browser
+        .find("[data-testid=ingest-card]")
+        .expect("the dashboard");
+    browser
+}
+
+#[test]
+fn the_page_records_an_ingest_then_plays_and_deletes_the_recording() {
+    let antenne = start_antenne(5, None);
+    let _publisher = publish(&antenne);
+    wait_live(&antenne);
+    let browser = logged_in_browser(&antenne);
+    let toggle = "[data-testid=ingest-card] [data-testid=rec-toggle]";
+    browser
+        .wait_attr(toggle, "data-recording", "false", Duration::from_secs(15))
+        .expect("a Record button on the ingest card");
+    browser.click(toggle).expect("starts recording");
+    browser
+        .wait_attr(toggle, "data-recording", "true", Duration::from_secs(15))
+        .expect("the card shows the recording");
+    assert!(is_recording(&antenne));
+    std::thread::sleep(Duration::from_secs(4));
+    browser.click(toggle).expect("stops recording");
+    browser
+        .wait_attr(toggle, "data-recording", "false", Duration::from_secs(15))
+        .expect("the card shows it stopped");
+    wait_closed(&antenne, Duration::from_secs(15));
+    // Listed; Play puts it in the page's <video>, which plays.
+    let row = "[data-testid=recording-row]";
+    browser
+        .wait_text(row, Duration::from_secs(15), |t| t.contains("MiB"))
+        .expect("the recording is listed");
+    browser
+        .click(&format!("{row} [data-rec-list=play]"))
+        .expect("play");
+    let played = wait_for(Duration::from_secs(20), || {
+        let v = browser
+            .js(
+                "const v = document.querySelector('[data-testid=rec-player]');\
+                 v.muted = true; if (v.paused) v.play().catch(() => {});\
+                 return [v.currentTime, v.videoWidth, v.error ? v.error.code : 0];",
+                json!([]),
+            )
+            .ok()?;
+        (v[0].as_f64()? > 1.0).then_some(v)
+    });
+    let played = played.expect("the recording plays in the page");
+    assert_eq!(played[1], json!(640), "{played}");
+    assert_eq!(played[2], json!(0), "no media error: {played}");
+    // Delete (confirmed).
+    browser
+        .js("window.confirm = () => true;", json!([]))
+        .expect("js");
+    browser
+        .click(&format!("{row} [data-rec-list=delete]"))
+        .expect("delete");
+    assert!(
+        wait_until(Duration::from_secs(15), || recordings(&antenne)
+            ["recordings"]
+            == json!([])),
+        "deleted from the page"
+    );
+    assert!(mp4_files(&default_dir(&antenne)).is_empty());
+}
