@@ -168,8 +168,7 @@ fn failure_reason(stderr: &str) -> Option<String> {
         let (_, msg) = rest.split_once("] ")?;
         Some(msg)
     });
-    own.or_else(|| lines().next_back())
-        .map(super::state::sanitize)
+    own.or_else(|| lines().next_back()).map(super::state::sanitize)
 }
 
 #[cfg(test)]
