@@ -172,6 +172,7 @@ async fn runtime() -> Json<Value> {
         "open_fds": open_fds,
         "threads": field("Threads:"),
         "rss_kib": field("VmRSS:"),
+        "preview_viewers": crate::preview::viewers(),
     }))
 }
 

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod live;
 pub mod obs;
+pub mod preview;
 pub mod recordings;
 pub mod session;
 pub mod web;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(live::routes())
         .merge(obs::routes())
         .merge(recordings::routes())
+        .merge(preview::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)
