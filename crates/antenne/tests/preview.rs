@@ -79,6 +79,36 @@ fn the_ingest_card_plays_the_live_stream() {
     let advanced = later[0].as_f64().unwrap_or(0.0) - first[0].as_f64().unwrap_or(0.0);
     assert!(advanced > 1.0, "time advances: {first} then {later}");
     assert!(viewers(&antenne) >= 1, "the page is counted");
+    // Close to the live edge: what is buffered but not yet shown.
+    let behind = browser
+        .js(
+            "const v = document.querySelector('[data-testid=preview-video]');\
+             const b = v.buffered; return b.length ? b.end(b.length - 1) - v.currentTime : null;",
+            json!([]),
+        )
+        .expect("js");
+    println!("preview: {behind} s behind the newest frame received");
+    assert!(
+        behind.as_f64().is_some_and(|s| s <= 1.5),
+        "at most ~1 s behind the live edge: {behind}"
+    );
+
+    // The level meter moves with the sound once the page was clicked
+    // (browsers hold audio until a gesture): the publisher sends a sine.
+    browser
+        .click("[data-testid=ingest-card] .card-title")
+        .expect("a click on the page");
+    let level = wait_for(Duration::from_secs(10), || {
+        let v = browser
+            .js(
+                "return document.querySelector('[data-role=preview]').dataset.level || null;",
+                json!([]),
+            )
+            .ok()?;
+        let l: f64 = v.as_str()?.parse().ok()?;
+        (l > 0.2).then_some(l)
+    });
+    assert!(level.is_some(), "the audio meter shows the sound");
 
     // Two pictures of the preview a second apart differ (the pattern
     // moves): what the user sees is the live stream, not a still.
