@@ -346,3 +346,43 @@ mod tests {
         assert_eq!(repair(&p).expect("nothing to do"), 0);
     }
 }
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    #[test]
+    fn retention_deletes_the_oldest_past_the_size_limit_but_never_an_open_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut paths = Vec::new();
+        for (i, name) in [
+            "a_2026-01-01T00-00-00Z.mp4",
+            "a_2026-01-02T00-00-00Z.mp4",
+            "a_2026-01-03T00-00-00Z.mp4",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let p = dir.path().join(name);
+            fs::write(&p, vec![0u8; 1000]).expect("write");
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + i as u64 * 100);
+            File::options()
+                .write(true)
+                .open(&p)
+                .and_then(|f| f.set_modified(t))
+                .expect("mtime");
+            paths.push(p);
+        }
+        fs::write(dir.path().join("notes.txt"), vec![0u8; 5000]).expect("write");
+        // The oldest is being written: the next oldest goes instead.
+        let deleted = apply_retention(dir.path(), None, Some(2000), &[paths[0].clone()]);
+        assert_eq!(deleted, vec!["a_2026-01-02T00-00-00Z.mp4".to_owned()]);
+        assert!(paths[0].exists() && paths[2].exists());
+        assert!(
+            dir.path().join("notes.txt").exists(),
+            "other files untouched"
+        );
+        let deleted = apply_retention(dir.path(), Some(1), None, &[]);
+        assert_eq!(deleted.len(), 2, "older than a day: {deleted:?}");
+    }
+}

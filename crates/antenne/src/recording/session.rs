@@ -253,3 +253,73 @@ impl Mux {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use antenne_rtmp::chunked::ChunkedPayload;
+    use bytes::Bytes;
+
+    /// x264's avcC for 1280x720 (High), in an FLV sequence header.
+    const AVC_SEQ: &[u8] = &[
+        0x17, 0, 0, 0, 0, 0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1a, 0x67, 0x64, 0x00, 0x1f,
+        0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00,
+        0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60, 0x01, 0x00, 0x06, 0x68, 0xeb, 0xe3, 0xcb, 0x22,
+        0xc0, 0xfd, 0xf8, 0xf8, 0x00,
+    ];
+
+    fn frame(kind: FrameKind, ts: i64, body: &'static [u8], keyframe: bool, header: bool) -> Frame {
+        Frame {
+            kind,
+            timestamp: ts,
+            payload: ChunkedPayload::whole(Bytes::from_static(body)),
+            keyframe,
+            header,
+        }
+    }
+
+    fn opens(cmds: &[WriteCmd]) -> usize {
+        cmds.iter()
+            .filter(|c| matches!(c, WriteCmd::Open { .. }))
+            .count()
+    }
+
+    #[test]
+    fn starts_a_new_file_at_the_first_keyframe_past_the_segment_length() {
+        let mut mux = Mux::new("abc".into(), 2_000);
+        let mut cmds = Vec::new();
+        cmds.extend(
+            mux.frame(&frame(FrameKind::Video, 0, AVC_SEQ, false, true))
+                .expect("ok"),
+        );
+        assert_eq!(opens(&cmds), 0, "no file before a keyframe");
+        for i in 0..50i64 {
+            let key = i % 10 == 0;
+            let body: &'static [u8] = if key {
+                &[0x17, 1, 0, 0, 0, 9]
+            } else {
+                &[0x27, 1, 0, 0, 0, 9]
+            };
+            cmds.extend(
+                mux.frame(&frame(FrameKind::Video, i * 100, body, key, false))
+                    .expect("ok"),
+            );
+        }
+        // Files at 0 s, 2 s and 4 s.
+        assert_eq!(opens(&cmds), 3);
+    }
+
+    #[test]
+    fn refuses_codecs_it_cannot_record_with_a_plain_message() {
+        let mut mux = Mux::new("abc".into(), 60_000);
+        const HEVC_SEQ: &[u8] = &[0x90, b'h', b'v', b'c', b'1', 1, 2, 3];
+        let err = mux
+            .frame(&frame(FrameKind::Video, 0, HEVC_SEQ, false, true))
+            .expect_err("HEVC is not recorded");
+        assert!(err.contains("H.264") && err.contains("AAC"), "{err}");
+        const MP3: &[u8] = &[0x2f, 1, 2, 3];
+        assert!(mux
+            .frame(&frame(FrameKind::Audio, 0, MP3, false, false))
+            .is_err());
+    }
+}
