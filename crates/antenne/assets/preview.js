@@ -8,7 +8,7 @@
 // starts with the first click or key press on the page (browsers keep
 // audio suspended until then). Nothing is fetched for an offline ingest.
 
-import { t } from './i18n.js';
+import { t, onLangChange } from './i18n.js';
 
 const API = '/api/v1';
 const MAX_BEHIND = 1.5; // seconds behind the live edge before jumping
@@ -169,8 +169,21 @@ function slotFor(card) {
     slot.innerHTML =
       '<video data-testid="preview-video" muted autoplay playsinline></video>' +
       '<div class="meter" data-testid="preview-meter" aria-hidden="true"><span class="meter-bar"></span></div>' +
+      '<button type="button" class="btn small preview-sound" data-testid="preview-sound"></button>' +
       '<p class="preview-status muted small" hidden></p>';
-    slot.querySelector('video').muted = true;
+    const video = slot.querySelector('video');
+    video.muted = true;
+    const sound = slot.querySelector('.preview-sound');
+    const label = () => {
+      sound.textContent = t(video.muted ? 'preview.listen' : 'preview.mute');
+      sound.setAttribute('aria-pressed', String(!video.muted));
+    };
+    sound.addEventListener('click', () => {
+      video.muted = !video.muted;
+      label();
+    });
+    sound.relabel = label;
+    label();
   }
   return slot;
 }
@@ -198,4 +211,7 @@ function scan() {
 
 document.addEventListener('click', resumeAudio, { capture: true });
 document.addEventListener('keydown', resumeAudio, { capture: true });
+onLangChange(() => {
+  for (const b of document.querySelectorAll('.preview-sound')) b.relabel?.();
+});
 setInterval(scan, 1000);
