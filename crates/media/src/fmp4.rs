@@ -9,7 +9,7 @@
 //! crash or a power cut loses at most one fragment.
 //!
 //! Invariants: input timestamps are milliseconds on one monotonic
-//! timeline (the hub's); a fragment starts on a video keyframe (or is
+//! timeline (the hub's), and the output starts at 0; a fragment starts on a video keyframe (or is
 //! audio only); video is on a 90 kHz timescale, audio on its sample rate
 //! with 1024 samples per AAC frame and decode times kept continuous unless
 //! the input jumps by more than [`AUDIO_RESYNC_MS`]. Codec configurations
@@ -79,6 +79,9 @@ pub struct Muxer {
     first_ms: Option<i64>,
     last_ms: i64,
     last_video_duration: u32,
+    /// Input time of the first sample: the output starts at 0 (a file
+    /// cut from a stream that has run for hours still starts at 0:00).
+    origin_ms: Option<i64>,
 }
 
 impl Muxer {
@@ -96,6 +99,7 @@ impl Muxer {
             first_ms: None,
             last_ms: 0,
             last_video_duration: VIDEO_TIMESCALE / 30,
+            origin_ms: None,
         }
     }
 
@@ -192,6 +196,7 @@ impl Muxer {
             return None;
         }
         self.note_time(dts_ms);
+        let dts_ms = (dts_ms - *self.origin_ms.get_or_insert(dts_ms)).max(0);
         let mut out = None;
         if let Some(mut last) = self.last_video.take() {
             let d = (dts_ms - last.dts_ms).clamp(0, 10_000) * i64::from(VIDEO_TIMESCALE) / 1000;
@@ -225,6 +230,7 @@ impl Muxer {
             return None;
         }
         self.note_time(ts_ms);
+        let ts_ms = (ts_ms - *self.origin_ms.get_or_insert(ts_ms)).max(0);
         self.pending_audio.push(AudioSample { ts_ms, data });
         if self.video.is_none() {
             let span = ts_ms - self.pending_audio[0].ts_ms;

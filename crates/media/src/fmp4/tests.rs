@@ -95,3 +95,16 @@ fn audio_only_streams_cut_every_second() {
         .count();
     assert_eq!(cuts, 2);
 }
+
+#[test]
+fn output_starts_at_zero_whatever_the_input_time() {
+    let mut m = muxer();
+    let mut frag = None;
+    for i in 0..=10i64 {
+        let t = 3_600_000 + i * 100;
+        frag = frag.or(m.push_video(t, 0, i % 10 == 0, Bytes::from_static(&[0; 4])));
+    }
+    let frag = frag.expect("a fragment");
+    let moof = &frag[8..read::box_header(&frag).expect("moof").1 as usize];
+    assert_eq!(read::fragment_spans(moof), vec![(1, 0, 90_000)]);
+}
