@@ -1784,6 +1784,10 @@ const KINDS = [
   'settings',
   'ingest_key_added',
   'ingest_key_deleted',
+  'recording_started',
+  'recording_stopped',
+  'recording_failed',
+  'recording_deleted',
 ];
 
 function kindLabel(kind) {
@@ -1793,7 +1797,7 @@ function kindLabel(kind) {
 
 function kindTone(kind) {
   if (['went_live', 'ingest_live', 'toggled_on', 'added'].includes(kind)) return 'good';
-  if (['retrying', 'disconnected', 'closed', 'failed', 'ingest_offline', 'login_failed'].includes(kind)) return 'warn';
+  if (['retrying', 'disconnected', 'closed', 'failed', 'ingest_offline', 'login_failed', 'recording_failed'].includes(kind)) return 'warn';
   if (['rejected', 'deleted'].includes(kind)) return 'bad';
   return 'neutral';
 }
