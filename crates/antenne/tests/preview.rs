@@ -146,3 +146,64 @@ fn the_preview_is_refused_without_a_session() {
     assert_eq!(code, 409, "{body}");
     assert_eq!(viewers(&antenne), 0);
 }
+
+#[test]
+fn a_viewer_that_never_reads_does_not_slow_the_relay() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    let nginx = Nginx::start().expect("nginx-rtmp receiver");
+    let antenne = Antenne::start(KEY).expect("antenne starts");
+    let dest = antenne
+        .add_destination("nginx", &nginx.url(), "out", true)
+        .expect("destination");
+    let dest_id = Antenne::id_of(&dest);
+    let _publisher = Publisher::options()
+        .video_kbps(4000)
+        .start(&antenne.ingest_url(KEY))
+        .expect("ffmpeg publishes");
+    antenne
+        .wait_for_state(&dest_id, "live", Duration::from_secs(20))
+        .expect("the destination goes live");
+    let id = ingest_id(&antenne);
+
+    // A viewer that asks for the preview and then reads nothing, with a
+    // tiny receive buffer so that antenne's writes soon block.
+    let mut sock =
+        std::net::TcpStream::connect(("127.0.0.1", antenne.http_port())).expect("connects");
+    let small: libc::c_int = 4096;
+    // SAFETY: setsockopt on a socket we own, with a valid int option.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF");
+    write!(
+        sock,
+        "GET /api/v1/ingest/{id}/preview HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+        antenne.token()
+    )
+    .expect("sends the request");
+    assert!(
+        wait_until(Duration::from_secs(10), || viewers(&antenne) == 1),
+        "the viewer is counted"
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    let d = antenne.get_destination(&dest_id).expect("destination");
+    assert_eq!(Antenne::state_of(&d), Some("live"), "{d}");
+    assert_eq!(d["status"]["dropped_frames"], json!(0), "{d}");
+    drop(sock);
+    assert!(
+        wait_until(Duration::from_secs(15), || viewers(&antenne) == 0),
+        "the viewer goes away with its connection"
+    );
+    let received = nginx.recordings("out");
+    let last = received.last().expect("nginx recorded the relay");
+    let report = assert_good_recording(last, 9_000);
+    assert!(report.max_video_gap_ms() < 200, "{}", report.summary());
+}
