@@ -174,27 +174,32 @@ impl Recorder {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Recorder>> {
         let (d, st) = (dir.clone(), store.clone());
-        let settings = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            std::fs::create_dir_all(&d).map_err(|e| {
-                anyhow::anyhow!("cannot create the recordings directory {}: {e}", d.display())
-            })?;
-            for entry in std::fs::read_dir(&d)?.flatten() {
+        // A recordings directory that cannot be made or read is not a
+        // reason to stop relaying: recording then fails with the reason.
+        let settings = tokio::task::spawn_blocking(move || {
+            if let Err(e) = std::fs::create_dir_all(&d) {
+                tracing::warn!(dir = %d.display(), error = %e, "cannot create the recordings directory: recording will fail until it can be");
+            }
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                 if entry.file_name().to_str().is_some_and(files::valid_id) {
                     if let Ok(n @ 1..) = files::repair(&entry.path()) {
                         tracing::warn!(file = %entry.path().display(), bytes = n, "recording cut back to its last complete fragment");
                     }
                 }
             }
-            let settings = match st.setting(SETTING_KEY)? {
-                Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
+            match st.setting(SETTING_KEY) {
+                Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "recording settings unreadable: defaults used");
                     RecordingSettings::default()
                 }),
-                None => RecordingSettings::default(),
-            };
-            Ok(settings)
+                Ok(None) => RecordingSettings::default(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "recording settings unreadable: defaults used");
+                    RecordingSettings::default()
+                }
+            }
         })
-        .await??;
+        .await?;
         let recorder = Arc::new(Recorder {
             shared: Arc::new(Shared {
                 dir,
