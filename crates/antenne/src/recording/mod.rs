@@ -73,6 +73,15 @@ impl RecordingSettings {
                 "segment_minutes must be 1 to 1440".into(),
             ));
         }
+        if self.auto.len() > 1000
+            || self.auto.iter().any(|id| {
+                id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        {
+            return Err(RecordingError::Invalid(
+                "auto lists ingest ids (as in GET /api/v1/ingest)".into(),
+            ));
+        }
         if self.keep_days == Some(0) || self.keep_gib == Some(0) {
             return Err(RecordingError::Invalid(
                 "keep_days and keep_gib are at least 1 (or null: keep everything)".into(),
