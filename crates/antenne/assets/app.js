@@ -395,6 +395,7 @@ function renderIngests() {
     if (!card) {
       card = $('#tpl-ingest').content.firstElementChild.cloneNode(true);
       card.dataset.ingestKey = ing.key;
+      card.dataset.ingestId = ing.id; // recordings.js and preview.js find the card by it
       applyI18n(card);
       box.appendChild(card);
     }
@@ -1806,6 +1807,10 @@ const KINDS = [
   'ingest_key_deleted',
   'password_changed',
   'logged_out_everywhere',
+  'recording_started',
+  'recording_stopped',
+  'recording_failed',
+  'recording_deleted',
 ];
 
 function kindLabel(kind) {
@@ -1815,7 +1820,7 @@ function kindLabel(kind) {
 
 function kindTone(kind) {
   if (['went_live', 'ingest_live', 'toggled_on', 'all_on', 'added'].includes(kind)) return 'good';
-  if (['retrying', 'disconnected', 'closed', 'failed', 'ingest_offline', 'login_failed'].includes(kind)) return 'warn';
+  if (['retrying', 'disconnected', 'closed', 'failed', 'ingest_offline', 'login_failed', 'recording_failed'].includes(kind)) return 'warn';
   if (['rejected', 'deleted'].includes(kind)) return 'bad';
   return 'neutral';
 }

@@ -320,6 +320,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         history.clone(),
         shutdown.child_token(),
     ));
+    let recorder = crate::recording::Recorder::start(
+        cli.recordings_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("recordings")),
+        hubs.clone(),
+        store.clone(),
+        history.clone(),
+        Duration::from_secs(cli.grace_period_secs),
+        shutdown.child_token(),
+    )
+    .await?;
     let app = http::router(
         AppState {
             destinations: destinations.clone(),
@@ -332,6 +343,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             obs,
             rtmp_port: rtmp_addr.port(),
             secure_cookies: cli.behind_tls_proxy,
+            recorder: recorder.clone(),
         },
         http::AllowedHosts::new(&cli.allowed_hosts, store.clone()),
     );
@@ -353,6 +365,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     shutdown.cancel();
     // Close every destination cleanly, within a bound.
     let _ = tokio::time::timeout(Duration::from_secs(5), destinations.shutdown()).await;
+    recorder.shutdown().await;
     let _ = ingest_task.await;
     let _ = obs_task.await;
     Ok(())

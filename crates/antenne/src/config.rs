@@ -26,6 +26,10 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Where recordings go. Default: `recordings/` in the data directory.
+    #[arg(long, env = "ANTENNE_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
+
     /// Ingest key OBS must use (repeatable; comma-separated in the
     /// environment). Without one, antenne generates a key at first start
     /// and keeps it in the data directory. A flag is visible to every local

@@ -44,6 +44,11 @@ pub enum EventKind {
     TokenDeleted,
     PasswordChanged,
     LoggedOutEverywhere,
+    // Recordings.
+    RecordingStarted,
+    RecordingStopped,
+    RecordingFailed,
+    RecordingDeleted,
     // OBS.
     ObsConnected,
     ObsLost,
@@ -59,7 +64,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, for look-ups by name.
-    pub const ALL: [EventKind; 33] = [
+    pub const ALL: [EventKind; 37] = [
         EventKind::Started,
         EventKind::Added,
         EventKind::Edited,
@@ -83,6 +88,10 @@ impl EventKind {
         EventKind::TokenDeleted,
         EventKind::PasswordChanged,
         EventKind::LoggedOutEverywhere,
+        EventKind::RecordingStarted,
+        EventKind::RecordingStopped,
+        EventKind::RecordingFailed,
+        EventKind::RecordingDeleted,
         EventKind::ObsConnected,
         EventKind::ObsLost,
         EventKind::ObsSettings,
@@ -121,6 +130,10 @@ impl EventKind {
             EventKind::TokenDeleted => "token_deleted",
             EventKind::PasswordChanged => "password_changed",
             EventKind::LoggedOutEverywhere => "logged_out_everywhere",
+            EventKind::RecordingStarted => "recording_started",
+            EventKind::RecordingStopped => "recording_stopped",
+            EventKind::RecordingFailed => "recording_failed",
+            EventKind::RecordingDeleted => "recording_deleted",
             EventKind::ObsConnected => "obs_connected",
             EventKind::ObsLost => "obs_lost",
             EventKind::ObsSettings => "obs_settings",

@@ -23,6 +23,8 @@ pub mod obs;
 pub mod obs_direct;
 pub mod output;
 pub mod presets;
+pub mod preview;
 pub mod rate;
+pub mod recording;
 pub mod secret;
 pub mod store;

@@ -156,6 +156,7 @@ async fn runtime() -> Result<Json<RuntimeJson>, ApiError> {
         open_fds,
         threads: field("Threads:"),
         rss_kib: field("VmRSS:"),
+        preview_viewers: crate::preview::viewers(),
     }))
 }
 

@@ -16,6 +16,8 @@
 pub mod api;
 pub mod live;
 pub mod obs;
+pub mod preview;
+pub mod recordings;
 pub mod serve;
 pub mod session;
 pub mod views;
@@ -61,6 +63,7 @@ pub struct AppState {
     pub rtmp_port: u16,
     /// Mark cookies `Secure` (antenne is behind a TLS-terminating proxy).
     pub secure_cookies: bool,
+    pub recorder: Arc<crate::recording::Recorder>,
 }
 
 /// The whole HTTP application.
@@ -69,6 +72,8 @@ pub fn router(state: AppState, hosts: AllowedHosts) -> Router {
         .merge(session::routes())
         .merge(live::routes())
         .merge(obs::routes())
+        .merge(recordings::routes())
+        .merge(preview::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)

@@ -313,6 +313,8 @@ pub struct RuntimeJson {
     pub open_fds: Option<usize>,
     pub threads: Option<u64>,
     pub rss_kib: Option<u64>,
+    /// Live previews being watched (none runs without a viewer).
+    pub preview_viewers: usize,
 }
 
 /// `GET /health`.
