@@ -320,6 +320,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         history.clone(),
         shutdown.child_token(),
     ));
+    if let Some(addr) = cli.metrics_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        info!(metrics = %listener.local_addr()?, "serving /metrics without a token");
+        let open = http::metrics::open_router(destinations.clone(), hubs.clone());
+        let limits = http::serve::Limits::default();
+        tokio::spawn(http::serve::serve(
+            listener,
+            open,
+            limits,
+            shutdown.child_token(),
+        ));
+    }
     let app = http::router(
         AppState {
             destinations: destinations.clone(),

@@ -17,6 +17,7 @@ pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod ingest_keys;
+pub mod metrics;
 pub mod obs;
 pub mod obs_direct;
 pub mod output;

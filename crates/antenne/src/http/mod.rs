@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod live;
+pub mod metrics;
 pub mod obs;
 pub mod serve;
 pub mod session;
@@ -69,6 +70,7 @@ pub fn router(state: AppState, hosts: AllowedHosts) -> Router {
         .merge(session::routes())
         .merge(live::routes())
         .merge(obs::routes())
+        .merge(metrics::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)
