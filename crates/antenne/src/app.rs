@@ -334,6 +334,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown.child_token(),
         ));
     }
+    let alerts = crate::alerts::Alerts::start(
+        store.clone(),
+        history.clone(),
+        destinations.clone(),
+        hubs.clone(),
+        Arc::new(tls_config(cli.extra_ca_file.as_deref())?),
+        shutdown.child_token(),
+    )
+    .await?;
     let app = http::router(
         AppState {
             destinations: destinations.clone(),
@@ -345,6 +354,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             auth,
             obs,
             rtmp_port: rtmp_addr.port(),
+            alerts,
             secure_cookies: cli.behind_tls_proxy,
         },
         http::AllowedHosts::new(&cli.allowed_hosts, store.clone()),

@@ -48,11 +48,13 @@ pub enum EventKind {
     ObsStreamStopped,
     ObsAutoStream,
     ObsOutput,
+    // Alerts.
+    AlertFailed,
 }
 
 impl EventKind {
     /// Every kind, for look-ups by name.
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 29] = [
         EventKind::Started,
         EventKind::Added,
         EventKind::Edited,
@@ -81,6 +83,7 @@ impl EventKind {
         EventKind::ObsStreamStopped,
         EventKind::ObsAutoStream,
         EventKind::ObsOutput,
+        EventKind::AlertFailed,
     ];
 
     /// The stored name (`went_live`).
@@ -114,6 +117,7 @@ impl EventKind {
             EventKind::ObsStreamStopped => "obs_stream_stopped",
             EventKind::ObsAutoStream => "obs_auto_stream",
             EventKind::ObsOutput => "obs_output",
+            EventKind::AlertFailed => "alert_failed",
         }
     }
 

@@ -7,6 +7,7 @@
 //! `antenne-rtmp` crate and knows nothing of sockets or HTTP.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod backoff;

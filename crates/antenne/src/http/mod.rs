@@ -13,6 +13,7 @@
 //! [`AllowedHosts`]): a web page on an attacker's domain that rebinds its
 //! name to 127.0.0.1 (DNS rebinding) is refused before anything else.
 
+pub mod alerts;
 pub mod api;
 pub mod live;
 pub mod metrics;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub obs: Arc<crate::obs::Obs>,
     /// The port OBS publishes to (for the OBS settings shown).
     pub rtmp_port: u16,
+    /// Alert webhooks and their delivery.
+    pub alerts: crate::alerts::Alerts,
     /// Mark cookies `Secure` (antenne is behind a TLS-terminating proxy).
     pub secure_cookies: bool,
 }
@@ -71,6 +74,7 @@ pub fn router(state: AppState, hosts: AllowedHosts) -> Router {
         .merge(live::routes())
         .merge(obs::routes())
         .merge(metrics::routes())
+        .merge(alerts::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)

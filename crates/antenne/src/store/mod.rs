@@ -16,10 +16,10 @@ mod backup;
 mod destinations;
 mod events;
 mod webhooks;
-pub use webhooks::StoredWebhook;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
+pub use webhooks::StoredWebhook;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
