@@ -276,3 +276,78 @@ fn discord_and_slack_get_their_shapes_for_ingest_changes_and_the_test_button() -
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     Ok(())
 }
+
+#[test]
+fn settings_alerts_adds_a_webhook_sends_a_test_and_deletes_it_in_a_browser() -> Result<()> {
+    let receiver = WebhookReceiver::start()?;
+    let antenne = Antenne::start(KEY)?;
+    let browser = Browser::start("fr-FR")?;
+    browser.goto(&antenne.url("/"))?;
+    browser.fill("[data-testid=login-username]", "admin")?;
+    browser.fill("[data-testid=login-password]", ADMIN_PASSWORD)?;
+    browser.click("[data-testid=login-submit]")?;
+    browser.find("[data-testid=ingest-card]")?;
+    browser.click("[data-testid=nav-settings]")?;
+    browser.wait_text("#h-alerts", support::browser::WAIT, |t| t == "Alertes")?;
+
+    // Slack, ingest events only.
+    browser.fill(
+        "[data-testid=alert-url]",
+        &receiver.url("/services/T0/B0/slacktok_77"),
+    )?;
+    browser.js(
+        "const s = document.querySelector('[data-testid=alert-format]'); s.value = 'slack';
+         for (const c of document.querySelectorAll('input[name=alert-event]'))
+           c.checked = c.value.startsWith('ingest_');",
+        json!([]),
+    )?;
+    browser.click("[data-testid=alert-add]")?;
+    browser.find("[data-testid=alert-row]")?;
+    let row = browser.text("[data-testid=alert-row]")?;
+    assert!(
+        !row.contains("slacktok_77"),
+        "the URL's token is masked: {row}"
+    );
+    assert!(
+        row.contains("Slack") && row.contains("l’ingest passe en direct"),
+        "{row}"
+    );
+    let hooks = antenne.request_expect("GET", "/api/v1/alerts/webhooks", None, 200)?;
+    assert_eq!(hooks[0]["format"], "slack", "{hooks}");
+    assert_eq!(
+        hooks[0]["events"],
+        json!(["ingest_live", "ingest_offline"]),
+        "{hooks}"
+    );
+
+    // Send a test: the receiver gets it, the page says so.
+    browser.click("[data-testid=alert-test]")?;
+    browser.wait_text(
+        "[data-testid=alert-test-result]",
+        support::browser::WAIT,
+        |t| t.contains("200"),
+    )?;
+    let got = receiver.requests();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].json()["text"].is_string(), "{}", got[0].text());
+
+    // A failing receiver: the page shows why.
+    receiver.answer_next(&[503]);
+    browser.click("[data-testid=alert-test]")?;
+    browser.wait_text(
+        "[data-testid=alert-test-result]",
+        support::browser::WAIT,
+        |t| t.contains("503"),
+    )?;
+
+    // Delete (confirmed).
+    browser.js("window.confirm = () => true;", json!([]))?;
+    browser.click("[data-testid=alert-delete]")?;
+    let gone = wait_until(support::browser::WAIT, || {
+        antenne
+            .request_expect("GET", "/api/v1/alerts/webhooks", None, 200)
+            .is_ok_and(|v| v.as_array().is_some_and(Vec::is_empty))
+    });
+    assert!(gone, "deleted");
+    Ok(())
+}
