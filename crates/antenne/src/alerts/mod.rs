@@ -9,7 +9,8 @@
 //!
 //! Invariants: the relay never waits on an alert. The watcher reads the
 //! snapshots the API reads; alerts go through a bounded queue
-//! ([`QUEUE`]; when full, an alert is dropped and logged) to the delivery
+//! ([`QUEUE`]; when full, an alert is dropped, with an `alert_failed`
+//! event in the history) to the delivery
 //! task, which runs at most [`IN_FLIGHT`] deliveries at once, each retried
 //! for a few minutes and then dropped with an `alert_failed` event in the
 //! history. Alerts hold no stream key nor URL ([`message`]).
@@ -55,6 +56,7 @@ struct Inner {
     writing: tokio::sync::Mutex<()>,
     queue: mpsc::Sender<(StoredWebhook, Alert)>,
     tls: Arc<rustls::ClientConfig>,
+    history: History,
 }
 
 impl Alerts {
@@ -78,6 +80,7 @@ impl Alerts {
                 writing: tokio::sync::Mutex::new(()),
                 queue: tx,
                 tls: tls.clone(),
+                history: history.clone(),
             }),
         };
         tokio::spawn(deliver_all(rx, tls, history, cancel.clone()));
@@ -119,7 +122,15 @@ impl Alerts {
                 .try_send((w.clone(), alert.clone()))
                 .is_err()
             {
-                tracing::warn!(webhook = %w.id, event = alert.event.as_str(), "alert queue full: alert dropped");
+                let message = format!(
+                    "alert {} to {} dropped: too many alerts waiting",
+                    alert.event.as_str(),
+                    masked_url(&w.url)
+                );
+                tracing::warn!(webhook = %w.id, "{message}");
+                self.inner
+                    .history
+                    .record(EventKind::AlertFailed, None, message, None);
             }
         }
     }
