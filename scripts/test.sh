@@ -45,6 +45,7 @@ command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 [ -f "$RTMP_MODULE" ] || missing+=(libnginx-mod-rtmp)
 command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || missing+=(stunnel4)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # OBS Studio headless (tests/obs.rs): OBS under Xvfb, Mesa software GL.

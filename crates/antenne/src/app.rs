@@ -331,6 +331,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         shutdown.child_token(),
     )
     .await?;
+    if let Some(addr) = cli.metrics_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        info!(metrics = %listener.local_addr()?, "serving /metrics without a token");
+        let open = http::metrics::open_router(destinations.clone(), hubs.clone());
+        let limits = http::serve::Limits::default();
+        tokio::spawn(http::serve::serve(
+            listener,
+            open,
+            limits,
+            shutdown.child_token(),
+        ));
+    }
+    let alerts = crate::alerts::Alerts::start(
+        store.clone(),
+        history.clone(),
+        destinations.clone(),
+        hubs.clone(),
+        Arc::new(tls_config(cli.extra_ca_file.as_deref())?),
+        shutdown.child_token(),
+    )
+    .await?;
     let app = http::router(
         AppState {
             destinations: destinations.clone(),
@@ -342,6 +365,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             auth,
             obs,
             rtmp_port: rtmp_addr.port(),
+            alerts,
             secure_cookies: cli.behind_tls_proxy,
             recorder: recorder.clone(),
         },

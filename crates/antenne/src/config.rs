@@ -21,6 +21,12 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
 
+    /// Also serve the Prometheus scrape `/metrics` here, without a token
+    /// (a loopback or private address: anyone who reaches it reads the
+    /// metrics). On the web port `/metrics` always needs an API token.
+    #[arg(long, env = "ANTENNE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Where antenne keeps its state. Default: $XDG_DATA_HOME/antenne or
     /// ~/.local/share/antenne.
     #[arg(long, env = "ANTENNE_DATA_DIR")]

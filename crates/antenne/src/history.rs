@@ -60,11 +60,13 @@ pub enum EventKind {
     ObsStreamStopped,
     ObsAutoStream,
     ObsOutput,
+    // Alerts.
+    AlertFailed,
 }
 
 impl EventKind {
     /// Every kind, for look-ups by name.
-    pub const ALL: [EventKind; 37] = [
+    pub const ALL: [EventKind; 38] = [
         EventKind::Started,
         EventKind::Added,
         EventKind::Edited,
@@ -102,6 +104,7 @@ impl EventKind {
         EventKind::ObsStreamStopped,
         EventKind::ObsAutoStream,
         EventKind::ObsOutput,
+        EventKind::AlertFailed,
     ];
 
     /// The stored name (`went_live`).
@@ -144,6 +147,7 @@ impl EventKind {
             EventKind::ObsStreamStopped => "obs_stream_stopped",
             EventKind::ObsAutoStream => "obs_auto_stream",
             EventKind::ObsOutput => "obs_output",
+            EventKind::AlertFailed => "alert_failed",
         }
     }
 

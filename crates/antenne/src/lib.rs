@@ -8,6 +8,7 @@
 //! `antenne-rtmp` crate and knows nothing of sockets or HTTP.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod backoff;
@@ -19,6 +20,7 @@ pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod ingest_keys;
+pub mod metrics;
 pub mod obs;
 pub mod obs_direct;
 pub mod output;

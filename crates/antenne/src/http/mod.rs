@@ -13,8 +13,10 @@
 //! [`AllowedHosts`]): a web page on an attacker's domain that rebinds its
 //! name to 127.0.0.1 (DNS rebinding) is refused before anything else.
 
+pub mod alerts;
 pub mod api;
 pub mod live;
+pub mod metrics;
 pub mod obs;
 pub mod preview;
 pub mod recordings;
@@ -61,6 +63,8 @@ pub struct AppState {
     pub obs: Arc<crate::obs::Obs>,
     /// The port OBS publishes to (for the OBS settings shown).
     pub rtmp_port: u16,
+    /// Alert webhooks and their delivery.
+    pub alerts: crate::alerts::Alerts,
     /// Mark cookies `Secure` (antenne is behind a TLS-terminating proxy).
     pub secure_cookies: bool,
     pub recorder: Arc<crate::recording::Recorder>,
@@ -74,6 +78,8 @@ pub fn router(state: AppState, hosts: AllowedHosts) -> Router {
         .merge(obs::routes())
         .merge(recordings::routes())
         .merge(preview::routes())
+        .merge(metrics::routes())
+        .merge(alerts::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)

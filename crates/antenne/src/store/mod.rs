@@ -15,9 +15,11 @@ mod auth;
 mod backup;
 mod destinations;
 mod events;
+mod webhooks;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
+pub use webhooks::StoredWebhook;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -84,6 +86,15 @@ const MIGRATIONS: &[&str] = &[
         ip TEXT PRIMARY KEY,
         count INTEGER NOT NULL,
         since INTEGER NOT NULL
+     );",
+    // 4: alert webhooks (events: comma-separated alert event names).
+    "CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        format TEXT NOT NULL,
+        events TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        created_at INTEGER NOT NULL
      );",
 ];
 

@@ -36,6 +36,8 @@
 //!   to a faulty one), used as `use support::fault_matrix::*;`
 //! - [`assert_good_recording`]: the one "a viewer gets a good stream" check
 //! - [`raw_rtmp`]: a raw-socket RTMP client from any 127.0.0.N (attacks)
+//! - [`WebhookReceiver`]: an HTTP receiver recording requests, answering
+//!   the statuses a test queues (alert webhooks)
 #![allow(dead_code)]
 // Each test file uses a subset of the re-exports below.
 #![allow(unused_imports)]
@@ -58,6 +60,7 @@ pub mod publisher;
 pub mod raw_rtmp;
 pub mod stunnel;
 pub mod tmpfs;
+pub mod webhook;
 
 pub use antenne::{http_json, http_json_as, Antenne, AntenneOptions, ADMIN_PASSWORD};
 pub use browser::{artifacts_dir, Browser};
@@ -76,6 +79,7 @@ pub use probe::{analyze, decode_errors, AudioPacket, StreamReport, VideoPacket};
 pub use publisher::{Publisher, PublisherOptions};
 pub use stunnel::Stunnel;
 pub use tmpfs::Tmpfs;
+pub use webhook::{ReceivedRequest, WebhookReceiver};
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
