@@ -15,6 +15,7 @@ pub mod destinations;
 pub mod history;
 pub mod http;
 pub mod hub;
+pub mod import;
 pub mod ingest;
 pub mod ingest_keys;
 pub mod obs;

@@ -14,6 +14,7 @@
 //! name to 127.0.0.1 (DNS rebinding) is refused before anything else.
 
 pub mod api;
+pub mod import;
 pub mod live;
 pub mod obs;
 pub mod serve;
@@ -69,6 +70,7 @@ pub fn router(state: AppState, hosts: AllowedHosts) -> Router {
         .merge(session::routes())
         .merge(live::routes())
         .merge(obs::routes())
+        .merge(import::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)
