@@ -97,7 +97,7 @@ async fn import_nginx(
         .first()
         .map(|h| h.key().expose().to_owned())
         .unwrap_or_default();
-    let existing: Vec<_> = current.iter().map(|v| stored_of(v)).collect();
+    let existing: Vec<_> = current.iter().map(stored_of).collect();
     let new = import::stored(&plan, &ingest);
     let all: Vec<_> = existing.iter().chain(&new).cloned().collect();
     let problems: Vec<String> = validate::all(&all, &st.presets)[existing.len()..]
