@@ -288,3 +288,77 @@ fn the_api_answers_the_plan_then_creates_on_request() -> Result<()> {
     assert_eq!(antenne.list_destinations()?.len(), 4);
     Ok(())
 }
+
+#[test]
+fn the_settings_page_previews_then_creates_from_a_pasted_nginx_conf() -> Result<()> {
+    let files = real_files()?;
+    let conf = std::fs::read_to_string(files.path().join("nginx.conf"))?;
+    let antenne = Antenne::start(KEY)?;
+    let browser = Browser::start("en-US")?;
+    browser.goto(&antenne.url("/"))?;
+    browser.fill("[data-testid=login-username]", "admin")?;
+    browser.fill("[data-testid=login-password]", ADMIN_PASSWORD)?;
+    browser.click("[data-testid=login-submit]")?;
+    browser.find("[data-testid=ingest-card]")?;
+    browser.click("[data-testid=nav-settings]")?;
+    browser.find("[data-testid=import-nginx-card]")?;
+
+    // Set the textareas' values directly (typing 1 KB through WebDriver is
+    // slow and the text holds newlines).
+    browser.js(
+        "document.querySelector('[data-testid=import-nginx-text]').value = arguments[0];\
+         document.querySelector('[data-testid=import-stunnel-text]').value = arguments[1];",
+        json!([conf, STUNNEL_CONF]),
+    )?;
+    browser.click("[data-testid=import-preview]")?;
+    let plan = browser.wait_text("[data-testid=import-dests]", support::browser::WAIT, |t| {
+        t.contains("Facebook")
+    })?;
+    assert!(
+        plan.contains("YouTube") && plan.contains("Twitch"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("rtmps://live-api-s.facebook.com:443/rtmp"),
+        "{plan}"
+    );
+    for key in [YT_KEY, TW_KEY, FB_KEY] {
+        assert!(!plan.contains(key), "a key shows: {plan}");
+    }
+    let notes = browser.text("[data-testid=import-notes]")?;
+    assert!(
+        notes.contains("record off") && notes.contains("not followed"),
+        "{notes}"
+    );
+    assert_eq!(
+        antenne.list_destinations()?.len(),
+        0,
+        "a preview creates nothing"
+    );
+
+    assert_eq!(
+        browser.text("[data-testid=import-create]")?,
+        "Create 3 destination(s)"
+    );
+    browser.click("[data-testid=import-create]")?;
+    browser.wait_text("[data-testid=import-status]", support::browser::WAIT, |t| {
+        t == "3 destination(s) created."
+    })?;
+    let list = antenne.list_destinations()?;
+    let names: Vec<&str> = list.iter().filter_map(|d| d["name"].as_str()).collect();
+    assert_eq!(names, ["YouTube", "Twitch", "Facebook"]);
+    browser.screenshot(&artifacts_dir().join("import-nginx-settings.png"))?;
+
+    // A broken file: the error names the line, nothing more is created.
+    browser.js(
+        "document.querySelector('[data-testid=import-nginx-text]').value = arguments[0];",
+        json!(["rtmp {\n  server {\n    listen 1935\n  }\n}\n"]),
+    )?;
+    browser.click("[data-testid=import-preview]")?;
+    let error = browser.wait_text("[data-testid=import-error]", support::browser::WAIT, |t| {
+        !t.is_empty()
+    })?;
+    assert!(error.contains("nginx.conf line 3"), "{error}");
+    assert_eq!(antenne.list_destinations()?.len(), 3);
+    Ok(())
+}
