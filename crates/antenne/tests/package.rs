@@ -7,11 +7,14 @@
 //! service (a `policy-rc.d` refusing every start is put in place, and there
 //! is no running systemd here), and purges the package whatever happens.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use support::{wait_until, ChildGuard};
 
 const ANTENNE_BIN: &str = env!("CARGO_BIN_EXE_antenne");
 
@@ -199,8 +202,52 @@ fn the_package_installs_with_dpkg_and_runs() -> Result<()> {
         run(Command::new("pgrep").args(["-x", "-u", "antenne", "antenne"])).unwrap_or_default();
     assert!(running.trim().is_empty(), "antenne was started: {running}");
 
+    // What the service does at first start, by hand (no systemd here): as
+    // the antenne user, in /var/lib/antenne (the unit's StateDirectory),
+    // it serves and writes the generated admin password to its output
+    // (the journal, under systemd).
+    run(Command::new("install").args([
+        "-d",
+        "-o",
+        "antenne",
+        "-g",
+        "antenne",
+        "-m",
+        "0700",
+        "/var/lib/antenne",
+    ]))?;
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", "antenne", "--", "/usr/bin/antenne"])
+        .args([
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("serve")
+        .env("ANTENNE_DATA_DIR", "/var/lib/antenne")
+        .env_remove("ANTENNE_ADMIN_PASSWORD")
+        .env_remove("ANTENNE_API_TOKEN");
+    let mut service = ChildGuard::spawn("antenne-service", cmd, &work.path().join("service.log"))?;
+    let started = wait_until(std::time::Duration::from_secs(20), || {
+        service.log().contains("password") || !service.is_running()
+    });
+    let log = service.log();
+    service.terminate(std::time::Duration::from_secs(10));
+    assert!(started, "no first-start password in the output:\n{log}");
+    assert!(log.contains("user admin, password "), "{log}");
+    assert!(
+        Path::new("/var/lib/antenne/antenne.db").exists()
+            || std::fs::read_dir("/var/lib/antenne")?.next().is_some(),
+        "state written in /var/lib/antenne"
+    );
+
     run(Command::new("dpkg").args(["--purge", "antenne"]))?;
     assert!(!Path::new("/usr/bin/antenne").exists(), "purged");
+    assert!(
+        !Path::new("/var/lib/antenne").exists(),
+        "purge removes the state"
+    );
     drop(guard);
     Ok(())
 }
