@@ -242,6 +242,27 @@ mod tests {
         }
     }
 
+    /// Arbitrary text made of nginx's syntax characters never panics
+    /// (a cheap stand-in for a fuzz target: a fixed-seed generator).
+    #[test]
+    fn any_text_is_parsed_or_refused_without_panicking() {
+        const PIECES: [&str; 12] = [
+            "{", "}", ";", "'", "\"", "\\", "#", "\n", " ", "rtmp", "push", "é",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(seed % 40) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push_str(PIECES[(seed % PIECES.len() as u64) as usize]);
+            }
+            let _ = parse(&text);
+            seed = seed.wrapping_add(1);
+        }
+    }
+
     #[test]
     fn refuses_deep_nesting_without_recursing() {
         let text = "a {".repeat(100_000);
