@@ -81,12 +81,10 @@ function makeRow(id) {
   const li = rowTemplate.content.firstElementChild.cloneNode(true);
   applyI18n(li);
   li.dataset.id = id;
-  li.dataset.testid = 'dock-dest';
   li.setAttribute('data-testid', 'dock-dest');
   const sw = li.querySelector('.switch');
   sw.setAttribute('data-testid', 'dock-switch');
   sw.addEventListener('click', () => toggle(id));
-  const keyBox = li.querySelector('.dest-key');
   const form = li.querySelector('.key-form');
   const input = li.querySelector('.key-input');
   const msg = li.querySelector('.key-msg');
@@ -124,7 +122,6 @@ function makeRow(id) {
       form.querySelectorAll('button, input').forEach((el) => (el.disabled = false));
     }
   });
-  keyBox.dataset.ready = '1';
   return li;
 }
 

@@ -269,12 +269,7 @@ fn import_nginx(
     let (keys, _) = ingest_keys::load(&cli.ingest_keys, &store)?;
     let ingest = keys.first().context("no ingest key")?.expose().to_owned();
     let new = crate::import::stored(&plan, &ingest);
-    let all: Vec<_> = existing.iter().chain(&new).cloned().collect();
-    let problems: Vec<String> = validate::all(&all, &presets)[existing.len()..]
-        .iter()
-        .zip(&new)
-        .flat_map(|(p, d)| p.iter().map(move |e| format!("{}: {e}", d.name)))
-        .collect();
+    let problems = crate::import::problems(&existing, &new, &presets);
     if !problems.is_empty() {
         bail!("nothing was created:\n  - {}", problems.join("\n  - "));
     }

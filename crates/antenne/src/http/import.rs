@@ -4,8 +4,9 @@
 //! Nothing is created unless the body says `"dry_run": false`; then each
 //! planned destination is created through [`Destinations::create`] (the
 //! API's rules and registry), after all of them were checked with
-//! [`validate::all`] against those already there, so a plan that breaks a
-//! rule creates nothing.
+//! [`import::problems`] (the same rules) against those already there, so a
+//! plan that breaks a rule creates nothing. (A save that fails midway —
+//! a full disk — keeps those created before it; the error says so.)
 //!
 //! [`Destinations::create`]: crate::destinations::Destinations::create
 
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::views::{DestinationJson, Keys};
 use super::{ApiError, AppState};
 use crate::auth::Identity;
-use crate::destinations::{validate, DestinationInput};
+use crate::destinations::DestinationInput;
 use crate::import::{self, IngestPoint, Note, PlannedView};
 use crate::ingest;
 
@@ -99,12 +100,7 @@ async fn import_nginx(
         .unwrap_or_default();
     let existing: Vec<_> = current.iter().map(stored_of).collect();
     let new = import::stored(&plan, &ingest);
-    let all: Vec<_> = existing.iter().chain(&new).cloned().collect();
-    let problems: Vec<String> = validate::all(&all, &st.presets)[existing.len()..]
-        .iter()
-        .zip(&new)
-        .flat_map(|(p, d)| p.iter().map(move |e| format!("{}: {e}", d.name)))
-        .collect();
+    let problems = import::problems(&existing, &new, &st.presets);
     if !problems.is_empty() {
         return Err(ApiError::bad_request(format!(
             "nothing was created: {}",
@@ -121,8 +117,23 @@ async fn import_nginx(
             ingest: None,
             via_obs: None,
         };
-        let v = st.destinations.create(input, &who.actor()).await?;
-        answer.created.push(DestinationJson::new(&v, Keys::Masked));
+        match st.destinations.create(input, &who.actor()).await {
+            Ok(v) => answer.created.push(DestinationJson::new(&v, Keys::Masked)),
+            Err(e) if answer.created.is_empty() => return Err(e.into()),
+            Err(e) => {
+                let done = answer.created.len();
+                let total = plan.destinations.len();
+                let e = ApiError::from(e);
+                return Err(ApiError::new(
+                    e.status(),
+                    format!(
+                        "{done} of {total} destinations were created, then {:?} failed: {}",
+                        d.name,
+                        e.message()
+                    ),
+                ));
+            }
+        }
     }
     Ok((StatusCode::CREATED, Json(answer)))
 }

@@ -402,6 +402,22 @@ pub fn stored(plan: &Plan, ingest: &str) -> Vec<StoredDestination> {
         .collect()
 }
 
+/// Every rule ([`crate::destinations::validate::all`]) over the new
+/// destinations together with those already there; the problems, each
+/// naming its destination (empty: all may be created).
+pub fn problems(
+    existing: &[StoredDestination],
+    new: &[StoredDestination],
+    presets: &Presets,
+) -> Vec<String> {
+    let all: Vec<StoredDestination> = existing.iter().chain(new).cloned().collect();
+    crate::destinations::validate::all(&all, presets)[existing.len()..]
+        .iter()
+        .zip(new)
+        .flat_map(|(p, d)| p.iter().map(move |e| format!("{}: {e}", d.name)))
+        .collect()
+}
+
 // === what is shown (keys masked) ===
 
 /// A planned destination as shown (CLI and API): the key masked.
