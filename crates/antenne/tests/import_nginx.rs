@@ -142,6 +142,32 @@ fn the_cli_creates_a_destination_for_each_push_after_showing_the_plan() -> Resul
     assert!(plan.contains("line 15: record off"), "{plan}");
     assert!(plan.contains("more.conf is not followed"), "{plan}");
 
+    // On a terminal it asks; "n" creates nothing. (`script` gives the
+    // command a terminal, fed from our pipe.)
+    require_program(&["script"], "bsdutils")?;
+    let line = format!(
+        "'{ANTENNE_BIN}' --data-dir '{}' import-nginx '{conf}' --stunnel '{stunnel}'",
+        data.display()
+    );
+    let mut tty = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write;
+        let mut input = tty.stdin.take().context("stdin")?;
+        input.write_all(b"n\n")?;
+    }
+    let out = tty.wait_with_output()?;
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("Create these 3 destination(s)? [y/N]"),
+        "{said}"
+    );
+    assert!(said.contains("nothing was created"), "{said}");
+
     let out = import_cli(&data, &[conf, "--stunnel", stunnel, "--yes"])?;
     assert!(
         out.status.success(),
