@@ -148,3 +148,29 @@ fn a_file_without_rtmp_or_broken_is_an_error() {
     let e = plan(CONF, Some("[x\n"), &presets(), &[]).expect_err("broken");
     assert!(e.to_string().contains("stunnel.conf line 1"), "{e}");
 }
+
+#[test]
+fn a_plan_is_saved_all_or_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = crate::store::Store::open(dir.path()).expect("store");
+    let plan = plan(CONF, Some(STUNNEL), &presets(), &[]).expect("plan");
+    let mut new = stored(&plan, "ingest");
+    assert!(problems(&[], &new, &presets()).is_empty());
+    // The last one collides with the first: the whole save is refused.
+    new[2].id = new[0].id.clone();
+    assert!(store.insert_destinations(&new).is_err());
+    assert!(store.destinations().expect("read").is_empty());
+    new[2].id = crate::destinations::new_id();
+    store.insert_destinations(&new).expect("saved");
+    assert_eq!(store.destinations().expect("read").len(), 3);
+}
+
+#[test]
+fn a_planned_destination_breaking_a_rule_is_reported_by_name() {
+    let plan = plan(CONF, Some(STUNNEL), &presets(), &[]).expect("plan");
+    let mut new = stored(&plan, "ingest");
+    new[1].name = String::new();
+    let found = problems(&[], &new, &presets());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("name must be"), "{found:?}");
+}
