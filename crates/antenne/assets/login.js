@@ -27,6 +27,13 @@ function setError(err) {
   renderError();
 }
 
+// Where to go once logged in: back to the page that sent here
+// (/login?next=/dock from the OBS dock), among antenne's own pages only.
+function nextPage() {
+  const next = new URLSearchParams(location.search).get('next');
+  return ['/', '/dock'].includes(next) ? next : '/';
+}
+
 async function onSubmit(e) {
   e.preventDefault();
   const username = user.value.trim();
@@ -57,7 +64,7 @@ async function onSubmit(e) {
     }
     if (res.ok) {
       setError(null);
-      location.replace('/');
+      location.replace(nextPage());
       return;
     }
     let message = null;

@@ -114,6 +114,11 @@ pub async fn main(mut cli: Cli) -> anyhow::Result<()> {
         Command::Export => export(&cli),
         Command::Import { file } => import(&cli, &file),
         Command::ResetPassword => reset_password(&cli),
+        Command::ImportNginx {
+            nginx_conf,
+            stunnel,
+            yes,
+        } => import_nginx(&cli, &nginx_conf, stunnel.as_deref(), yes),
     }
 }
 
@@ -215,6 +220,63 @@ fn import(cli: &Cli, file: &Path) -> anyhow::Result<()> {
         backup.destinations.len(),
         backup.ingest_keys.len(),
         backup.settings.len(),
+        store.path().display()
+    );
+    Ok(())
+}
+
+/// `antenne import-nginx`: the plan, a confirmation, then the
+/// destinations, checked with the API's rules, all or none.
+fn import_nginx(
+    cli: &Cli,
+    nginx_conf: &Path,
+    stunnel: Option<&Path>,
+    yes: bool,
+) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let conf = read(nginx_conf)?;
+    let stunnel = stunnel.map(read).transpose()?;
+    let presets = Presets::embedded()?;
+    let (data_dir, store) = open_store(cli)?;
+    let _lock = lock_data_dir(&data_dir)?;
+    let existing = store.destinations()?;
+    let names: Vec<String> = existing.iter().map(|d| d.name.clone()).collect();
+    let plan = crate::import::plan(&conf, stunnel.as_deref(), &presets, &names)
+        .context("nothing was created")?;
+    print!("{}", plan.render(cli.rtmp_listen.port(), ingest::APP));
+    if plan.destinations.is_empty() {
+        return Ok(());
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("nothing was created: run again with --yes to create these destinations");
+        }
+        print!(
+            "Create these {} destination(s)? [y/N] ",
+            plan.destinations.len()
+        );
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("antenne: nothing was created");
+            return Ok(());
+        }
+    }
+    let (keys, _) = ingest_keys::load(&cli.ingest_keys, &store)?;
+    let ingest = keys.first().context("no ingest key")?.expose().to_owned();
+    let new = crate::import::stored(&plan, &ingest);
+    let problems = crate::import::problems(&existing, &new, &presets);
+    if !problems.is_empty() {
+        bail!("nothing was created:\n  - {}", problems.join("\n  - "));
+    }
+    store.insert_destinations(&new)?;
+    eprintln!(
+        "antenne: created {} destination(s) in {}",
+        new.len(),
         store.path().display()
     );
     Ok(())

@@ -135,6 +135,22 @@ pub enum Command {
     /// browser session ends and failed logins are forgotten. Stop antenne
     /// first.
     ResetPassword,
+    /// Create a destination for each `push` of an nginx-rtmp
+    /// configuration (a local stunnel port becomes the platform's rtmps://
+    /// URL with --stunnel). Prints the plan first (keys masked) and asks
+    /// before creating anything. Stop antenne first.
+    ImportNginx {
+        /// nginx.conf (the file with the `rtmp { }` block).
+        nginx_conf: PathBuf,
+        /// stunnel.conf, for pushes to a local stunnel port (Facebook,
+        /// Instagram…).
+        #[arg(long)]
+        stunnel: Option<PathBuf>,
+        /// Create without asking (needed when standard input is not a
+        /// terminal).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// Reads a secret from a file: surrounding whitespace (the final newline)

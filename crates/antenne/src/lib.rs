@@ -18,6 +18,7 @@ pub mod encoders;
 pub mod history;
 pub mod http;
 pub mod hub;
+pub mod import;
 pub mod ingest;
 pub mod ingest_keys;
 pub mod metrics;

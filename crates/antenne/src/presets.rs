@@ -21,6 +21,12 @@ pub struct Preset {
     pub key_per_session: bool,
     #[serde(default)]
     pub url_per_session: bool,
+    /// The platform may give a new stream key for each live (always for
+    /// Instagram and TikTok; for Facebook unless "Use a persistent stream
+    /// key" is on): the OBS dock offers a quick way to paste it. Sources:
+    /// README, "OBS dock".
+    #[serde(default)]
+    pub new_key_each_live: bool,
 }
 
 /// All presets, in display order.
@@ -109,6 +115,13 @@ mod tests {
             Some(true)
         );
         assert_eq!(presets.guess("rtmp://a.rtmp.youtube.com/live2"), "youtube");
+        let fresh: Vec<&str> = presets
+            .all()
+            .iter()
+            .filter(|p| p.new_key_each_live)
+            .map(|p| p.id.as_str())
+            .collect();
+        assert_eq!(fresh, ["facebook", "instagram", "tiktok"]);
         assert_eq!(presets.guess("rtmp://127.0.0.1/live"), "custom");
     }
 }

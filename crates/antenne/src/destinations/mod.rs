@@ -92,6 +92,11 @@ pub struct Destinations {
     shutdown: CancellationToken,
 }
 
+/// A new destination id (`d` and 10 hex digits).
+pub fn new_id() -> String {
+    format!("d{:010x}", rand::random::<u64>() & 0xff_ffff_ffff)
+}
+
 fn enabled_count(list: &[Entry]) -> usize {
     list.iter().filter(|e| e.dest.enabled).count()
 }
@@ -355,7 +360,7 @@ impl Destinations {
         });
         validate::name(&name)?;
         let ingest = self.resolve_ingest(input.ingest.as_deref())?;
-        let id = format!("d{:010x}", rand::random::<u64>() & 0xff_ffff_ffff);
+        let id = new_id();
         let via_obs = input.via_obs.flatten().map(|v| v.trim().to_owned());
         let enabled = input.enabled.unwrap_or(true);
         validate::via_obs(via_obs.as_deref())?;

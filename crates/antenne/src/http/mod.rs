@@ -15,6 +15,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod import;
 pub mod live;
 pub mod metrics;
 pub mod obs;
@@ -80,6 +81,7 @@ pub fn router(state: AppState, hosts: AllowedHosts) -> Router {
         .merge(preview::routes())
         .merge(metrics::routes())
         .merge(alerts::routes())
+        .merge(import::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)
@@ -174,6 +176,14 @@ impl ApiError {
             status,
             message: message.into(),
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

@@ -1,8 +1,9 @@
 //! The web interface: pages and assets embedded at compile time (see
-//! `build.rs`). `/` needs a session (else it redirects to `/login`); the
-//! assets and the login page are public.
+//! `build.rs`). `/` and `/dock` (the OBS dock) need a session (else they
+//! redirect to `/login`, which comes back to `/dock` with `?next=/dock`);
+//! the assets and the login page are public.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -16,6 +17,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/login", get(login))
+        .route("/dock", get(dock))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/assets/{*path}", get(asset))
 }
@@ -75,9 +77,35 @@ async fn index(State(st): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn login(State(st): State<AppState>, headers: HeaderMap) -> Response {
+/// The pages the login may go back to (`/login?next=…`): a fixed list, so
+/// the login page never sends anyone elsewhere.
+const NEXT_PAGES: [&str; 2] = ["/", "/dock"];
+
+#[derive(serde::Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+async fn dock(State(st): State<AppState>, headers: HeaderMap) -> Response {
     if logged_in(&st, &headers).await {
-        Redirect::to("/").into_response()
+        page("dock.html")
+    } else {
+        Redirect::to("/login?next=/dock").into_response()
+    }
+}
+
+async fn login(
+    State(st): State<AppState>,
+    Query(q): Query<LoginQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if logged_in(&st, &headers).await {
+        let next = q
+            .next
+            .as_deref()
+            .filter(|n| NEXT_PAGES.contains(n))
+            .unwrap_or("/");
+        Redirect::to(next).into_response()
     } else {
         page("login.html")
     }

@@ -45,6 +45,23 @@ impl Store {
         Ok(())
     }
 
+    /// Adds several destinations in one transaction: all or none.
+    pub fn insert_destinations(&self, list: &[StoredDestination]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(write_error)?;
+        let t = now();
+        for d in list {
+            tx.execute(
+                "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9,
+                         (SELECT COALESCE(MAX(position), 0) + 1 FROM destinations), ?8, ?8)",
+                params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, t, d.via_obs],
+            )
+            .map_err(write_error)?;
+        }
+        tx.commit().map_err(write_error)
+    }
+
     pub fn update_destination(&self, d: &StoredDestination) -> Result<(), StoreError> {
         let conn = self.lock();
         conn.execute(
