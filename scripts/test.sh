@@ -46,6 +46,13 @@ command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || missing+=(stunnel4)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+# The Debian package test (tests/package.rs): systemd-analyze, strip,
+# dpkg-deb and deb-systemd-helper, unshare/script/runuser, adduser.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v strip >/dev/null 2>&1 || missing+=(binutils)
+command -v deb-systemd-helper >/dev/null 2>&1 || missing+=(init-system-helpers)
+command -v adduser >/dev/null 2>&1 || missing+=(adduser)
+command -v script >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1 || missing+=(util-linux bsdutils)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # OBS Studio headless (tests/obs.rs): OBS under Xvfb, Mesa software GL.
