@@ -160,7 +160,7 @@ fn node_media_server_receives_a_decodable_stream_switched_off_and_on() -> Result
     assert_eq!(d["status"]["reconnects"], 0, "{d}");
     assert!(d["status"]["last_error"].is_null(), "{d}");
     for rec in nms.recordings("nms_stream") {
-        assert_good_recording(&rec, 2_000);
+        assert_decodable_recording(&rec, 2_000);
     }
     Ok(())
 }

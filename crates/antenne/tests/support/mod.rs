@@ -74,7 +74,7 @@ pub use nginx_stream::NginxTlsFront;
 pub use node_media_server::NodeMediaServer;
 pub use obs::{Obs, OBS_PASSWORD, ORIGINAL_KEY, ORIGINAL_SERVER, SCENES};
 pub use pki::{make_test_pki, CertKind, TestPki};
-pub use probe::assert_good_recording;
+pub use probe::{assert_decodable_recording, assert_good_recording};
 pub use probe::{analyze, decode_errors, AudioPacket, StreamReport, VideoPacket};
 pub use publisher::{Publisher, PublisherOptions};
 pub use stunnel::Stunnel;
