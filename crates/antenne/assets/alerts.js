@@ -4,9 +4,9 @@
 // and fills the "Alerts" card of the settings page. Webhook URLs and
 // secrets come masked from the API; a new webhook's secret is shown once.
 
+import { api } from './api.js';
 import { t, onLangChange } from './i18n.js';
 
-const API = '/api/v1/alerts/webhooks';
 const EVENTS = [
   'destination_failed',
   'destination_rejected',
@@ -21,34 +21,8 @@ const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 let hooks = [];
 const results = new Map(); // webhook id → {ok, text} of its last test
 
-async function call(method, path, body) {
-  const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
-  if (body !== undefined) {
-    opts.headers['Content-Type'] = 'application/json';
-    opts.body = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(API + path, opts);
-  } catch {
-    throw new Error(t('error.network'));
-  }
-  if (res.status === 401) {
-    location.replace('/login');
-    throw new Error(t('error.session'));
-  }
-  const text = res.status === 204 ? '' : await res.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!res.ok) {
-    throw new Error(data && typeof data.error === 'string' ? data.error : t('error.http', { status: res.status }));
-  }
-  return data;
-}
+/// The webhooks' routes, through the one API client.
+const call = (method, path, body) => api(method, `/alerts/webhooks${path}`, body);
 
 function showError(message) {
   const box = $('#alert-error');

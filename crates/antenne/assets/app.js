@@ -17,9 +17,9 @@ import {
   fmtTime,
   fmtRelative,
 } from './i18n.js';
+import { API, api, goLogin } from './api.js';
 import { initControls, renderBulk, decorateMove, move, renderFold, holdOrder } from './controls.js';
 
-const API = '/api/v1';
 const HISTORY_MS = 60_000; // bitrate graph window
 const EVENTS_POLL_MS = 5_000;
 const OBS_POLL_MS = 2_000; // the SSE snapshot does not carry OBS: poll it
@@ -58,52 +58,6 @@ const state = {
 
 // ---------------------------------------------------------------- API
 
-class ApiError extends Error {
-  constructor(status, message, data = null) {
-    super(message);
-    this.status = status;
-    this.data = data; // the parsed JSON error body, when there is one
-  }
-}
-
-let leaving = false;
-function goLogin() {
-  if (leaving) return;
-  leaving = true;
-  location.replace('/login');
-}
-
-async function api(method, path, body) {
-  const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
-  if (body !== undefined) {
-    opts.headers['Content-Type'] = 'application/json';
-    opts.body = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(API + path, opts);
-  } catch {
-    throw new ApiError(0, t('error.network'));
-  }
-  if (res.status === 401) {
-    goLogin();
-    throw new ApiError(401, t('error.session'));
-  }
-  const text = res.status === 204 ? '' : await res.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
-  if (!res.ok) {
-    const msg = data && typeof data.error === 'string' ? data.error : t('error.http', { status: res.status });
-    throw new ApiError(res.status, msg, data);
-  }
-  return data;
-}
 
 // ---------------------------------------------------------------- feedback
 

@@ -8,9 +8,9 @@
 // Rows are kept per destination id and updated in place, so the live
 // snapshot (every second) never disturbs a key being typed.
 
+import { API, api, setLoginPath } from './api.js';
 import { t, initI18n, bindLangSwitch, onLangChange, applyI18n, fmtNumber } from './i18n.js';
 
-const API = '/api/v1';
 const state = {
   presets: new Map(),
   destinations: [],
@@ -26,37 +26,7 @@ const ingestDetail = document.getElementById('ingest-detail');
 const banner = document.getElementById('banner');
 const rowTemplate = document.getElementById('row');
 
-function toLogin() {
-  location.replace('/login?next=/dock');
-}
-
-async function api(method, path, body) {
-  const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
-  if (body !== undefined) {
-    opts.headers['Content-Type'] = 'application/json';
-    opts.body = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(API + path, opts);
-  } catch {
-    throw new Error(t('error.network'));
-  }
-  if (res.status === 401) {
-    toLogin();
-    throw new Error(t('error.session'));
-  }
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    data = null;
-  }
-  if (!res.ok) {
-    throw new Error(data && typeof data.error === 'string' ? data.error : t('error.http', { status: res.status }));
-  }
-  return data;
-}
+setLoginPath('/login?next=/dock');
 
 // ------------------------------------------------------------ ingest
 

@@ -6,9 +6,9 @@
 // live stream. This module adds its card to the Settings page itself, so
 // index.html only loads it.
 
+import { api } from './api.js';
 import { t, applyI18n } from './i18n.js';
 
-const API = '/api/v1';
 
 const CARD = `
   <h2 id="h-import-nginx" data-i18n="import.title"></h2>
@@ -41,29 +41,7 @@ const CARD = `
     </div>
   </div>`;
 
-async function post(body) {
-  let res;
-  try {
-    res = await fetch(`${API}/import/nginx`, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify(body),
-    });
-  } catch {
-    throw new Error(t('error.network'));
-  }
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    data = null;
-  }
-  if (!res.ok) {
-    throw new Error(data && typeof data.error === 'string' ? data.error : t('error.http', { status: res.status }));
-  }
-  return data;
-}
+const post = (body) => api('POST', '/import/nginx', body);
 
 function item(list, text) {
   const li = document.createElement('li');

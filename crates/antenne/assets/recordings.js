@@ -5,30 +5,14 @@
 // visible. Ingest cards carry data-ingest-id (set by app.js) and an empty
 // [data-role="recording"] slot (index.html) that this module fills.
 
+import { API, api } from './api.js';
 import { t, applyI18n, onLangChange, fmtDateTime, fmtNumber } from './i18n.js';
 
-const API = '/api/v1';
 const POLL_MS = 3000;
 let last = { recordings: [], ingests: [] };
 let settings = null;
 
-async function call(method, path, body) {
-  const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
-  if (body !== undefined) {
-    opts.headers['Content-Type'] = 'application/json';
-    opts.body = JSON.stringify(body);
-  }
-  const res = await fetch(API + path, opts);
-  const text = res.status === 204 ? '' : await res.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!res.ok) throw new Error((data && data.error) || t('error.http', { status: res.status }));
-  return data;
-}
+const call = api;
 
 function el(tag, attrs = {}, text) {
   const e = document.createElement(tag);
