@@ -338,3 +338,53 @@ fn a_streamer_adds_a_vertical_rendition_from_a_template_and_fixes_a_tiktok_warni
     assert_eq!(browser.value("[data-testid=dest-source]")?, rid);
     Ok(())
 }
+
+#[test]
+fn a_bitrate_capped_rendition_stays_within_its_cap_at_the_receiver() -> Result<()> {
+    const CAP_KBPS: f64 = 200.0;
+    let nginx = Nginx::start()?;
+    let antenne = start_antenne(&[])?;
+    let _publisher = publish(&antenne)?;
+    let r = add_rendition(
+        &antenne,
+        json!({"width": 180, "height": 320, "video_kbps": CAP_KBPS as u32}),
+    )?;
+    let rid = r["id"].as_str().context("rendition id")?.to_owned();
+    let d = add_destination_on(&antenne, &nginx, "capped", json!({"rendition": rid}))?;
+    antenne.wait_for_state(&d, "live", Duration::from_secs(60))?;
+    // About 10 s past the first 2 s (the encoder's start).
+    let report = wait_for(Duration::from_secs(90), || {
+        let path = nginx.latest_recording("capped")?;
+        let report = analyze(&path).ok()?;
+        (report.video_duration_ms() >= 12_000).then_some(report)
+    })
+    .with_context(|| {
+        format!(
+            "12 s of the rendition recorded; log:\n{}",
+            nginx.error_log()
+        )
+    })?;
+    let start = report.video_packets[0].dts_ms + 2_000;
+    let window: Vec<_> = report
+        .video_packets
+        .iter()
+        .filter(|p| p.dts_ms >= start)
+        .collect();
+    let (first, last) = (window[0].dts_ms, window[window.len() - 1].dts_ms);
+    let bits: u64 = window.iter().map(|p| p.size * 8).sum();
+    let kbps = bits as f64 / (last - first) as f64;
+    println!(
+        "capped rendition: {kbps:.0} kbit/s of video over {} ms (cap {CAP_KBPS})",
+        last - first
+    );
+    assert!(
+        kbps <= CAP_KBPS * 1.15,
+        "{kbps:.0} kbit/s over a cap of {CAP_KBPS} kbit/s: {}",
+        report.summary()
+    );
+    assert!(
+        kbps > CAP_KBPS * 0.2,
+        "some video came through: {kbps:.0} kbit/s"
+    );
+    Ok(())
+}
