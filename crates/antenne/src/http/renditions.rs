@@ -99,15 +99,19 @@ impl From<RenditionBody> for RenditionInput {
     }
 }
 
-async fn list(State(st): State<AppState>) -> Json<Vec<RenditionJson>> {
-    Json(st.renditions.list().into_iter().map(Into::into).collect())
+// The views read each ffmpeg's CPU time from /proc: off the runtime's
+// threads.
+async fn list(State(st): State<AppState>) -> Result<Json<Vec<RenditionJson>>, ApiError> {
+    let list = tokio::task::spawn_blocking(move || st.renditions.list()).await?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
 }
 
 async fn one(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RenditionJson>, ApiError> {
-    Ok(Json(st.renditions.view_of(&id)?.into()))
+    let v = tokio::task::spawn_blocking(move || st.renditions.view_of(&id)).await??;
+    Ok(Json(v.into()))
 }
 
 async fn create(

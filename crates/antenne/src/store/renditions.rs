@@ -3,9 +3,10 @@
 //! ([`crate::encoders::RenditionSpec`]). Destinations name the rendition
 //! they relay in their `source` column.
 //!
-//! Invariant: a spec that does not parse any more (written by a newer
+//! Invariants: a spec that does not parse any more (written by a newer
 //! antenne) is skipped at load with a warning, never reset silently in
-//! the database.
+//! the database; a backup's rendition out of range refuses the whole
+//! import.
 
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
@@ -108,6 +109,9 @@ impl Store {
             .map_err(write_error)?;
         let t = now();
         for (i, r) in list.iter().enumerate() {
+            r.spec
+                .validate()
+                .map_err(|e| StoreError::Invalid(format!("rendition {:?}: {e}", r.id)))?;
             tx.execute(
                 "INSERT INTO renditions (id, name, ingest, spec, position, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
@@ -159,5 +163,11 @@ mod tests {
         store.import(&backup).expect("imports");
         assert_eq!(store.renditions().expect("lists"), vec![changed]);
         assert!(!store.delete_rendition("nope").expect("answers"));
+        // A backup with a rendition out of range is refused whole.
+        let mut bad = store.export().expect("exports");
+        bad.renditions[0].spec.width = 181;
+        bad.destinations.clear();
+        assert!(matches!(store.import(&bad), Err(StoreError::Invalid(_))));
+        assert_eq!(store.destinations().expect("lists").len(), 1);
     }
 }
