@@ -1817,6 +1817,9 @@ const KINDS = [
   'recording_stopped',
   'recording_failed',
   'recording_deleted',
+  'rendition_added',
+  'rendition_edited',
+  'rendition_deleted',
 ];
 
 function kindLabel(kind) {

@@ -144,9 +144,28 @@ function renderSection(card) {
     });
     head.append(del);
     li.append(head, el('p', { class: 'small muted tabular', 'data-testid': 'rendition-details' }, details(r)));
+    if (r.spec.fit && r.spec.fit.mode === 'crop') li.append(cropControl(slot, r));
     if (r.status && r.status.state === 'restarting' && r.status.error) li.append(el('p', { class: 'status-detail' }, r.status.error));
     list.append(li);
   }
+}
+
+/** A slider moving a crop rendition's cut; a change restarts only its encoder. */
+function cropControl(slot, r) {
+  const label = el('label', { class: 'rendition-crop small' });
+  const input = el('input', { type: 'range', min: '0', max: '1', step: '0.05', 'data-testid': 'rendition-crop' });
+  input.value = String(r.spec.fit.x);
+  input.addEventListener('change', async () => {
+    try {
+      const changed = await call('PATCH', `/renditions/${encodeURIComponent(r.id)}`, { spec: { fit: { mode: 'crop', x: Number(input.value) } } });
+      renditions = renditions.map((x) => (x.id === changed.id ? changed : x));
+      showError(slot, '');
+    } catch (e) {
+      showError(slot, e.message);
+    }
+  });
+  label.append(el('span', {}, t('renditions.crop')), input);
+  return label;
 }
 
 function showError(slot, msg) {

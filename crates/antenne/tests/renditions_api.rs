@@ -333,6 +333,27 @@ fn a_streamer_adds_a_vertical_rendition_from_a_template_and_fixes_a_tiktok_warni
         |t| t.contains("Encoding"),
     )?;
 
+    // Moving the crop in the page restarts the encoder only: no new
+    // publish at the receiver.
+    let publishes = nginx.publish_count("tt");
+    browser.js(
+        "const s = document.querySelector('[data-testid=rendition-crop]'); s.value = '0.25'; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    )?;
+    let moved = wait_for(Duration::from_secs(20), || {
+        let r = rendition(&antenne, &rid).ok()?;
+        (r["spec"]["fit"]["x"] == 0.25).then_some(r)
+    });
+    assert!(moved.is_some(), "the crop moved");
+    antenne.wait_for_state(&did, "live", Duration::from_secs(5))?;
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        nginx.publish_count("tt"),
+        publishes,
+        "{}",
+        nginx.error_log()
+    );
+
     // The destination dialog shows the source.
     browser.click("[data-testid=destination-card] [data-testid=dest-edit]")?;
     assert_eq!(browser.value("[data-testid=dest-source]")?, rid);
