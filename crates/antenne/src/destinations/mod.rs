@@ -289,11 +289,13 @@ impl Destinations {
             .ok_or_else(|| DestinationError::NotFound(id.to_owned()))
     }
 
-    /// Whether some destination relays the stream of `ingest`.
+    /// Whether some destination (or rendition) relays the stream of
+    /// `ingest`.
     pub fn uses_ingest(&self, ingest: &str) -> bool {
         self.snapshot()
             .iter()
             .any(|e| e.dest.ingest.matches(ingest))
+            || self.renditions.get().is_some_and(|r| r.uses_ingest(ingest))
     }
 
     fn resolve_ingest(&self, ingest: Option<&str>) -> Result<StreamKey, DestinationError> {

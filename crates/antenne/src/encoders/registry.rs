@@ -24,6 +24,7 @@ use super::{EncoderConfig, EncoderState, Rendition, RenditionSpec};
 use crate::history::{EventKind, History};
 use crate::ingest::Hubs;
 use crate::ingest_keys::id_of;
+use crate::secret::StreamKey;
 use crate::store::{Store, StoreError, StoredRendition};
 
 /// At most this many renditions (each may run an ffmpeg).
@@ -224,6 +225,13 @@ impl Renditions {
             .iter()
             .find(|e| e.stored.id == id)
             .map(|e| e.stored.ingest.clone())
+    }
+
+    /// Whether some rendition encodes `ingest` (a key).
+    pub fn uses_ingest(&self, ingest: &str) -> bool {
+        self.snapshot()
+            .iter()
+            .any(|e| StreamKey::new(e.stored.ingest.clone()).matches(ingest))
     }
 
     fn view(&self, e: &Entry) -> RenditionView {
