@@ -269,6 +269,12 @@ fn refuses_a_bad_spec_and_a_source_that_is_not_a_rendition() -> Result<()> {
         "{body}"
     );
     assert!(antenne.list_destinations()?.is_empty());
+    // `auto` shows the encoder it resolved to (hardware probed once).
+    let auto = json!({"spec": {"width": 180, "height": 320, "video_kbps": 400, "encoder": {"kind": "auto"}}});
+    let r = antenne.request_expect("POST", "/api/v1/renditions", Some(&auto), 201)?;
+    assert_eq!(r["spec"]["encoder"]["kind"], "auto", "{r}");
+    let kind = r["encoder"]["kind"].as_str().unwrap_or("");
+    assert!(["libx264", "nvenc", "vaapi", "qsv"].contains(&kind), "{r}");
     Ok(())
 }
 

@@ -86,6 +86,9 @@ pub struct Renditions {
     store: Arc<Store>,
     history: History,
     config: EncoderConfig,
+    /// Hardware encoders found, probed once, the first time a rendition
+    /// asks for `auto` (a few seconds of test encodes nobody else pays).
+    hardware: tokio::sync::OnceCell<Vec<super::VideoEncoder>>,
     /// Last CPU reading per pid: (when, CPU seconds).
     cpu: Mutex<HashMap<u32, (Instant, f64)>>,
 }
@@ -156,8 +159,33 @@ impl Renditions {
             store,
             history,
             config,
+            hardware: tokio::sync::OnceCell::new(),
             cpu: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The settings a rendition of `spec` starts with: for `auto`, with
+    /// the hardware encoders (probed the first time).
+    async fn config_for(&self, spec: &RenditionSpec) -> EncoderConfig {
+        let mut config = self.config.clone();
+        if spec.encoder == super::VideoEncoder::Auto {
+            let ffmpeg = config.ffmpeg.clone();
+            config.hardware = self
+                .hardware
+                .get_or_init(|| async move {
+                    let report = super::hardware::probe(&ffmpeg).await;
+                    info!("{}", report.summary());
+                    report.available
+                })
+                .await
+                .clone();
+        }
+        config
+    }
+
+    /// The hardware encoders found, once probed.
+    fn hardware(&self) -> &[super::VideoEncoder] {
+        self.hardware.get().map(Vec::as_slice).unwrap_or(&[])
     }
 
     fn snapshot(&self) -> Arc<Vec<Entry>> {
@@ -193,12 +221,8 @@ impl Renditions {
                 warn!(rendition = %stored.id, "saved rendition's ingest key is not configured: skipped");
                 continue;
             };
-            match Rendition::start(
-                stored.id.clone(),
-                stored.spec.clone(),
-                hub,
-                self.config.clone(),
-            ) {
+            let config = self.config_for(&stored.spec).await;
+            match Rendition::start(stored.id.clone(), stored.spec.clone(), hub, config) {
                 Ok(r) => list.push(Entry {
                     stored,
                     engine: Arc::new(r),
@@ -249,7 +273,7 @@ impl Renditions {
         RenditionView {
             ingest_id: id_of(&e.stored.ingest),
             state: e.engine.state(),
-            encoder: e.stored.spec.encoder.resolve(&self.config.hardware),
+            encoder: e.stored.spec.encoder.resolve(self.hardware()),
             pid,
             demand: e.engine.demand(),
             cpu_percent,
@@ -313,13 +337,9 @@ impl Renditions {
         };
         let saved = stored.clone();
         self.save(move |s| s.insert_rendition(&saved)).await?;
-        let engine = Rendition::start(
-            stored.id.clone(),
-            stored.spec.clone(),
-            hub,
-            self.config.clone(),
-        )
-        .map_err(|e| RenditionError::Invalid(e.to_string()))?;
+        let config = self.config_for(&stored.spec).await;
+        let engine = Rendition::start(stored.id.clone(), stored.spec.clone(), hub, config)
+            .map_err(|e| RenditionError::Invalid(e.to_string()))?;
         info!(rendition = %stored.id, "rendition added");
         self.history.record(
             EventKind::RenditionAdded,
@@ -383,7 +403,7 @@ impl Renditions {
                 .find(&next.ingest)
                 .ok_or(RenditionError::UnknownIngest)?;
             old.engine
-                .respec(next.spec.clone(), hub, self.config.clone())
+                .respec(next.spec.clone(), hub, self.config_for(&next.spec).await)
                 .map_err(|e| RenditionError::Invalid(e.to_string()))?;
         }
         info!(rendition = %id, restarted = respec, "rendition updated");
