@@ -1641,6 +1641,7 @@ function openDestDialog(dest) {
   fillViaOptions(viaOf(dest));
   updateViaUi();
   loadViaOutputs();
+  document.dispatchEvent(new CustomEvent('dest-dialog-open', { detail: dest || null })); // renditions.js fills #dest-source
   $('#dest-submit').disabled = false;
   dlg.showModal();
   sel.focus();
@@ -1685,6 +1686,9 @@ async function submitDest(e) {
   const ingestSel = $('#dest-ingest');
   const via = $('#dest-via').value || null;
   const editing = dlgState.editing;
+  const sourceSel = $('#dest-source');
+  const source = sourceSel && sourceSel.value && sourceSel.value !== 'ingest' ? { rendition: sourceSel.value } : 'ingest';
+  const sourceChanged = !!sourceSel && sourceSel.value !== (sourceSel.dataset.initial || 'ingest');
 
   const submit = $('#dest-submit');
   submit.disabled = true;
@@ -1699,6 +1703,7 @@ async function submitDest(e) {
       if (enabled !== !!editing.enabled) body.enabled = enabled;
       if (key) body.key = key; // an empty field keeps the current key
       if (via !== viaOf(editing)) body.via_obs = via;
+      if (sourceChanged) body.source = source;
       if (!ingestField.hidden && ingestSel.selectedOptions[0] && ingestSel.selectedOptions[0].dataset.masked !== editing.ingest) {
         body.ingest = ingestSel.value;
       }
@@ -1707,6 +1712,7 @@ async function submitDest(e) {
         : editing;
     } else {
       const body = { name, platform, url, key, enabled, via_obs: via };
+      if (source !== 'ingest') body.source = source;
       if (!ingestField.hidden && ingestSel.value) body.ingest = ingestSel.value;
       result = await api('POST', '/destinations', body);
     }
@@ -1765,6 +1771,9 @@ const KINDS = [
   'recording_stopped',
   'recording_failed',
   'recording_deleted',
+  'rendition_added',
+  'rendition_edited',
+  'rendition_deleted',
 ];
 
 function kindLabel(kind) {

@@ -321,6 +321,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         presets.clone(),
         shutdown.clone(),
     ));
+    // Renditions load first: destinations find their source there.
+    let renditions = Arc::new(crate::encoders::registry::Renditions::new(
+        hubs.clone(),
+        store.clone(),
+        history.clone(),
+        crate::encoders::EncoderConfig {
+            ffmpeg: cli.ffmpeg.clone(),
+            queue: limits,
+            ..crate::encoders::EncoderConfig::default()
+        },
+    ));
+    renditions.load().await?;
+    destinations.set_renditions(renditions.clone());
     let loaded = destinations.load().await?;
 
     let rtmp = TcpListener::bind(cli.rtmp_listen)
@@ -430,6 +443,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             alerts,
             secure_cookies: cli.behind_tls_proxy,
             recorder: recorder.clone(),
+            renditions,
         },
         http::AllowedHosts::new(&cli.allowed_hosts, store.clone()),
     );

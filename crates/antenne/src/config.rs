@@ -60,6 +60,12 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_EXTRA_CA_FILE")]
     pub extra_ca_file: Option<PathBuf>,
 
+    /// The ffmpeg program renditions run (a path, or a name looked up on
+    /// PATH). Without it renditions say "ffmpeg not found" and
+    /// destinations relaying the ingest work as before.
+    #[arg(long, env = "ANTENNE_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+
     /// A destination whose socket accepts nothing for this long is
     /// reconnected.
     #[arg(long, env = "ANTENNE_STALL_TIMEOUT_SECS", default_value_t = 10)]

@@ -62,11 +62,15 @@ pub enum EventKind {
     ObsOutput,
     // Alerts.
     AlertFailed,
+    // Renditions.
+    RenditionAdded,
+    RenditionEdited,
+    RenditionDeleted,
 }
 
 impl EventKind {
     /// Every kind, for look-ups by name.
-    pub const ALL: [EventKind; 38] = [
+    pub const ALL: [EventKind; 41] = [
         EventKind::Started,
         EventKind::Added,
         EventKind::Edited,
@@ -105,6 +109,9 @@ impl EventKind {
         EventKind::ObsAutoStream,
         EventKind::ObsOutput,
         EventKind::AlertFailed,
+        EventKind::RenditionAdded,
+        EventKind::RenditionEdited,
+        EventKind::RenditionDeleted,
     ];
 
     /// The stored name (`went_live`).
@@ -148,6 +155,9 @@ impl EventKind {
             EventKind::ObsAutoStream => "obs_auto_stream",
             EventKind::ObsOutput => "obs_output",
             EventKind::AlertFailed => "alert_failed",
+            EventKind::RenditionAdded => "rendition_added",
+            EventKind::RenditionEdited => "rendition_edited",
+            EventKind::RenditionDeleted => "rendition_deleted",
         }
     }
 

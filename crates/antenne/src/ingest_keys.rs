@@ -35,7 +35,7 @@ pub enum IngestKeyError {
     NotFound(String),
     #[error("the last ingest key cannot be deleted")]
     Last,
-    #[error("destinations relay this ingest key: move or delete them first")]
+    #[error("destinations or renditions use this ingest key: move or delete them first")]
     InUse,
     #[error("this ingest key is live: stop the stream in OBS first")]
     Live,

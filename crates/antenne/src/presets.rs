@@ -27,6 +27,141 @@ pub struct Preset {
     /// README, "OBS dock".
     #[serde(default)]
     pub new_key_each_live: bool,
+    /// What the platform accepts (guardrails); sources in README,
+    /// "Platform limits".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+/// A platform's limits on what it is sent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Limits {
+    /// Highest video bitrate (kbit/s) it takes or recommends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_video_kbps: Option<u32>,
+    /// Largest picture, in the platform's orientation (width × height).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_height: Option<u32>,
+    /// Video codecs accepted (`h264`, `hevc`, `av1`).
+    #[serde(default)]
+    pub codecs: Vec<String>,
+    /// Longest keyframe interval (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_keyframe_s: Option<f64>,
+    pub orientation: Orientation,
+}
+
+/// Which way up the platform wants the picture.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Orientation {
+    #[default]
+    Any,
+    Horizontal,
+    Vertical,
+}
+
+/// What is known of a stream a destination would get.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamFacts {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// `h264`, `hevc`, `av1` (lower case).
+    pub video_codec: Option<String>,
+    pub video_kbps: Option<f64>,
+}
+
+/// One limit a stream breaks, in plain words; `fix` says which kind of
+/// rendition repairs it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Breach {
+    pub message: String,
+    pub fix: Fix,
+}
+
+/// The rendition that repairs a breach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fix {
+    /// A vertical 9:16 rendition.
+    Vertical,
+    /// A bitrate cap (the platform's maximum).
+    BitrateCap,
+    /// H.264 at most 1080p.
+    H264,
+    /// A smaller picture.
+    Smaller,
+}
+
+impl Limits {
+    /// Every limit `s` breaks (nothing when too little is known).
+    pub fn breaches(&self, platform: &str, s: &StreamFacts) -> Vec<Breach> {
+        let mut out = Vec::new();
+        let size = s.width.zip(s.height);
+        if let Some((w, h)) = size {
+            let wrong = match self.orientation {
+                Orientation::Vertical => w > h,
+                Orientation::Horizontal => h > w,
+                Orientation::Any => false,
+            };
+            if wrong {
+                let (way, fix) = match self.orientation {
+                    Orientation::Vertical => ("vertical", Fix::Vertical),
+                    _ => ("horizontal", Fix::Smaller),
+                };
+                out.push(Breach {
+                    message: format!("{platform} expects {way} video; your stream is {w}×{h}"),
+                    fix,
+                });
+            } else if let (Some(mw), Some(mh)) = (self.max_width, self.max_height) {
+                if w > mw || h > mh {
+                    out.push(Breach {
+                        message: format!(
+                            "{platform} takes at most {mw}×{mh}; your stream is {w}×{h}"
+                        ),
+                        fix: Fix::Smaller,
+                    });
+                }
+            }
+        }
+        if let Some(codec) = &s.video_codec {
+            let c = codec.to_ascii_lowercase();
+            if !self.codecs.is_empty() && !self.codecs.contains(&c) {
+                out.push(Breach {
+                    message: format!(
+                        "{platform} takes {} only; your stream is {c}",
+                        self.codecs.join(", ")
+                    ),
+                    fix: Fix::H264,
+                });
+            }
+        }
+        if let (Some(max), Some(kbps)) = (self.max_video_kbps, s.video_kbps) {
+            // A margin: an encoder's bitrate wanders around its target.
+            if kbps > f64::from(max) * 1.1 {
+                out.push(Breach {
+                    message: format!(
+                        "{platform} takes at most {} Mbit/s; your stream is {:.1} Mbit/s",
+                        fmt_mbit(max),
+                        kbps / 1000.0
+                    ),
+                    fix: Fix::BitrateCap,
+                });
+            }
+        }
+        out
+    }
+}
+
+fn fmt_mbit(kbps: u32) -> String {
+    let m = f64::from(kbps) / 1000.0;
+    if m.fract() == 0.0 {
+        format!("{m:.0}")
+    } else {
+        format!("{m:.1}")
+    }
 }
 
 /// All presets, in display order.
@@ -75,6 +210,40 @@ impl Presets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_horizontal_stream_breaks_tiktok_and_a_fast_one_facebook() {
+        let presets = Presets::embedded().expect("presets");
+        let facts = StreamFacts {
+            width: Some(1920),
+            height: Some(1080),
+            video_codec: Some("h264".into()),
+            video_kbps: Some(8000.0),
+        };
+        let tiktok = presets.get("tiktok").and_then(|p| p.limits.clone());
+        let b = tiktok.expect("limits").breaches("TikTok", &facts);
+        assert_eq!(
+            b,
+            vec![Breach {
+                message: "TikTok expects vertical video; your stream is 1920×1080".into(),
+                fix: Fix::Vertical,
+            }]
+        );
+        let fb = presets.get("facebook").and_then(|p| p.limits.clone());
+        let b = fb.expect("limits").breaches("Facebook", &facts);
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert_eq!(b[0].fix, Fix::BitrateCap);
+        assert!(b[0].message.contains("at most 6 Mbit/s"), "{b:?}");
+        let kick = presets.get("kick").and_then(|p| p.limits.clone());
+        let hevc = StreamFacts {
+            video_codec: Some("hevc".into()),
+            ..facts.clone()
+        };
+        let b = kick.expect("limits").breaches("Kick", &hevc);
+        assert_eq!(b[0].fix, Fix::H264, "{b:?}");
+        let yt = presets.get("youtube").and_then(|p| p.limits.clone());
+        assert!(yt.expect("limits").breaches("YouTube", &facts).is_empty());
+    }
 
     #[test]
     fn the_presets_file_is_valid_and_complete() {

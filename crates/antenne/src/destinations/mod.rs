@@ -23,12 +23,13 @@
 
 mod bulk;
 mod model;
+mod source;
 pub mod validate;
 
 pub use bulk::{Named, Skipped, Switched};
 
 pub use model::{
-    Destination, DestinationError, DestinationInput, DestinationView, ObsDirect, OBS_MAIN,
+    Destination, DestinationError, DestinationInput, DestinationView, ObsDirect, Source, OBS_MAIN,
 };
 
 use std::collections::HashMap;
@@ -88,6 +89,7 @@ pub struct Destinations {
     history: History,
     presets: Arc<Presets>,
     direct: std::sync::OnceLock<Arc<dyn ObsDirect>>,
+    renditions: std::sync::OnceLock<Arc<crate::encoders::registry::Renditions>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -130,6 +132,7 @@ impl Destinations {
             history,
             presets,
             direct: std::sync::OnceLock::new(),
+            renditions: std::sync::OnceLock::new(),
             tracker: TaskTracker::new(),
             shutdown,
         }
@@ -254,6 +257,7 @@ impl Destinations {
                 ingest,
                 target,
                 via_obs: s.via_obs,
+                source: Source::from_stored(s.source),
             };
             let entry = Entry {
                 stats: Arc::new(OutputStats::new(dest.enabled)),
@@ -285,11 +289,13 @@ impl Destinations {
             .ok_or_else(|| DestinationError::NotFound(id.to_owned()))
     }
 
-    /// Whether some destination relays the stream of `ingest`.
+    /// Whether some destination (or rendition) relays the stream of
+    /// `ingest`.
     pub fn uses_ingest(&self, ingest: &str) -> bool {
         self.snapshot()
             .iter()
             .any(|e| e.dest.ingest.matches(ingest))
+            || self.renditions.get().is_some_and(|r| r.uses_ingest(ingest))
     }
 
     fn resolve_ingest(&self, ingest: Option<&str>) -> Result<StreamKey, DestinationError> {
@@ -365,6 +371,8 @@ impl Destinations {
         let enabled = input.enabled.unwrap_or(true);
         validate::via_obs(via_obs.as_deref())?;
         validate::obs_main_free(&id, via_obs.as_deref(), enabled, others(current))?;
+        let source = input.source.unwrap_or_default();
+        self.check_source(&source, &ingest)?;
         Ok(Destination {
             id,
             name,
@@ -375,6 +383,7 @@ impl Destinations {
             ingest,
             target,
             via_obs,
+            source,
         })
     }
 
@@ -413,6 +422,10 @@ impl Destinations {
         next.key = StreamKey::new(key.trim());
         next.target = target;
         next.enabled = input.enabled.unwrap_or(dest.enabled);
+        if let Some(source) = &input.source {
+            next.source = source.clone();
+        }
+        self.check_source(&next.source, &next.ingest)?;
         validate::via_obs(next.via_obs.as_deref())?;
         validate::obs_main_free(
             &next.id,
@@ -445,7 +458,8 @@ impl Destinations {
 
         let restart = next.target != old.dest.target
             || next.ingest != old.dest.ingest
-            || next.via_obs != old.dest.via_obs;
+            || next.via_obs != old.dest.via_obs
+            || next.source != old.dest.source;
         let was_enabled = old.dest.enabled;
         let entry = Entry {
             dest: next,
@@ -465,7 +479,8 @@ impl Destinations {
             || input.key.is_some()
             || input.platform.is_some()
             || input.ingest.is_some()
-            || input.via_obs.is_some();
+            || input.via_obs.is_some()
+            || input.source.is_some();
         if edited {
             let text = if restart {
                 "edited (reconnects)"
@@ -546,7 +561,7 @@ impl Destinations {
     fn start(&self, entry: &Entry, previous: Option<JoinHandle<()>>) -> Running {
         let cancel = self.shutdown.child_token();
         entry.stats.set_state(OutputState::Idle);
-        let hub = self.hubs.find(entry.dest.ingest.expose());
+        let (hub, demand) = self.source_hub(entry);
         let supervise = {
             let (id, target) = (entry.dest.id.clone(), entry.dest.target.clone());
             let (stats, ctx, cancel) = (entry.stats.clone(), self.ctx.clone(), cancel.clone());
@@ -557,6 +572,7 @@ impl Destinations {
                 }
                 // The ingest key was resolved from the hubs, so the hub is
                 // there.
+                let _demand = demand;
                 if let Some(hub) = hub {
                     supervisor::supervise(id, target, hub, stats, ctx, history, cancel).await;
                 }

@@ -28,6 +28,32 @@ pub struct Destination {
     /// output, else the name of one of its outputs. antenne then does not
     /// relay it; its switch drives OBS.
     pub via_obs: Option<String>,
+    /// What it relays: its ingest as it comes, or a rendition of it.
+    pub source: Source,
+}
+
+/// What a destination relays.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Source {
+    /// The ingest's stream as OBS sends it.
+    #[default]
+    Ingest,
+    /// A rendition (by id) of its ingest, encoded by ffmpeg.
+    Rendition(String),
+}
+
+impl Source {
+    /// The rendition id, for a rendition source.
+    pub fn rendition(&self) -> Option<&str> {
+        match self {
+            Source::Ingest => None,
+            Source::Rendition(id) => Some(id),
+        }
+    }
+
+    pub fn from_stored(s: Option<String>) -> Self {
+        s.map(Source::Rendition).unwrap_or_default()
+    }
 }
 
 /// Drives OBS for destinations that OBS streams itself.
@@ -57,6 +83,7 @@ impl Destination {
             enabled: self.enabled,
             ingest: self.ingest.expose().to_owned(),
             via_obs: self.via_obs.clone(),
+            source: self.source.rendition().map(str::to_owned),
         }
     }
 
@@ -77,6 +104,8 @@ pub struct DestinationInput {
     pub ingest: Option<String>,
     /// `Some(None)` makes antenne relay it again; `None` keeps it.
     pub via_obs: Option<Option<String>>,
+    /// `None` keeps it.
+    pub source: Option<Source>,
 }
 
 /// Why a change was refused; the text is shown to the user.
@@ -104,6 +133,10 @@ pub enum DestinationError {
     ObsMainBusy(String),
     #[error("via_obs must be \"main\" or the name of an OBS output (1 to 100 characters)")]
     BadViaObs,
+    #[error("no rendition with id {0:?}")]
+    UnknownRendition(String),
+    #[error("rendition {0:?} encodes another ingest key than the destination's")]
+    RenditionOfAnotherIngest(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -136,6 +136,7 @@ mod tests {
             enabled,
             ingest: "i".into(),
             via_obs: via.map(str::to_owned),
+            source: None,
         }
     }
 

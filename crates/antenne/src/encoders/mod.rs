@@ -34,6 +34,7 @@
 //!   sanitised and bounded ([`state`]) before they reach the state.
 
 pub mod hardware;
+pub mod registry;
 mod run;
 pub mod spec;
 pub mod state;
@@ -101,12 +102,20 @@ pub(crate) fn spawn_error(ffmpeg: &Path, e: &std::io::Error) -> String {
 #[derive(Debug)]
 pub struct Rendition {
     id: String,
-    spec: RenditionSpec,
     output: Arc<Hub>,
-    state: watch::Receiver<EncoderState>,
     demand: Arc<watch::Sender<usize>>,
     pid: Arc<Mutex<Option<u32>>>,
+    run: Mutex<Run>,
+}
+
+/// The current supervisor of a rendition (replaced by
+/// [`Rendition::respec`]).
+#[derive(Debug)]
+struct Run {
+    spec: RenditionSpec,
+    state: watch::Receiver<EncoderState>,
     _stop: DropGuard,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Rendition {
@@ -123,39 +132,84 @@ impl Rendition {
         let id = id.into();
         // Not a secret, but a hub is named by a key: the rendition's id.
         let output = Hub::new(StreamKey::new(format!("rendition-{id}")), config.queue);
-        let (state_tx, state) = watch::channel(EncoderState::Stopped);
         let demand = Arc::new(watch::channel(0usize).0);
         let pid = Arc::new(Mutex::new(None));
+        let rendition = Rendition {
+            run: Mutex::new(Run {
+                spec: spec.clone(),
+                state: watch::channel(EncoderState::Stopped).1,
+                _stop: CancellationToken::new().drop_guard(),
+                task: None,
+            }),
+            id,
+            output,
+            demand,
+            pid,
+        };
+        rendition.spawn(spec, input, config);
+        Ok(rendition)
+    }
+
+    /// Replaces the supervisor with one for `spec` (and `input`): the old
+    /// ffmpeg is stopped and, once it is gone, a new one starts if the
+    /// rendition is wanted. The output hub, its subscribers and the
+    /// demand stay: destinations keep their connection.
+    pub fn respec(
+        &self,
+        spec: RenditionSpec,
+        input: Arc<Hub>,
+        config: EncoderConfig,
+    ) -> Result<(), spec::SpecError> {
+        spec.validate()?;
+        self.spawn(spec, input, config);
+        Ok(())
+    }
+
+    fn spawn(&self, spec: RenditionSpec, input: Arc<Hub>, config: EncoderConfig) {
+        let (state_tx, state) = watch::channel(EncoderState::Stopped);
         let cancel = CancellationToken::new();
         let task = supervisor::Task {
             spec: spec.clone(),
             input,
-            output: output.clone(),
+            output: self.output.clone(),
             config,
             state: state_tx,
-            demand: demand.subscribe(),
-            pid: pid.clone(),
+            demand: self.demand.subscribe(),
+            pid: self.pid.clone(),
             cancel: cancel.clone(),
         };
-        let span = tracing::info_span!("rendition", id = %id);
-        tokio::spawn(tracing::Instrument::instrument(task.run(), span));
-        Ok(Rendition {
-            id,
+        let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        // Replacing the guard cancels the previous supervisor; the new one
+        // waits for it to be gone (at most one ffmpeg per rendition).
+        let previous = run.task.take();
+        let span = tracing::info_span!("rendition", id = %self.id);
+        let handle = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Some(previous) = previous {
+                    let _ = previous.await;
+                }
+                task.run().await
+            },
+            span,
+        ));
+        *run = Run {
             spec,
-            output,
             state,
-            demand,
-            pid,
             _stop: cancel.drop_guard(),
-        })
+            task: Some(handle),
+        };
+    }
+
+    fn run(&self) -> std::sync::MutexGuard<'_, Run> {
+        self.run.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    pub fn spec(&self) -> &RenditionSpec {
-        &self.spec
+    pub fn spec(&self) -> RenditionSpec {
+        self.run().spec.clone()
     }
 
     /// The hub destinations attach to.
@@ -178,11 +232,13 @@ impl Rendition {
     }
 
     pub fn state(&self) -> EncoderState {
-        self.state.borrow().clone()
+        self.run().state.borrow().clone()
     }
 
+    /// The current supervisor's state (a [`Rendition::respec`] starts a
+    /// new one: watch again after it).
     pub fn watch_state(&self) -> watch::Receiver<EncoderState> {
-        self.state.clone()
+        self.run().state.clone()
     }
 
     /// The running ffmpeg's process id.

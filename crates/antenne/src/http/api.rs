@@ -279,6 +279,8 @@ struct DestinationBody {
     /// by OBS itself (`main` or an output name).
     #[serde(default, deserialize_with = "present")]
     via_obs: Option<Option<String>>,
+    /// `"ingest"` or `{"rendition": ID}`; absent: unchanged.
+    source: Option<super::views::SourceJson>,
 }
 
 /// Tells a field set to `null` (`Some(None)`) from an absent one (`None`).
@@ -296,6 +298,7 @@ impl From<DestinationBody> for DestinationInput {
             enabled: b.enabled,
             ingest: b.ingest,
             via_obs: b.via_obs,
+            source: b.source.map(Into::into),
         }
     }
 }

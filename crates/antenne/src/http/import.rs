@@ -116,6 +116,7 @@ async fn import_nginx(
             enabled: Some(true),
             ingest: None,
             via_obs: None,
+            source: None,
         };
         match st.destinations.create(input, &who.actor()).await {
             Ok(v) => answer.created.push(DestinationJson::new(&v, Keys::Masked)),
@@ -150,5 +151,6 @@ fn stored_of(v: &crate::destinations::DestinationView) -> crate::store::StoredDe
         enabled: d.enabled,
         ingest: d.ingest.expose().to_owned(),
         via_obs: d.via_obs.clone(),
+        source: d.source.rendition().map(str::to_owned),
     }
 }

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod obs;
 pub mod preview;
 pub mod recordings;
+pub mod renditions;
 pub mod serve;
 pub mod session;
 pub mod views;
@@ -69,6 +70,7 @@ pub struct AppState {
     /// Mark cookies `Secure` (antenne is behind a TLS-terminating proxy).
     pub secure_cookies: bool,
     pub recorder: Arc<crate::recording::Recorder>,
+    pub renditions: Arc<crate::encoders::registry::Renditions>,
 }
 
 /// The whole HTTP application.
@@ -82,6 +84,7 @@ pub fn router(state: AppState, hosts: AllowedHosts) -> Router {
         .merge(metrics::routes())
         .merge(alerts::routes())
         .merge(import::routes())
+        .merge(renditions::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)

@@ -72,7 +72,34 @@ pub struct DestinationJson {
     pub enabled: bool,
     pub ingest: String,
     pub via_obs: Option<String>,
+    pub source: SourceJson,
     pub status: StatusJson,
+}
+
+/// What a destination relays: `"ingest"` or `{"rendition": ID}`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceJson {
+    Ingest,
+    Rendition(String),
+}
+
+impl From<SourceJson> for crate::destinations::Source {
+    fn from(s: SourceJson) -> Self {
+        match s {
+            SourceJson::Ingest => crate::destinations::Source::Ingest,
+            SourceJson::Rendition(id) => crate::destinations::Source::Rendition(id),
+        }
+    }
+}
+
+impl From<&crate::destinations::Source> for SourceJson {
+    fn from(s: &crate::destinations::Source) -> Self {
+        match s {
+            crate::destinations::Source::Ingest => SourceJson::Ingest,
+            crate::destinations::Source::Rendition(id) => SourceJson::Rendition(id.clone()),
+        }
+    }
 }
 
 impl DestinationJson {
@@ -139,6 +166,7 @@ impl DestinationJson {
             enabled: d.enabled,
             ingest: keys.key(&d.ingest),
             via_obs: d.via_obs.clone(),
+            source: (&d.source).into(),
             status,
         }
     }

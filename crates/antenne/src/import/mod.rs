@@ -398,6 +398,7 @@ pub fn stored(plan: &Plan, ingest: &str) -> Vec<StoredDestination> {
             enabled: true,
             ingest: ingest.to_owned(),
             via_obs: None,
+            source: None,
         })
         .collect()
 }

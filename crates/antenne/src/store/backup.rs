@@ -23,10 +23,11 @@ impl Store {
             ingest_keys: self.ingest_keys()?,
             destinations: self.destinations()?,
             settings,
+            renditions: self.renditions()?,
         })
     }
 
-    /// Replaces ingest keys, destinations and settings with the backup's,
+    /// Replaces ingest keys, destinations, renditions and settings with the backup's,
     /// in one transaction: all or nothing. The caller validates first.
     pub fn import(&self, b: &Backup) -> Result<(), StoreError> {
         let mut conn = self.lock();
@@ -45,12 +46,13 @@ impl Store {
         }
         for (i, d) in b.destinations.iter().enumerate() {
             tx.execute(
-                "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?9)",
-                params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, i as i64, t, d.via_obs],
+                "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?9, ?11)",
+                params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, i as i64, t, d.via_obs, d.source],
             )
             .map_err(write_error)?;
         }
+        Store::import_renditions(&tx, &b.renditions)?;
         for (k, v) in &b.settings {
             tx.execute(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2)",

@@ -11,7 +11,7 @@ impl Store {
         let conn = self.lock();
         let mut stmt = conn
             .prepare(
-                "SELECT id, name, platform, url, key, enabled, ingest, via_obs FROM destinations
+                "SELECT id, name, platform, url, key, enabled, ingest, via_obs, source FROM destinations
                  ORDER BY position, created_at",
             )
             .map_err(write_error)?;
@@ -26,6 +26,7 @@ impl Store {
                     enabled: r.get(5)?,
                     ingest: r.get(6)?,
                     via_obs: r.get(7)?,
+                    source: r.get(8)?,
                 })
             })
             .map_err(write_error)?;
@@ -36,10 +37,10 @@ impl Store {
         let conn = self.lock();
         let t = now();
         conn.execute(
-            "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at)
+            "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at, source)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9,
-                     (SELECT COALESCE(MAX(position), 0) + 1 FROM destinations), ?8, ?8)",
-            params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, t, d.via_obs],
+                     (SELECT COALESCE(MAX(position), 0) + 1 FROM destinations), ?8, ?8, ?10)",
+            params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, t, d.via_obs, d.source],
         )
         .map_err(write_error)?;
         Ok(())
@@ -52,10 +53,10 @@ impl Store {
         let t = now();
         for d in list {
             tx.execute(
-                "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at)
+                "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at, source)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9,
-                         (SELECT COALESCE(MAX(position), 0) + 1 FROM destinations), ?8, ?8)",
-                params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, t, d.via_obs],
+                         (SELECT COALESCE(MAX(position), 0) + 1 FROM destinations), ?8, ?8, ?10)",
+                params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, t, d.via_obs, d.source],
             )
             .map_err(write_error)?;
         }
@@ -66,7 +67,7 @@ impl Store {
         let conn = self.lock();
         conn.execute(
             "UPDATE destinations SET name = ?2, platform = ?3, url = ?4, key = ?5, enabled = ?6,
-             ingest = ?7, updated_at = ?8, via_obs = ?9 WHERE id = ?1",
+             ingest = ?7, updated_at = ?8, via_obs = ?9, source = ?10 WHERE id = ?1",
             params![
                 d.id,
                 d.name,
@@ -76,7 +77,8 @@ impl Store {
                 d.enabled,
                 d.ingest,
                 now(),
-                d.via_obs
+                d.via_obs,
+                d.source
             ],
         )
         .map_err(write_error)?;
@@ -175,6 +177,7 @@ mod tests {
             enabled: false,
             ingest: "i".into(),
             via_obs: None,
+            source: None,
         }
     }
 

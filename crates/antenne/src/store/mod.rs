@@ -15,7 +15,9 @@ mod auth;
 mod backup;
 mod destinations;
 mod events;
+mod renditions;
 mod webhooks;
+pub use renditions::StoredRendition;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -96,6 +98,18 @@ const MIGRATIONS: &[&str] = &[
         secret TEXT NOT NULL,
         created_at INTEGER NOT NULL
      );",
+    // 5: renditions (spec: JSON of `encoders::RenditionSpec`); what a
+    // destination relays (NULL: its ingest; else a rendition id).
+    "CREATE TABLE renditions (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        ingest TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+     );
+     ALTER TABLE destinations ADD COLUMN source TEXT;",
 ];
 
 /// Setting: the host OBS reaches antenne at (shown in the OBS settings,
@@ -173,6 +187,9 @@ pub struct StoredDestination {
     /// one of its outputs; `None` when antenne relays it.
     #[serde(default)]
     pub via_obs: Option<String>,
+    /// The rendition it relays (an id); `None`: its ingest as it comes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 fn custom() -> String {
@@ -226,6 +243,8 @@ pub struct Backup {
     pub destinations: Vec<StoredDestination>,
     #[serde(default)]
     pub settings: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub renditions: Vec<StoredRendition>,
 }
 
 /// The database.
@@ -408,6 +427,7 @@ mod tests {
             enabled: true,
             ingest: "live_k".into(),
             via_obs: None,
+            source: None,
         }
     }
 
@@ -508,6 +528,7 @@ mod tests {
             ingest_keys: vec![],
             destinations: vec![dest("dup"), dest("dup")],
             settings: Default::default(),
+            renditions: vec![],
         };
         assert!(s.import(&bad).is_err());
         let ds = s.destinations().expect("loads");

@@ -1,0 +1,417 @@
+//! Renditions as a user drives them, through the API of a real antenne:
+//! a real ffmpeg publishes a 16:9 test pattern, nginx-rtmp receivers stand
+//! for the platforms, ffprobe checks what they got.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use support::*;
+
+const KEY: &str = "renditions_api_key_0123456789";
+
+fn start_antenne(extra: &[&str]) -> Result<Antenne> {
+    let mut opts = Antenne::options().ingest_key(KEY).grace_period_secs(30);
+    for a in extra {
+        opts = opts.arg(a);
+    }
+    opts.start()
+}
+
+/// A 320x180 test pattern on the ingest.
+fn publish(antenne: &Antenne) -> Result<Publisher> {
+    Publisher::options()
+        .size(320, 180)
+        .fps(30)
+        .video_kbps(600)
+        .start(&antenne.ingest_url(KEY))
+}
+
+fn add_rendition(antenne: &Antenne, spec: Value) -> Result<Value> {
+    let body = json!({"name": "Vertical", "spec": spec});
+    antenne.request_expect("POST", "/api/v1/renditions", Some(&body), 201)
+}
+
+fn rendition(antenne: &Antenne, id: &str) -> Result<Value> {
+    antenne.request_expect("GET", &format!("/api/v1/renditions/{id}"), None, 200)
+}
+
+/// Polls the rendition until `pred` holds; the error shows the last look.
+fn wait_rendition(
+    antenne: &Antenne,
+    id: &str,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let mut last = Value::Null;
+    let found = wait_for(timeout, || match rendition(antenne, id) {
+        Ok(r) if pred(&r) => Some(r),
+        Ok(r) => {
+            last = r;
+            None
+        }
+        Err(_) => None,
+    });
+    match found {
+        Some(r) => Ok(r),
+        None => bail!(
+            "rendition {id}: not {what} within {timeout:?}; last: {last}; log:\n{}",
+            antenne.log()
+        ),
+    }
+}
+
+fn add_destination_on(
+    antenne: &Antenne,
+    nginx: &Nginx,
+    stream: &str,
+    source: Value,
+) -> Result<String> {
+    let body = json!({"name": stream, "url": nginx.url(), "key": stream, "source": source});
+    let d = antenne.request_expect("POST", "/api/v1/destinations", Some(&body), 201)?;
+    if d["source"] != source {
+        bail!("the destination's source is not {source}: {d}");
+    }
+    Ok(Antenne::id_of(&d))
+}
+
+/// Children of `parent` whose command line runs ffmpeg.
+fn ffmpeg_children(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let ppid: Option<u32> = rest.split(' ').nth(1).and_then(|p| p.parse().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("ffmpeg") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The newest recording of `stream`, once it holds a few seconds.
+fn recording(nginx: &Nginx, stream: &str) -> Result<PathBuf> {
+    nginx
+        .wait_for_recording(stream, 60_000, Duration::from_secs(60))
+        .with_context(|| format!("{stream}: nginx log:\n{}", nginx.error_log()))
+}
+
+fn size_of(path: &std::path::Path) -> Result<(Option<u32>, Option<u32>, Option<String>)> {
+    let r = analyze(path)?;
+    Ok((r.width, r.height, r.video_codec))
+}
+
+#[test]
+fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connected() -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = start_antenne(&[])?;
+    let _publisher = publish(&antenne)?;
+    let r = add_rendition(
+        &antenne,
+        json!({"width": 180, "height": 320, "video_kbps": 400, "max_fps": 30}),
+    )?;
+    let rid = r["id"].as_str().context("rendition id")?.to_owned();
+    assert_eq!(r["status"]["state"], "stopped", "nobody uses it yet: {r}");
+    let source = json!({"rendition": rid});
+    let a = add_destination_on(&antenne, &nginx, "vert_a", source.clone())?;
+    let b = add_destination_on(&antenne, &nginx, "vert_b", source.clone())?;
+    let s = add_destination_on(&antenne, &nginx, "src", json!("ingest"))?;
+    for id in [&a, &b, &s] {
+        antenne.wait_for_state(id, "live", Duration::from_secs(60))?;
+    }
+    let running = wait_rendition(&antenne, &rid, "running", Duration::from_secs(30), |r| {
+        r["status"]["state"] == "running" && r["pid"].is_u64()
+    })?;
+    assert_eq!(running["destinations"], 2, "{running}");
+    assert_eq!(running["encoder"]["kind"], "libx264", "{running}");
+    let pid = running["pid"].as_u64().context("pid")? as u32;
+    let children = ffmpeg_children(antenne.pid().context("antenne runs")?);
+    assert_eq!(children, vec![pid], "one ffmpeg serves both destinations");
+
+    for stream in ["vert_a", "vert_b"] {
+        let path = recording(&nginx, stream)?;
+        let (w, h, codec) = size_of(&path)?;
+        assert_eq!(
+            (w, h, codec.as_deref()),
+            (Some(180), Some(320), Some("h264")),
+            "{stream}"
+        );
+        let errors = decode_errors(&path)?;
+        assert!(errors.trim().is_empty(), "{stream} decodes: {errors}");
+    }
+    let (w, h, _) = size_of(&recording(&nginx, "src")?)?;
+    assert_eq!((w, h), (Some(320), Some(180)), "the source destination");
+
+    // Moving the crop while live restarts the encoder only.
+    let patched = antenne.request_expect(
+        "PATCH",
+        &format!("/api/v1/renditions/{rid}"),
+        Some(&json!({"spec": {"fit": {"mode": "crop", "x": 0.1}}})),
+        200,
+    )?;
+    assert_eq!(patched["spec"]["fit"]["x"], 0.1, "{patched}");
+    assert_eq!(patched["spec"]["width"], 180, "the rest stays: {patched}");
+    wait_rendition(&antenne, &rid, "restarted", Duration::from_secs(30), |r| {
+        r["status"]["state"] == "running" && r["pid"].as_u64().is_some_and(|p| p as u32 != pid)
+    })?;
+    // Frames keep coming after the restart, on the same connections.
+    let before = recording(&nginx, "vert_a")?.metadata()?.len();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            nginx
+                .latest_recording("vert_a")
+                .and_then(|p| p.metadata().ok())
+                .is_some_and(|m| m.len() > before + 20_000)
+        }),
+        "vert_a keeps receiving after the crop change"
+    );
+    for stream in ["vert_a", "vert_b", "src"] {
+        assert_eq!(
+            nginx.publish_count(stream),
+            1,
+            "{stream}: one publish across the crop change\n{}",
+            nginx.error_log()
+        );
+    }
+
+    // The last destination of the rendition off: its encoder stops.
+    antenne.patch_destination(&a, &json!({"enabled": false}))?;
+    antenne.patch_destination(&b, &json!({"enabled": false}))?;
+    wait_rendition(&antenne, &rid, "stopped", Duration::from_secs(30), |r| {
+        r["status"]["state"] == "stopped" && r["pid"].is_null() && r["destinations"] == 0
+    })?;
+    assert!(
+        wait_until(Duration::from_secs(10), || ffmpeg_children(
+            antenne.pid().unwrap_or(0)
+        )
+        .is_empty()),
+        "no ffmpeg left"
+    );
+    // On again: the encoder starts, the destination goes live.
+    antenne.patch_destination(&a, &json!({"enabled": true}))?;
+    antenne.wait_for_state(&a, "live", Duration::from_secs(60))?;
+    wait_rendition(&antenne, &rid, "running", Duration::from_secs(30), |r| {
+        r["status"]["state"] == "running"
+    })?;
+    antenne.wait_for_state(&s, "live", Duration::from_secs(5))?;
+    // A rendition in use cannot be deleted.
+    let (status, body) = antenne.request("DELETE", &format!("/api/v1/renditions/{rid}"), None)?;
+    assert_eq!(status, 409, "{body}");
+    Ok(())
+}
+
+#[test]
+fn without_ffmpeg_the_rendition_says_so_and_the_source_destination_is_live() -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = start_antenne(&["--ffmpeg", "/nonexistent/ffmpeg"])?;
+    let _publisher = publish(&antenne)?;
+    let r = add_rendition(
+        &antenne,
+        json!({"width": 180, "height": 320, "video_kbps": 400}),
+    )?;
+    let rid = r["id"].as_str().context("rendition id")?.to_owned();
+    add_destination_on(&antenne, &nginx, "vert", json!({"rendition": rid}))?;
+    let s = add_destination_on(&antenne, &nginx, "src", json!("ingest"))?;
+    let r = wait_rendition(
+        &antenne,
+        &rid,
+        "unavailable",
+        Duration::from_secs(30),
+        |r| r["status"]["state"] == "unavailable",
+    )?;
+    assert_eq!(
+        r["status"]["reason"], "ffmpeg not found: install it (apt install ffmpeg)",
+        "{r}"
+    );
+    antenne.wait_for_state(&s, "live", Duration::from_secs(60))?;
+    Ok(())
+}
+
+#[test]
+fn refuses_a_bad_spec_and_a_source_that_is_not_a_rendition() -> Result<()> {
+    let antenne = start_antenne(&[])?;
+    let (status, body) = antenne.request(
+        "POST",
+        "/api/v1/renditions",
+        Some(&json!({"spec": {"width": 181, "height": 320, "video_kbps": 400}})),
+    )?;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("width"),
+        "{body}"
+    );
+    let (status, body) = antenne.request(
+        "POST",
+        "/api/v1/destinations",
+        Some(
+            &json!({"url": "rtmp://127.0.0.1/live", "key": "k", "source": {"rendition": "rnope"}}),
+        ),
+    )?;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("rnope"),
+        "{body}"
+    );
+    assert!(antenne.list_destinations()?.is_empty());
+    // `auto` shows the encoder it resolved to (hardware probed once).
+    let auto = json!({"spec": {"width": 180, "height": 320, "video_kbps": 400, "encoder": {"kind": "auto"}}});
+    let r = antenne.request_expect("POST", "/api/v1/renditions", Some(&auto), 201)?;
+    assert_eq!(r["spec"]["encoder"]["kind"], "auto", "{r}");
+    let kind = r["encoder"]["kind"].as_str().unwrap_or("");
+    assert!(["libx264", "nvenc", "vaapi", "qsv"].contains(&kind), "{r}");
+    Ok(())
+}
+
+#[test]
+fn a_streamer_adds_a_vertical_rendition_from_a_template_and_fixes_a_tiktok_warning() -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = start_antenne(&[])?;
+    let browser = Browser::start("en-US")?;
+    browser.goto(&antenne.url("/"))?;
+    browser.fill("[data-testid=login-username]", "admin")?;
+    browser.fill("[data-testid=login-password]", ADMIN_PASSWORD)?;
+    browser.click("[data-testid=login-submit]")?;
+    browser.find("[data-testid=ingest-card]")?;
+    let _publisher = publish(&antenne)?;
+    browser.wait_attr(
+        "[data-testid=ingest-state]",
+        "data-state",
+        "live",
+        Duration::from_secs(30),
+    )?;
+
+    // A rendition from the vertical template.
+    browser.find("[data-testid=rendition-template]")?;
+    browser.js(
+        "const s = document.querySelector('[data-testid=rendition-template]'); s.value = 'vertical';",
+        json!([]),
+    )?;
+    browser.click("[data-testid=rendition-add]")?;
+    browser.wait_text(
+        "[data-testid=rendition-card]",
+        support::browser::WAIT,
+        |t| t.contains("Vertical 9:16 (TikTok, Instagram, Shorts)") && t.contains("720×1280"),
+    )?;
+    let list = antenne.request_expect("GET", "/api/v1/renditions", None, 200)?;
+    let rid = list[0]["id"].as_str().context("a rendition")?.to_owned();
+    assert_eq!(list[0]["spec"]["fit"]["mode"], "crop", "{list}");
+
+    // A TikTok destination relaying the 16:9 ingest gets a plain warning.
+    let body = json!({"name": "TikTok", "platform": "tiktok", "url": nginx.url(), "key": "tt"});
+    let d = antenne.request_expect("POST", "/api/v1/destinations", Some(&body), 201)?;
+    let did = Antenne::id_of(&d);
+    browser.wait_text("[data-testid=guardrail]", Duration::from_secs(30), |t| {
+        t.contains("TikTok expects vertical video; your stream is 320×180")
+    })?;
+    // One click: the existing vertical rendition becomes its source.
+    browser.click("[data-testid=guardrail-fix]")?;
+    let fixed = wait_for(Duration::from_secs(20), || {
+        let d = antenne.get_destination(&did).ok()?;
+        (d["source"] == json!({"rendition": rid})).then_some(d)
+    });
+    assert!(fixed.is_some(), "the destination now relays the rendition");
+    let count = antenne.request_expect("GET", "/api/v1/renditions", None, 200)?;
+    assert_eq!(
+        count.as_array().map(Vec::len),
+        Some(1),
+        "picked, not created"
+    );
+    antenne.wait_for_state(&did, "live", Duration::from_secs(90))?;
+    browser.wait_text(
+        "[data-testid=rendition-state]",
+        Duration::from_secs(30),
+        |t| t.contains("Encoding"),
+    )?;
+
+    // Moving the crop in the page restarts the encoder only: no new
+    // publish at the receiver.
+    let publishes = nginx.publish_count("tt");
+    browser.js(
+        "const s = document.querySelector('[data-testid=rendition-crop]'); s.value = '0.25'; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    )?;
+    let moved = wait_for(Duration::from_secs(20), || {
+        let r = rendition(&antenne, &rid).ok()?;
+        (r["spec"]["fit"]["x"] == 0.25).then_some(r)
+    });
+    assert!(moved.is_some(), "the crop moved");
+    antenne.wait_for_state(&did, "live", Duration::from_secs(5))?;
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        nginx.publish_count("tt"),
+        publishes,
+        "{}",
+        nginx.error_log()
+    );
+
+    // The destination dialog shows the source.
+    browser.click("[data-testid=destination-card] [data-testid=dest-edit]")?;
+    assert_eq!(browser.value("[data-testid=dest-source]")?, rid);
+    Ok(())
+}
+
+#[test]
+fn a_bitrate_capped_rendition_stays_within_its_cap_at_the_receiver() -> Result<()> {
+    const CAP_KBPS: f64 = 200.0;
+    let nginx = Nginx::start()?;
+    let antenne = start_antenne(&[])?;
+    let _publisher = publish(&antenne)?;
+    let r = add_rendition(
+        &antenne,
+        json!({"width": 180, "height": 320, "video_kbps": CAP_KBPS as u32}),
+    )?;
+    let rid = r["id"].as_str().context("rendition id")?.to_owned();
+    let d = add_destination_on(&antenne, &nginx, "capped", json!({"rendition": rid}))?;
+    antenne.wait_for_state(&d, "live", Duration::from_secs(60))?;
+    // About 10 s past the first 2 s (the encoder's start).
+    let report = wait_for(Duration::from_secs(90), || {
+        let path = nginx.latest_recording("capped")?;
+        let report = analyze(&path).ok()?;
+        (report.video_duration_ms() >= 12_000).then_some(report)
+    })
+    .with_context(|| {
+        format!(
+            "12 s of the rendition recorded; log:\n{}",
+            nginx.error_log()
+        )
+    })?;
+    let start = report.video_packets[0].dts_ms + 2_000;
+    let window: Vec<_> = report
+        .video_packets
+        .iter()
+        .filter(|p| p.dts_ms >= start)
+        .collect();
+    let (first, last) = (window[0].dts_ms, window[window.len() - 1].dts_ms);
+    let bits: u64 = window.iter().map(|p| p.size * 8).sum();
+    let kbps = bits as f64 / (last - first) as f64;
+    println!(
+        "capped rendition: {kbps:.0} kbit/s of video over {} ms (cap {CAP_KBPS})",
+        last - first
+    );
+    assert!(
+        kbps <= CAP_KBPS * 1.15,
+        "{kbps:.0} kbit/s over a cap of {CAP_KBPS} kbit/s: {}",
+        report.summary()
+    );
+    assert!(
+        kbps > CAP_KBPS * 0.2,
+        "some video came through: {kbps:.0} kbit/s"
+    );
+    Ok(())
+}
