@@ -234,3 +234,24 @@ async fn invented_track_ids_cannot_grow_the_hub() {
     }
     assert_eq!(hub.snapshot().tracks.len(), 1 + super::tracks::MAX_TRACKS);
 }
+
+#[tokio::test]
+async fn track_zero_inside_a_many_tracks_tag_reaches_plain_subscribers_flattened() {
+    let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
+    let _guard = hub.start_publish(addr()).expect("publisher");
+    hub.push_video(0, b(AVC_SEQ));
+    let plain = hub.subscribe();
+    // ManyTracks, CodedFramesX, keyframe: track 0 [0xee], track 1 [0xff].
+    hub.push_video(
+        0,
+        Bytes::from_static(&[
+            0x96, 0x13, b'a', b'v', b'c', b'1', 0, 0, 0, 1, 0xee, 1, 0, 0, 1, 0xff,
+        ]),
+    );
+    let payloads: Vec<Bytes> = drain(&plain)
+        .await
+        .iter()
+        .map(|f| f.payload.to_payload())
+        .collect();
+    assert_eq!(payloads, vec![AVC_SEQ, &[0x17, 1, 0, 0, 0, 0xee][..]]);
+}
