@@ -5,9 +5,13 @@
 //! `bench/relay_bench.py` drives it through JSON lines on standard input;
 //! each command gets one JSON line on standard output. Logs go to standard
 //! error. End of standard input ends the process. See bench/README.md.
+//!
+//! `antenne-bench multitrack-publish --track0 A.flv --track1 B.flv --url
+//! rtmp://…` is a separate dev tool: an OBS-style multitrack publisher.
 
 mod clip;
 mod control;
+mod multitrack;
 mod net;
 mod publisher;
 mod scan;
@@ -47,6 +51,15 @@ struct Cli {
 }
 
 fn main() {
+    // `antenne-bench multitrack-publish …`: the test publisher of an
+    // OBS-style multitrack stream (see multitrack.rs).
+    if std::env::args().nth(1).as_deref() == Some("multitrack-publish") {
+        if let Err(e) = multitrack::main(std::env::args().skip(1)) {
+            eprintln!("antenne-bench multitrack-publish: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("antenne-bench: {e}");

@@ -78,6 +78,20 @@ pub async fn start(
     reg: Arc<Registry>,
     state: Arc<PublisherState>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
+    let (tcp, session) = connect(url).await?;
+    state.running.store(true, Relaxed);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = stream(tcp, session, reg, state.clone()).await {
+            eprintln!("publisher: {e}");
+            state.set_error(e);
+        }
+        state.running.store(false, Relaxed);
+    }))
+}
+
+/// Connects and publishes; returns once the relay said
+/// `NetStream.Publish.Start`.
+pub async fn connect(url: &str) -> Result<(TcpStream, ClientSession), String> {
     let (addr, target) = parse_url(url)?;
     let mut tcp = TcpStream::connect(&addr)
         .await
@@ -110,14 +124,7 @@ pub async fn start(
         Ok(Err(e)) => return Err(format!("publishing to {url}: {e}")),
         Err(_) => return Err(format!("publishing to {url}: no answer in 10 s")),
     }
-    state.running.store(true, Relaxed);
-    Ok(tokio::spawn(async move {
-        if let Err(e) = stream(tcp, session, reg, state.clone()).await {
-            eprintln!("publisher: {e}");
-            state.set_error(e);
-        }
-        state.running.store(false, Relaxed);
-    }))
+    Ok((tcp, session))
 }
 
 async fn stream(
@@ -199,7 +206,7 @@ async fn stream(
     Ok(())
 }
 
-struct AbortOnDrop(tokio::task::AbortHandle);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -10,6 +10,7 @@
 //! - [`amf0`]: AMF0 values, with bounded nesting.
 //! - [`message`]: control messages, commands, data.
 //! - [`flv`]: keyframe / sequence header / codec inspection of media bodies.
+//! - [`multitrack`]: Enhanced RTMP multitrack tags: which track, and flattening one track.
 //! - [`server`]: the publishing client's peer (ingest).
 //! - [`client`]: antenne publishing to a platform.
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod client;
 pub mod flv;
 pub mod handshake;
 pub mod message;
+pub mod multitrack;
 mod outbox;
 pub mod server;
 

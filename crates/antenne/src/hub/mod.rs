@@ -27,9 +27,11 @@ mod cache;
 mod queue;
 mod registry;
 mod timeline;
+mod tracks;
 
 pub use queue::Subscription;
 pub use registry::Hubs;
+pub use tracks::TrackSnapshot;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use antenne_rtmp::amf0::{self, Amf0Value};
 use antenne_rtmp::chunked::ChunkedPayload;
+use antenne_rtmp::multitrack::{self, TrackKind};
 use antenne_rtmp::{client, flv};
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -47,6 +50,7 @@ use crate::secret::StreamKey;
 use cache::Cache;
 use queue::Queue;
 use timeline::Timeline;
+use tracks::Tracks;
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +117,10 @@ pub struct IngestSnapshot {
     pub frame_rate: Option<f64>,
     pub bitrate_kbps: f64,
     pub destinations_attached: usize,
+    /// Every track of a multitrack ingest (track 0 first); empty for an
+    /// ordinary single-track ingest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<TrackSnapshot>,
 }
 
 #[derive(Debug)]
@@ -139,6 +147,8 @@ struct HubState {
     next_subscriber: u64,
     timeline: Timeline,
     info: StreamInfo,
+    /// Tracks 1.. of a multitrack ingest.
+    tracks: Tracks,
 }
 
 /// The hub of one ingest key.
@@ -163,6 +173,7 @@ impl Hub {
                 next_subscriber: 0,
                 timeline: Timeline::default(),
                 info: StreamInfo::default(),
+                tracks: Tracks::default(),
             }),
             live: watch::channel(false).0,
             bytes_in: RateMeter::default(),
@@ -205,6 +216,7 @@ impl Hub {
         });
         st.cache.reset();
         st.info = StreamInfo::default();
+        st.tracks.reset();
         st.timeline.new_session();
         drop(st);
         self.bytes_in.reset_window();
@@ -216,12 +228,16 @@ impl Hub {
         let mut st = self.lock();
         st.publisher = None;
         st.cache.clear_gop();
+        st.tracks.clear_gops();
         drop(st);
         self.live.send_replace(false);
     }
 
     /// Takes a video message from the publisher.
     pub fn push_video(&self, timestamp: u32, payload: Bytes) {
+        if multitrack::is_multitrack(TrackKind::Video, &payload) {
+            return self.push_tracks(TrackKind::Video, timestamp, payload);
+        }
         let Some(tag) = flv::inspect_video(&payload) else {
             return;
         };
@@ -256,6 +272,9 @@ impl Hub {
 
     /// Takes an audio message from the publisher.
     pub fn push_audio(&self, timestamp: u32, payload: Bytes) {
+        if multitrack::is_multitrack(TrackKind::Audio, &payload) {
+            return self.push_tracks(TrackKind::Audio, timestamp, payload);
+        }
         let Some(tag) = flv::inspect_audio(&payload) else {
             return;
         };
@@ -309,6 +328,7 @@ impl Hub {
             keyframe: false,
             header: true,
         };
+        st.tracks.set_metadata(&frame);
         st.cache.metadata = Some(frame.clone());
         self.fan_out(&st, frame);
     }
@@ -326,7 +346,7 @@ impl Hub {
     /// together cost one wake-up per destination, not one each.
     pub fn flush(&self) {
         let st = self.lock();
-        for (_, q) in &st.subscribers {
+        for (_, q) in st.subscribers.iter().chain(st.tracks.subscribers()) {
             q.wake();
         }
     }
@@ -362,8 +382,77 @@ impl Hub {
         }
     }
 
+    /// Takes a multitrack tag: each track's packets go to that track's
+    /// cache and subscribers, flattened. Track 0 packets inside a multitrack
+    /// tag (ManyTracks forms) go to the hub's own stream, flattened too.
+    fn push_tracks(&self, kind: TrackKind, timestamp: u32, payload: Bytes) {
+        let parsed = match kind {
+            TrackKind::Video => multitrack::parse_video(&payload),
+            TrackKind::Audio => multitrack::parse_audio(&payload),
+        };
+        let Ok(packets) = parsed else {
+            return;
+        };
+        self.bytes_in.add(payload.len());
+        let mut st = self.lock();
+        let ts = st.timeline.map(timestamp, Instant::now());
+        let HubState { tracks, cache, .. } = &mut *st;
+        for p in packets.iter().filter(|p| p.track != 0) {
+            if let Some(track) = tracks.get_or_add(p.track) {
+                track.push(p, ts, cache.metadata.as_ref(), &self.limits);
+            }
+        }
+        drop(st);
+        for p in packets.iter().filter(|p| p.track == 0) {
+            if let Some(body) = multitrack::flatten(p) {
+                match kind {
+                    TrackKind::Video => self.push_video(timestamp, body),
+                    TrackKind::Audio => self.push_audio(timestamp, body),
+                }
+            }
+        }
+    }
+
+    /// Attaches a destination to one track, flattened to an ordinary
+    /// single-track stream (its own sequence headers, `onMetaData` with its
+    /// own size, starting on its own keyframe). Track 0 is
+    /// [`Hub::subscribe`]. A track that does not exist yet is waited for;
+    /// past [`tracks::MAX_TRACKS`] tracks, the subscription gets nothing.
+    pub fn subscribe_track(self: &Arc<Self>, track: u8) -> Subscription {
+        if track == 0 {
+            return self.subscribe();
+        }
+        let queue = Arc::new(Queue::default());
+        let mut st = self.lock();
+        let id = st.next_subscriber;
+        st.next_subscriber += 1;
+        let live = st.publisher.is_some();
+        {
+            let mut q = queue.lock();
+            q.skipping = true;
+            if let Some(t) = st.tracks.get_or_add(track) {
+                if live && t.cache.gop_ready() {
+                    q.skipping = false;
+                    for f in t.cache.headers().chain(t.cache.gop.iter()) {
+                        q.push(f.clone());
+                    }
+                }
+                t.subscribers.push((id, queue.clone()));
+            }
+        }
+        drop(st);
+        queue.notify.notify_one();
+        Subscription {
+            hub: self.clone(),
+            id,
+            queue,
+        }
+    }
+
     pub(crate) fn unsubscribe(&self, id: u64) {
-        self.lock().subscribers.retain(|(i, _)| *i != id);
+        let mut st = self.lock();
+        st.subscribers.retain(|(i, _)| *i != id);
+        st.tracks.unsubscribe(id);
     }
 
     pub fn snapshot(&self) -> IngestSnapshot {
@@ -387,7 +476,25 @@ impl Hub {
             } else {
                 0.0
             },
-            destinations_attached: st.subscribers.len(),
+            destinations_attached: st.subscribers.len() + st.tracks.subscriber_count(),
+            tracks: if st.tracks.is_empty() {
+                Vec::new()
+            } else {
+                let track0 = TrackSnapshot {
+                    track: 0,
+                    video_codec: st.info.video_codec.clone(),
+                    audio_codec: st.info.audio_codec.clone(),
+                    width: st.info.width,
+                    height: st.info.height,
+                    frame_rate: st
+                        .info
+                        .metadata_frame_rate
+                        .or((measured_fps > 0.0).then_some(measured_fps)),
+                };
+                std::iter::once(track0)
+                    .chain(st.tracks.snapshots())
+                    .collect()
+            },
         }
     }
 }
@@ -411,141 +518,4 @@ impl Drop for PublishGuard {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn addr() -> SocketAddr {
-        "127.0.0.1:5000".parse().expect("valid address")
-    }
-
-    const AVC_SEQ: &[u8] = &[0x17, 0, 0, 0, 0, 1];
-    const AVC_KEY: &[u8] = &[0x17, 1, 0, 0, 0, 2];
-    const AVC_INTER: &[u8] = &[0x27, 1, 0, 0, 0, 3];
-    const AAC_SEQ: &[u8] = &[0xaf, 0, 0x12, 0x10];
-    const AAC_RAW: &[u8] = &[0xaf, 1, 9, 9];
-
-    fn b(s: &'static [u8]) -> Bytes {
-        Bytes::from_static(s)
-    }
-
-    async fn drain(sub: &Subscription) -> Vec<Frame> {
-        let mut out = Vec::new();
-        while !sub.queue.lock().frames.is_empty() {
-            sub.recv_many(&mut out, 1000).await;
-        }
-        out
-    }
-
-    #[tokio::test]
-    async fn late_joiner_starts_with_headers_then_a_keyframe() {
-        let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
-        let _guard = hub.start_publish(addr()).expect("first publisher");
-        hub.push_video(0, b(AVC_SEQ));
-        hub.push_audio(0, b(AAC_SEQ));
-        hub.push_video(0, b(AVC_KEY));
-        hub.push_audio(10, b(AAC_RAW));
-        hub.push_video(33, b(AVC_INTER));
-        let sub = hub.subscribe();
-        let frames = drain(&sub).await;
-        let kinds: Vec<_> = frames
-            .iter()
-            .map(|f| (f.kind, f.header, f.keyframe))
-            .collect();
-        assert_eq!(
-            kinds,
-            vec![
-                (FrameKind::Video, true, false),
-                (FrameKind::Audio, true, false),
-                (FrameKind::Video, false, true),
-                (FrameKind::Audio, false, false),
-                (FrameKind::Video, false, false),
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_second_publisher_is_refused_while_the_first_is_live() {
-        let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
-        let guard = hub.start_publish(addr()).expect("first publisher");
-        assert!(hub.start_publish(addr()).is_err());
-        drop(guard);
-        assert!(hub.start_publish(addr()).is_ok());
-    }
-
-    #[tokio::test]
-    async fn drops_until_keyframe_when_queue_full() {
-        let limits = QueueLimits {
-            max_lag: Duration::from_millis(500),
-            max_bytes: usize::MAX,
-        };
-        let hub = Hub::new(StreamKey::new("k"), limits);
-        let _guard = hub.start_publish(addr()).expect("publisher");
-        hub.push_video(0, b(AVC_SEQ));
-        let sub = hub.subscribe();
-        // 1.5 s of frames at 10 fps, keyframe every second, nobody
-        // reading.
-        for i in 0..15u32 {
-            let payload = if i % 10 == 0 { AVC_KEY } else { AVC_INTER };
-            hub.push_video(i * 100, b(payload));
-        }
-        let frames = drain(&sub).await;
-        assert!(sub.dropped() > 0, "frames were dropped");
-        // The queue never held more than the lag limit.
-        let first_media = frames.iter().find(|f| !f.header).expect("some media");
-        assert!(first_media.keyframe, "restarts on a keyframe");
-        assert!(
-            frames.iter().any(|f| f.header),
-            "headers replayed before the keyframe"
-        );
-        let span = frames.last().map(|f| f.timestamp).unwrap_or(0) - first_media.timestamp;
-        assert!(span <= 500, "queue stayed within the lag limit ({span} ms)");
-    }
-
-    #[tokio::test]
-    async fn timeline_continues_across_publisher_sessions() {
-        let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
-        let sub = hub.subscribe();
-        let guard = hub.start_publish(addr()).expect("publisher");
-        hub.push_video(5000, b(AVC_KEY));
-        hub.push_video(5033, b(AVC_INTER));
-        drop(guard);
-        let _guard = hub.start_publish(addr()).expect("publisher again");
-        // The new session starts its timestamps at 0 again.
-        hub.push_video(0, b(AVC_KEY));
-        hub.push_video(33, b(AVC_INTER));
-        let frames = drain(&sub).await;
-        let ts: Vec<i64> = frames.iter().map(|f| f.timestamp).collect();
-        assert_eq!(ts[0], 0);
-        assert_eq!(ts[1], 33);
-        assert!(ts[2] > ts[1], "time goes on after a reconnect: {ts:?}");
-        assert_eq!(ts[3] - ts[2], 33);
-    }
-
-    #[tokio::test]
-    async fn enhanced_rtmp_hevc_passes_through_untouched() {
-        // OBS 30+: ExHeader | KeyFrame | SequenceStart / CodedFrames, "hvc1".
-        const HEVC_SEQ: &[u8] = &[0x90, b'h', b'v', b'c', b'1', 1, 2, 3];
-        const HEVC_KEY: &[u8] = &[0x91, b'h', b'v', b'c', b'1', 0, 0, 9, 9];
-        const HEVC_INTER: &[u8] = &[0xa1, b'h', b'v', b'c', b'1', 0, 0, 7];
-        let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
-        let _guard = hub.start_publish(addr()).expect("publisher");
-        hub.push_video(0, b(HEVC_SEQ));
-        hub.push_video(0, b(HEVC_KEY));
-        hub.push_video(33, b(HEVC_INTER));
-        assert_eq!(hub.snapshot().video_codec.as_deref(), Some("hevc"));
-        let sub = hub.subscribe();
-        let frames = drain(&sub).await;
-        let payloads: Vec<Bytes> = frames.iter().map(|f| f.payload.to_payload()).collect();
-        assert_eq!(payloads, vec![HEVC_SEQ, HEVC_KEY, HEVC_INTER]);
-        assert!(frames[1].keyframe && frames[0].header);
-    }
-
-    #[tokio::test]
-    async fn unsubscribes_on_drop() {
-        let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
-        let sub = hub.subscribe();
-        assert_eq!(hub.snapshot().destinations_attached, 1);
-        drop(sub);
-        assert_eq!(hub.snapshot().destinations_attached, 0);
-    }
-}
+mod tests;
