@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut demuxer = Demuxer::new(LIMITS);
     let mut rest = stream;
-    let mut check = |d: &mut Demuxer| {
+    let check = |d: &mut Demuxer| {
         assert!(d.queued() <= LIMITS.max_queued + LIMITS.max_pes / 7);
         assert!(
             d.buffered()
