@@ -2,13 +2,14 @@
 //! with `--rtmps-listen` also `rtmps://HOST:1936/live/<key>` (TLS).
 //!
 //! One task per connection drives a sans-IO [`ServerSession`] over any
-//! byte stream (a TCP socket, or TLS over one: the same code for both). The session
-//! bounds memory (tight limits until a key is checked, media limits after);
-//! this layer bounds time and slots, whatever the client does:
+//! byte stream (a TCP socket, or TLS over one: the same code for both).
+//! The session bounds memory (tight limits until a key is checked, media
+//! limits after); this layer bounds time and slots, whatever the client
+//! does:
 //! - each connection is in a [`Stage`] with its own deadline: handshake and
 //!   `connect` within [`CONNECT_DEADLINE`] (for RTMPS the TLS handshake
-//!   too, in the same deadline and the same pending slot), `publish` with a valid key
-//!   within [`PUBLISH_DEADLINE`] of the connection's start, then
+//!   too, in the same deadline and the same pending slot), `publish` with
+//!   a valid key within [`PUBLISH_DEADLINE`] of the connection's start, then
 //!   [`IDLE_TIMEOUT`] of silence ends a publisher; after a publisher ends
 //!   its stream the connection may publish again within
 //!   [`REPUBLISH_WINDOW`] or is closed quietly;

@@ -195,7 +195,7 @@ fn bad_certificate_or_key_files_stop_antenne_with_a_clear_error() -> Result<()> 
     let cert = pki.server_cert.display().to_string();
     let key = pki.server_key.display().to_string();
     let missing = dir.path().join("nowhere.pem").display().to_string();
-    let cases: [(&str, Vec<&str>, &str); 5] = [
+    let cases: [(&str, Vec<&str>, &str); 6] = [
         (
             "missing certificate",
             vec![
@@ -243,6 +243,11 @@ fn bad_certificate_or_key_files_stop_antenne_with_a_clear_error() -> Result<()> 
                 &key,
             ],
             "no certificate",
+        ),
+        (
+            "certificate without --rtmps-listen",
+            vec!["--tls-cert", &cert, "--tls-key", &key],
+            "are for RTMPS ingest: add --rtmps-listen",
         ),
         (
             "no certificate at all",
