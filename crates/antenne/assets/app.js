@@ -1910,7 +1910,9 @@ function updateSettingsPreview() {
   const v = input.value.trim();
   const host = v ? (v.includes(':') && !v.startsWith('[') ? `[${v}]` : v) : location.hostname;
   setText($('#settings-preview'), obsServer(host));
-  setText($('#settings-port'), String((state.settings && state.settings.rtmp_port) || 1935));
+  const rtmps = state.settings && state.settings.rtmps_port;
+  setText($('#settings-port'), String((state.settings && state.settings.rtmp_port) || 1935)
+    + (rtmps ? ` · rtmps://${host}:${rtmps}/live` : ''));
   input.placeholder = location.hostname;
 }
 

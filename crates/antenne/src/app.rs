@@ -342,12 +342,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let http_listener = TcpListener::bind(cli.http_listen)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", cli.http_listen))?;
+    let rtmps = match cli.rtmps()? {
+        None => None,
+        Some((addr, cert, key)) => {
+            let acceptor = ingest::tls::acceptor(cert, key)?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for RTMPS on {addr}"))?;
+            Some(ingest::Rtmps { listener, acceptor })
+        }
+    };
+    let rtmps_addr = match &rtmps {
+        Some(r) => Some(r.listener.local_addr()?),
+        None => None,
+    };
     let rtmp_addr = rtmp.local_addr()?;
     let http_addr = http_listener.local_addr()?;
     if !http_addr.ip().is_loopback() && !cli.behind_tls_proxy {
         warn!(%http_addr, "the web interface listens beyond this machine without TLS: passwords and keys travel in clear. Put a TLS-terminating proxy in front and pass --behind-tls-proxy");
     }
-    info!(rtmp = %rtmp_addr, http = %http_addr, data_dir = %data_dir.display(), destinations = loaded, "antenne listening");
+    info!(rtmp = %rtmp_addr, rtmps = ?rtmps_addr, http = %http_addr, data_dir = %data_dir.display(), destinations = loaded, "antenne listening");
 
     // What the user needs once. Generated secrets are shown in clear this
     // one time (never logged); afterwards they are masked.
@@ -365,6 +379,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         rtmp_addr.port(),
         ingest::APP
     );
+    if let Some(addr) = rtmps_addr {
+        println!(
+            "               or rtmps://{host}:{}/{} (TLS)",
+            addr.port(),
+            ingest::APP
+        );
+    }
     for key in &keys {
         match origin {
             Origin::Generated => {
@@ -389,8 +410,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         obs.clone(),
         tokio::runtime::Handle::current(),
     )));
-    let ingest_task = tokio::spawn(ingest::serve(
+    let ingest_task = tokio::spawn(ingest::serve_all(
         rtmp,
+        rtmps,
         hubs.clone(),
         history.clone(),
         shutdown.child_token(),
@@ -440,6 +462,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             auth,
             obs,
             rtmp_port: rtmp_addr.port(),
+            rtmps_port: rtmps_addr.map(|a| a.port()),
             alerts,
             secure_cookies: cli.behind_tls_proxy,
             recorder: recorder.clone(),

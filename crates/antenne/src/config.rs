@@ -17,6 +17,19 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_RTMP_LISTEN", default_value = "0.0.0.0:1935")]
     pub rtmp_listen: SocketAddr,
 
+    /// Also accept OBS over TLS (RTMPS) here, e.g. 0.0.0.0:1936:
+    /// rtmps://HOST:PORT/live/<ingest key>. Needs --tls-cert and --tls-key.
+    #[arg(long, env = "ANTENNE_RTMPS_LISTEN")]
+    pub rtmps_listen: Option<SocketAddr>,
+
+    /// PEM certificate chain (server certificate first) for --rtmps-listen.
+    #[arg(long, env = "ANTENNE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ANTENNE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
     /// Web interface and REST API.
     #[arg(long, env = "ANTENNE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
@@ -195,6 +208,22 @@ impl Cli {
                 .collect();
         }
         Ok(())
+    }
+
+    /// The RTMPS listener's address, certificate and key, when asked for;
+    /// an error when the three flags do not go together.
+    pub fn rtmps(&self) -> anyhow::Result<Option<(SocketAddr, &Path, &Path)>> {
+        match (&self.rtmps_listen, &self.tls_cert, &self.tls_key) {
+            (None, None, None) => Ok(None),
+            (Some(addr), Some(cert), Some(key)) => Ok(Some((*addr, cert, key))),
+            (Some(_), _, _) => {
+                bail!("--rtmps-listen needs both --tls-cert and --tls-key (PEM files)")
+            }
+            (None, _, _) => bail!(
+                "--tls-cert and --tls-key are for RTMPS ingest: add --rtmps-listen (e.g. \
+                 0.0.0.0:1936)"
+            ),
+        }
     }
 
     /// The data directory, with the default applied.

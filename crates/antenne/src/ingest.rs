@@ -1,11 +1,15 @@
-//! The RTMP ingest: where OBS publishes `rtmp://HOST:1935/live/<key>`.
+//! The RTMP ingest: where OBS publishes `rtmp://HOST:1935/live/<key>`, and
+//! with `--rtmps-listen` also `rtmps://HOST:1936/live/<key>` (TLS).
 //!
-//! One task per connection drives a sans-IO [`ServerSession`]. The session
-//! bounds memory (tight limits until a key is checked, media limits after);
-//! this layer bounds time and slots, whatever the client does:
+//! One task per connection drives a sans-IO [`ServerSession`] over any
+//! byte stream (a TCP socket, or TLS over one: the same code for both).
+//! The session bounds memory (tight limits until a key is checked, media
+//! limits after); this layer bounds time and slots, whatever the client
+//! does:
 //! - each connection is in a [`Stage`] with its own deadline: handshake and
-//!   `connect` within [`CONNECT_DEADLINE`], `publish` with a valid key
-//!   within [`PUBLISH_DEADLINE`] of the connection's start, then
+//!   `connect` within [`CONNECT_DEADLINE`] (for RTMPS the TLS handshake
+//!   too, in the same deadline and the same pending slot), `publish` with
+//!   a valid key within [`PUBLISH_DEADLINE`] of the connection's start, then
 //!   [`IDLE_TIMEOUT`] of silence ends a publisher; after a publisher ends
 //!   its stream the connection may publish again within
 //!   [`REPUBLISH_WINDOW`] or is closed quietly;
@@ -15,14 +19,14 @@
 //! - [`MAX_CONNECTIONS`] in all, of which at most [`MAX_PENDING`] that have
 //!   not published yet, at most [`MAX_PENDING_PER_ADDRESS`] of them from
 //!   one address; refusals are logged once per address every
-//!   [`REFUSAL_REPORT_PERIOD`].
+//!   [`REFUSAL_REPORT_PERIOD`]. RTMP and RTMPS share these caps.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use antenne_rtmp::{ServerConfig, ServerEvent, ServerSession};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
@@ -32,6 +36,7 @@ use crate::history::{EventKind, History};
 use crate::hub::{Hub, PublishGuard};
 
 mod admission;
+pub mod tls;
 use admission::{Admission, Refusals, Slot};
 
 /// The only application name antenne serves.
@@ -62,27 +67,47 @@ pub const REFUSAL_REPORT_PERIOD: Duration = Duration::from_secs(10);
 
 pub use crate::hub::Hubs;
 
-/// Accepts publishers until `cancel` fires.
+/// The RTMPS listener: TCP connections that start with a TLS handshake.
+pub struct Rtmps {
+    pub listener: TcpListener,
+    pub acceptor: tls::TlsAcceptor,
+}
+
+/// Accepts RTMP publishers until `cancel` fires.
 pub async fn serve(listener: TcpListener, hubs: Hubs, history: History, cancel: CancellationToken) {
+    serve_all(listener, None, hubs, history, cancel).await
+}
+
+/// Accepts RTMP publishers on `rtmp`, and RTMPS publishers on `rtmps` when
+/// set, until `cancel` fires. Both share one [`Admission`].
+pub async fn serve_all(
+    rtmp: TcpListener,
+    rtmps: Option<Rtmps>,
+    hubs: Hubs,
+    history: History,
+    cancel: CancellationToken,
+) {
     let admission = Admission::new(MAX_CONNECTIONS, MAX_PENDING, MAX_PENDING_PER_ADDRESS);
     let mut refusals = Refusals::default();
     let mut report = tokio::time::interval(REFUSAL_REPORT_PERIOD);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let (socket, peer) = tokio::select! {
+        let (accepted, acceptor) = tokio::select! {
             _ = cancel.cancelled() => return,
             _ = report.tick() => {
                 refusals.report(REFUSAL_REPORT_PERIOD.as_secs());
                 continue;
             }
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!(error = %e, "ingest accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            r = rtmp.accept() => (r, None),
+            r = accept_tls(rtmps.as_ref()) => (r, rtmps.as_ref().map(|t| t.acceptor.clone())),
+        };
+        let (socket, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "ingest accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let slot = match admission.admit(peer.ip()) {
             Ok(slot) => slot,
@@ -94,10 +119,18 @@ pub async fn serve(listener: TcpListener, hubs: Hubs, history: History, cancel: 
         let hubs = hubs.clone();
         let history = history.clone();
         let cancel = cancel.clone();
-        let span = tracing::info_span!("ingest", %peer);
+        let scheme = if acceptor.is_some() { "rtmps" } else { "rtmp" };
+        let span = tracing::info_span!("ingest", %peer, scheme);
         tokio::spawn(
             async move {
-                match handle(socket, peer, slot, hubs, &history, cancel).await {
+                let conn = Conn {
+                    peer,
+                    slot,
+                    hubs,
+                    history: &history,
+                    start: Instant::now(),
+                };
+                match handle(socket, acceptor, conn, cancel).await {
                     Ok(()) => debug!("connection closed"),
                     Err(reason) => warn!(%reason, "ingest connection closed"),
                 }
@@ -105,6 +138,24 @@ pub async fn serve(listener: TcpListener, hubs: Hubs, history: History, cancel: 
             .instrument(span),
         );
     }
+}
+
+/// The next connection on the RTMPS listener; never, without one.
+async fn accept_tls(rtmps: Option<&Rtmps>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match rtmps {
+        Some(t) => t.listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a connection carries besides its stream.
+struct Conn<'a> {
+    peer: SocketAddr,
+    slot: Slot,
+    hubs: Hubs,
+    history: &'a History,
+    /// When it was accepted: the stage deadlines count from here.
+    start: Instant,
 }
 
 /// Where a connection stands; each stage has its own time rule.
@@ -175,13 +226,18 @@ impl Stage {
 }
 
 /// Sends what the session has to say, by `deadline`.
-async fn send(
-    socket: &mut TcpStream,
+async fn send<S: AsyncWrite + Unpin>(
+    socket: &mut S,
     session: &mut ServerSession,
     deadline: Instant,
 ) -> Result<(), String> {
     if let Some(out) = session.take_output() {
-        match timeout_at(deadline, socket.write_all(&out)).await {
+        // The flush pushes out what TLS still holds (a no-op for TCP).
+        let write = async {
+            socket.write_all(&out).await?;
+            socket.flush().await
+        };
+        match timeout_at(deadline, write).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("write failed: {e}")),
             Err(_) => return Err("the client stopped reading what antenne sends".into()),
@@ -192,30 +248,51 @@ async fn send(
 
 async fn handle(
     socket: TcpStream,
-    peer: SocketAddr,
-    slot: Slot,
-    hubs: Hubs,
-    history: &History,
+    acceptor: Option<tls::TlsAcceptor>,
+    conn: Conn<'_>,
     cancel: CancellationToken,
 ) -> Result<(), String> {
-    let start = Instant::now();
+    let _ = socket.set_nodelay(true);
+    let run = async {
+        match acceptor {
+            None => drive(socket, conn).await,
+            Some(acceptor) => {
+                // The handshake is part of connecting: same deadline, and
+                // the connection holds its pending slot meanwhile.
+                let deadline = conn.start + CONNECT_DEADLINE;
+                let tls = match timeout_at(deadline, acceptor.accept(socket)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}")),
+                    Err(_) => {
+                        return Err(format!(
+                            "did not finish the TLS handshake within {} s",
+                            CONNECT_DEADLINE.as_secs()
+                        ))
+                    }
+                };
+                drive(tls, conn).await
+            }
+        }
+    };
     tokio::select! {
         // Dropping the connection's future drops its socket and session.
         _ = cancel.cancelled() => Ok(()),
-        r = drive(socket, peer, slot, hubs, history, start) => r,
+        r = run => r,
     }
 }
 
 /// The connection from its first byte to its end.
-async fn drive(
-    mut socket: TcpStream,
-    peer: SocketAddr,
-    mut slot: Slot,
-    hubs: Hubs,
-    history: &History,
-    start: Instant,
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: S,
+    conn: Conn<'_>,
 ) -> Result<(), String> {
-    let _ = socket.set_nodelay(true);
+    let Conn {
+        peer,
+        mut slot,
+        hubs,
+        history,
+        start,
+    } = conn;
     let mut session = ServerSession::new(
         ServerConfig::default(),
         antenne_rtmp::handshake::random_packet(),

@@ -4,8 +4,8 @@
 //!
 //! Today: [`flv`], the FLV stream writer and a bounded incremental reader,
 //! used to pipe a hub's stream into an ffmpeg child (`-f flv -i pipe:0`)
-//! and to read its output back (`-f flv pipe:1`). MPEG-TS demux and
-//! fragmented MP4 mux will live here too.
+//! and to read its output back (`-f flv pipe:1`); [`fmp4`], the fragmented
+//! MP4 muxer; [`ts`], the MPEG-TS demuxer (for SRT ingest).
 //!
 //! Why a crate of its own rather than `antenne-rtmp`: FLV files and pipes
 //! are containers, not the RTMP protocol (RTMP carries FLV tag *bodies*,
@@ -15,3 +15,4 @@
 
 pub mod flv;
 pub mod fmp4;
+pub mod ts;

@@ -405,6 +405,7 @@ async fn settings(State(st): State<AppState>) -> Result<Json<SettingsJson>, ApiE
     let host = blocking(&st.store, |s| s.setting(SETTING_PUBLIC_HOST)).await?;
     Ok(Json(SettingsJson {
         rtmp_port: st.rtmp_port,
+        rtmps_port: st.rtmps_port,
         public_host: host.unwrap_or_default(),
         ingest_keys_fixed: st.ingest_keys.fixed(),
     }))

@@ -65,6 +65,8 @@ pub struct AppState {
     pub obs: Arc<crate::obs::Obs>,
     /// The port OBS publishes to (for the OBS settings shown).
     pub rtmp_port: u16,
+    /// The RTMPS ingest port, when `--rtmps-listen` is on.
+    pub rtmps_port: Option<u16>,
     /// Alert webhooks and their delivery.
     pub alerts: crate::alerts::Alerts,
     /// Mark cookies `Secure` (antenne is behind a TLS-terminating proxy).

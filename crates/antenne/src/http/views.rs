@@ -330,6 +330,8 @@ impl EventJson {
 #[derive(Debug, Serialize)]
 pub struct SettingsJson {
     pub rtmp_port: u16,
+    /// `null` unless `--rtmps-listen` is on.
+    pub rtmps_port: Option<u16>,
     pub public_host: String,
     pub ingest_keys_fixed: bool,
 }
