@@ -5,7 +5,7 @@
 //!
 //! Checks: no panic; an accepted target has a host, a port, an app; its
 //! tcUrl parses back to the same target; its redacted form and its Debug
-//! form are the tcUrl and the masked key.
+//! form are the tcUrl (query values masked) and the masked key.
 #![no_main]
 
 use antenne::output::url::parse;
@@ -27,7 +27,18 @@ fuzz_target!(|data: &[u8]| {
     let debug = format!("{target:?}");
     let stream = target.stream.expose();
     let masked = target.stream.masked();
-    assert_eq!(redacted, format!("{tc_url}/{masked}"));
+    // The tcUrl up to its query, its query values masked, then the key
+    // masked.
+    let base = tc_url.split_once('?').map_or(tc_url.as_str(), |(b, _)| b);
+    assert!(redacted.starts_with(base), "{redacted:?} starts with {base:?}");
+    assert!(redacted.ends_with(&format!("/{masked}")), "{redacted:?}");
+    if let Some((_, query)) = tc_url.split_once('?') {
+        for value in query.split('&').filter_map(|kv| kv.split_once('=').map(|(_, v)| v)) {
+            if value.chars().count() > 9 {
+                assert!(!redacted.contains(value), "{redacted:?} shows {value:?}");
+            }
+        }
+    }
     assert_eq!(debug, redacted);
     if stream.chars().count() > 9 {
         assert!(!masked.contains(stream), "the masked key shows the key");

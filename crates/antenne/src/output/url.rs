@@ -273,6 +273,19 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), UrlError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn redacted_masks_a_query_token_as_well_as_the_key() {
+        // Found by the url fuzz target once query tokens were masked.
+        let t = parse("rtmp://host:1940/app/sub?token=averysecrettoken", "k").expect("parses");
+        let redacted = t.redacted();
+        assert!(
+            redacted.starts_with("rtmp://host:1940/app/sub?token="),
+            "{redacted}"
+        );
+        assert!(!redacted.contains("averysecrettoken"), "{redacted}");
+        assert_eq!(format!("{t:?}"), redacted);
+    }
+
     fn ok(url: &str, key: &str) -> Target {
         parse(url, key).expect("valid destination")
     }
