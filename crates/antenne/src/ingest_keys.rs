@@ -111,10 +111,7 @@ impl IngestKeys {
         &self,
         f: impl FnOnce(&Store) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| StoreError::Write(format!("the save was interrupted ({e})")))?
+        self.store.off_runtime(f).await
     }
 
     /// Adds a key (generated when `key` is `None`); its hub serves at once.

@@ -156,10 +156,7 @@ impl Destinations {
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| StoreError::Write(format!("the save was interrupted ({e})")))?
+        self.store.off_runtime(f).await
     }
 
     /// Holds off every change to the destinations until dropped (for a

@@ -203,10 +203,7 @@ impl Renditions {
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| StoreError::Write(format!("the save was interrupted ({e})")))?
+        self.store.off_runtime(f).await
     }
 
     /// Loads the saved renditions (before the destinations, which find

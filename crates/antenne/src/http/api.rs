@@ -98,8 +98,7 @@ async fn blocking<T: Send + 'static>(
     store: &std::sync::Arc<Store>,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let store = store.clone();
-    Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+    Ok(store.off_runtime(f).await?)
 }
 
 // === queries ===

@@ -350,6 +350,20 @@ impl Store {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs `f` with the store on a blocking thread: SQLite's work (fsync,
+    /// waiting on another process's lock) never runs on the runtime's
+    /// threads, which also relay. The one way the async code reaches the
+    /// store.
+    pub async fn off_runtime<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = std::sync::Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Write(format!("the save was interrupted ({e})")))?
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
