@@ -70,9 +70,7 @@ impl Alerts {
         tls: Arc<rustls::ClientConfig>,
         cancel: CancellationToken,
     ) -> Result<Alerts, StoreError> {
-        let webhooks = tokio::task::spawn_blocking(move || store.webhooks())
-            .await
-            .map_err(|e| StoreError::Write(e.to_string()))??;
+        let webhooks = store.off_runtime(|s| s.webhooks()).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let alerts = Alerts {
             inner: Arc::new(Inner {

@@ -147,11 +147,11 @@ async fn check_host(State(hosts): State<Arc<AllowedHosts>>, req: Request, next: 
     if hosts.allows_statically(&host) {
         return next.run(req).await;
     }
-    let store = hosts.store.clone();
-    let public = tokio::task::spawn_blocking(move || store.setting(SETTING_PUBLIC_HOST))
+    let public = hosts
+        .store
+        .off_runtime(|s| s.setting(SETTING_PUBLIC_HOST))
         .await
         .ok()
-        .and_then(|r| r.ok())
         .flatten()
         .unwrap_or_default();
     let public = host_name(public.trim());

@@ -76,10 +76,10 @@ impl Obs {
         let current = service_settings(&client).await?;
         let previous_saved = !self.points_at_antenne(&current, &server);
         if previous_saved {
-            let store = self.store.clone();
             let json = current.to_json().to_string();
-            tokio::task::spawn_blocking(move || store.set_setting(SETTING_PREVIOUS_SERVICE, &json))
-                .await??;
+            self.store
+                .off_runtime(move |s| s.set_setting(SETTING_PREVIOUS_SERVICE, &json))
+                .await?;
         }
         let target = StreamService::custom(&server, key.expose());
         let restarted = self.change_service(&client, &target, restart).await?;

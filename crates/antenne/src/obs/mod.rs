@@ -354,9 +354,10 @@ impl Obs {
     /// The server URL and key OBS gets from "point OBS at antenne": the
     /// public host (see [`public_host`]) and the first ingest key.
     pub async fn antenne_service(&self) -> Result<(String, Option<StreamKey>), ObsError> {
-        let store = self.store.clone();
-        let setting =
-            tokio::task::spawn_blocking(move || store.setting(SETTING_PUBLIC_HOST)).await??;
+        let setting = self
+            .store
+            .off_runtime(|s| s.setting(SETTING_PUBLIC_HOST))
+            .await?;
         let host = public_host(setting.as_deref(), self.rtmp_listen);
         let key = self.hubs.all().first().map(|h| h.key().clone());
         Ok((rtmp_server_url(&host, self.rtmp_listen.port()), key))
@@ -364,9 +365,10 @@ impl Obs {
 
     /// The stream service OBS had before antenne pointed it at itself.
     pub async fn previous_service(&self) -> Result<Option<StreamService>, ObsError> {
-        let store = self.store.clone();
-        let saved =
-            tokio::task::spawn_blocking(move || store.setting(SETTING_PREVIOUS_SERVICE)).await??;
+        let saved = self
+            .store
+            .off_runtime(|s| s.setting(SETTING_PREVIOUS_SERVICE))
+            .await?;
         Ok(saved
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
             .and_then(|v| StreamService::from_json(&v)))

@@ -245,10 +245,9 @@ impl Recorder {
     pub async fn set_settings(&self, s: RecordingSettings) -> Result<(), RecordingError> {
         s.validate()?;
         let json = serde_json::to_string(&s).map_err(|e| RecordingError::Invalid(e.to_string()))?;
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.set_setting(SETTING_KEY, &json))
-            .await
-            .map_err(|e| RecordingError::Invalid(e.to_string()))??;
+        self.store
+            .off_runtime(move |s| s.set_setting(SETTING_KEY, &json))
+            .await?;
         *self
             .shared
             .settings
