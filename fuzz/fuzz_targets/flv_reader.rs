@@ -11,7 +11,9 @@ use antenne_media::flv::{stream_header, write_tag, FlvReader, ReaderLimits, Tag}
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 
-const LIMITS: ReaderLimits = ReaderLimits { max_tag_size: 64 * 1024 };
+const LIMITS: ReaderLimits = ReaderLimits {
+    max_tag_size: 64 * 1024,
+};
 
 fn read(data: &[u8], step: usize) -> Vec<Tag> {
     let mut reader = FlvReader::new(LIMITS);

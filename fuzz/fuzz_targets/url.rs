@@ -30,12 +30,17 @@ fuzz_target!(|data: &[u8]| {
     // The tcUrl up to its query, its query values masked, then the key
     // masked.
     let base = tc_url.split_once('?').map_or(tc_url.as_str(), |(b, _)| b);
-    assert!(redacted.starts_with(base), "{redacted:?} starts with {base:?}");
+    assert!(
+        redacted.starts_with(base),
+        "{redacted:?} starts with {base:?}"
+    );
     assert!(redacted.ends_with(&format!("/{masked}")), "{redacted:?}");
     // Each query value, in its place, is masked (the same text may stand
     // elsewhere in the URL: only the value's own place is checked).
     let shown_url = &redacted[..redacted.len() - masked.len() - 1];
-    if let (Some((_, query)), Some((_, shown))) = (tc_url.split_once('?'), shown_url.split_once('?')) {
+    if let (Some((_, query)), Some((_, shown))) =
+        (tc_url.split_once('?'), shown_url.split_once('?'))
+    {
         for (orig, shown) in query.split('&').zip(shown.split('&')) {
             let value = orig.split_once('=').map_or(orig, |(_, v)| v);
             let shown = shown.split_once('=').map_or(shown, |(_, v)| v);
