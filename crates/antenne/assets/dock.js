@@ -28,6 +28,67 @@ const rowTemplate = document.getElementById('row');
 
 setLoginPath('/login?next=/dock');
 
+// ------------------------------------------------------------ all on / all off
+
+// The same one-request switches as the dashboard's (POST
+// /ingest-keys/{id}/destinations/enable-all|disable-all), for the ingest
+// OBS streams to (the first one). Turning all off asks first, inline (OBS's
+// docks do not show the browser's own dialogs), naming what it stops.
+const bulk = document.getElementById('bulk');
+const confirmBox = bulk.querySelector('[data-testid=dock-all-off-confirm]');
+const bulkMsg = bulk.querySelector('[data-testid=dock-bulk-msg]');
+
+function bulkIngest() {
+  return state.ingests[0] || null;
+}
+
+function renderBulk() {
+  const ing = bulkIngest();
+  bulk.hidden = !ing || !state.destinations.some((d) => d.ingest === ing.key);
+}
+
+async function switchAll(on) {
+  const ing = bulkIngest();
+  if (!ing) return;
+  confirmBox.hidden = true;
+  bulk.querySelectorAll('button').forEach((b) => (b.disabled = true));
+  bulkMsg.textContent = '';
+  try {
+    const res = await api('POST', `/ingest-keys/${encodeURIComponent(ing.id)}/destinations/${on ? 'enable-all' : 'disable-all'}`);
+    if (res && Array.isArray(res.destinations)) state.destinations = res.destinations;
+    const changed = (res && res.changed) || [];
+    const skipped = (res && res.skipped) || [];
+    bulkMsg.textContent = [
+      t(on ? 'dock.all_on_done' : 'dock.all_off_done', { count: changed.length }),
+      ...skipped.map((s) => `${s.name}: ${s.reason}`),
+    ].join(' ');
+    render();
+  } catch (err) {
+    bulkMsg.textContent = err.message;
+  } finally {
+    bulk.querySelectorAll('button').forEach((b) => (b.disabled = false));
+  }
+}
+
+bulk.querySelector('[data-testid=dock-all-on]').addEventListener('click', () => switchAll(true));
+bulk.querySelector('[data-testid=dock-all-off]').addEventListener('click', () => {
+  const ing = bulkIngest();
+  const names = state.destinations.filter((d) => ing && d.ingest === ing.key && d.enabled).map((d) => d.name);
+  if (!names.length) {
+    bulkMsg.textContent = t('dock.all_off_none');
+    return;
+  }
+  bulk.querySelector('[data-testid=dock-all-off-question]').textContent = t('dock.all_off_ask', {
+    names: names.join(', '),
+  });
+  confirmBox.hidden = false;
+  bulk.querySelector('[data-testid=dock-all-off-yes]').focus();
+});
+bulk.querySelector('[data-testid=dock-all-off-yes]').addEventListener('click', () => switchAll(false));
+bulk.querySelector('[data-testid=dock-all-off-no]').addEventListener('click', () => {
+  confirmBox.hidden = true;
+});
+
 // ------------------------------------------------------------ ingest
 
 function renderIngest() {
@@ -117,6 +178,7 @@ function renderRow(li, d) {
 
 function render() {
   renderIngest();
+  renderBulk();
   const seen = new Set();
   let previous = null;
   for (const d of state.destinations) {

@@ -115,6 +115,36 @@ fn the_dock_switches_destinations_and_takes_a_new_key_at_300_px() -> Result<()> 
     )?;
     assert_eq!(shown, "none", "the closed form is not displayed");
 
+    // All off asks first, in the dock, naming what it stops; cancel keeps
+    // them on; confirm switches every one off in one request.
+    browser.click("[data-testid=dock-all-off]")?;
+    let question = browser.wait_text("[data-testid=dock-all-off-question]", LIVE, |t| {
+        !t.is_empty()
+    })?;
+    assert!(
+        question.contains("Twitch") && question.contains("Instagram"),
+        "{question}"
+    );
+    browser.click("[data-testid=dock-all-off-no]")?;
+    assert_eq!(antenne.get_destination(&tw_id)?["enabled"], true);
+    browser.click("[data-testid=dock-all-off]")?;
+    browser.click("[data-testid=dock-all-off-yes]")?;
+    browser.wait_attr(
+        &format!("{tw} [data-testid=dock-switch]"),
+        "aria-checked",
+        "false",
+        LIVE,
+    )?;
+    for id in [&tw_id, &ig_id] {
+        assert_eq!(antenne.get_destination(id)?["enabled"], false, "{id} off");
+    }
+    // All on: both back on, Twitch live again at its receiver.
+    browser.click("[data-testid=dock-all-on]")?;
+    browser.wait_attr(&format!("{tw} .badge"), "data-state", "live", LIVE)?;
+    for id in [&tw_id, &ig_id] {
+        assert_eq!(antenne.get_destination(id)?["enabled"], true, "{id} on");
+    }
+
     // Readable at 300 px: nothing wider than the window.
     let overflow = browser.js(
         "return document.documentElement.scrollWidth - window.innerWidth;",
