@@ -10,17 +10,13 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ::antenne::history::History;
-use ::antenne::hub::{FrameKind, Hub, Hubs, QueueLimits, Subscription};
-use ::antenne::secret::StreamKey;
+use ::antenne::hub::{FrameKind, Subscription};
 use antenne_media::flv::{self, TagKind};
 use bytes::BytesMut;
 use support::*;
 use tokio::io::AsyncWriteExt;
-use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "multitrack_test_key_0123456789";
@@ -90,48 +86,6 @@ fn bench_binary() -> PathBuf {
     dir.join("antenne-bench")
 }
 
-struct Ingest {
-    rt: Runtime,
-    hub: Arc<Hub>,
-    port: u16,
-    cancel: CancellationToken,
-}
-
-impl Ingest {
-    fn start() -> Ingest {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let hub = Hub::new(StreamKey::new(KEY), QueueLimits::default());
-        let hubs = Hubs::new(vec![hub.clone()]);
-        let cancel = CancellationToken::new();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("a port for the ingest");
-        let port = listener.local_addr().expect("bound").port();
-        rt.spawn(::antenne::ingest::serve(
-            listener,
-            hubs,
-            History::disabled(),
-            cancel.clone(),
-        ));
-        Ingest {
-            rt,
-            hub,
-            port,
-            cancel,
-        }
-    }
-}
-
-impl Drop for Ingest {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
 /// Writes what `sub` gets to an FLV file until `stop`.
 async fn record(sub: Subscription, path: PathBuf, stop: CancellationToken) {
     let mut file = tokio::fs::File::create(&path)
@@ -167,7 +121,7 @@ fn a_track_subscriber_gets_track_one_and_a_plain_one_track_zero() {
     let clip1 = make_clip(dir.path(), "clip1.flv", "testsrc2", "320x180", 30);
     let clip2 = make_clip(dir.path(), "clip2.flv", "testsrc", "180x320", 15);
     let bench = bench_binary();
-    let ingest = Ingest::start();
+    let ingest = InProcessIngest::start(KEY);
     // Attached before the publisher: both start on their track's first
     // keyframe, so they get whole clips.
     let stop = CancellationToken::new();
@@ -186,10 +140,7 @@ fn a_track_subscriber_gets_track_one_and_a_plain_one_track_zero() {
         .arg(&clip1)
         .arg("--track1")
         .arg(&clip2)
-        .args([
-            "--url",
-            &format!("rtmp://127.0.0.1:{}/live/{KEY}", ingest.port),
-        ]);
+        .args(["--url", &ingest.url()]);
     let mut publisher = ChildGuard::spawn("multitrack-publish", cmd, &dir.path().join("pub.log"))
         .expect("the publisher starts");
     let tracks = wait_for(Duration::from_secs(15), || {

@@ -15,11 +15,10 @@ use ::antenne::encoders::{
     FFMPEG_NOT_FOUND,
 };
 use ::antenne::history::History;
-use ::antenne::hub::{FrameKind, Hub, Hubs, QueueLimits, Subscription};
+use ::antenne::hub::{FrameKind, Hub, Subscription};
 use ::antenne::output::connection::Timeouts;
 use ::antenne::output::supervisor::{supervise, OutputContext};
 use ::antenne::output::OutputStats;
-use ::antenne::secret::StreamKey;
 use antenne_media::flv::{self, TagKind};
 use bytes::BytesMut;
 use support::*;
@@ -29,46 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "rendition_test_key_0123456789";
 
-/// An ingest in this process: a tokio runtime, one hub, the RTMP listener.
-struct Ingest {
-    rt: Runtime,
-    hub: Arc<Hub>,
-    port: u16,
-    cancel: CancellationToken,
-}
-
-impl Ingest {
-    fn start() -> Ingest {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let hub = Hub::new(StreamKey::new(KEY), QueueLimits::default());
-        let hubs = Hubs::new(vec![hub.clone()]);
-        let cancel = CancellationToken::new();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("a port for the ingest");
-        let port = listener.local_addr().expect("bound").port();
-        rt.spawn(::antenne::ingest::serve(
-            listener,
-            hubs,
-            History::disabled(),
-            cancel.clone(),
-        ));
-        Ingest {
-            rt,
-            hub,
-            port,
-            cancel,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("rtmp://127.0.0.1:{}/live/{KEY}", self.port)
-    }
-
+impl InProcessIngest {
     /// A 320x180 test pattern at 30 fps, one keyframe a second.
     fn publish(&self, width: u32, height: u32) -> Publisher {
         let publisher = Publisher::options()
@@ -87,12 +47,6 @@ impl Ingest {
     fn rendition(&self, spec: RenditionSpec, config: EncoderConfig) -> Rendition {
         let _enter = self.rt.enter();
         Rendition::start("vertical", spec, self.hub.clone(), config).expect("a valid spec")
-    }
-}
-
-impl Drop for Ingest {
-    fn drop(&mut self) {
-        self.cancel.cancel();
     }
 }
 
@@ -116,7 +70,7 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn start(ingest: &Ingest, sub: Subscription, path: &Path) -> Recorder {
+    fn start(ingest: &InProcessIngest, sub: Subscription, path: &Path) -> Recorder {
         let seen: Seen = Arc::default();
         let stop = CancellationToken::new();
         ingest
@@ -233,7 +187,12 @@ fn keyframe_times(report: &StreamReport) -> Vec<i64> {
 
 /// A real destination: antenne's output supervisor relaying `hub` to
 /// nginx-rtmp under the stream name `name`; stops with the returned token.
-fn relay_to(ingest: &Ingest, hub: Arc<Hub>, nginx: &Nginx, name: &str) -> CancellationToken {
+fn relay_to(
+    ingest: &InProcessIngest,
+    hub: Arc<Hub>,
+    nginx: &Nginx,
+    name: &str,
+) -> CancellationToken {
     let target = ::antenne::output::url::parse(&nginx.url(), name).expect("a valid URL");
     let ctx = Arc::new(OutputContext {
         tls: Arc::new(::antenne::app::tls_config(None).expect("TLS roots")),
@@ -256,7 +215,7 @@ fn relay_to(ingest: &Ingest, hub: Arc<Hub>, nginx: &Nginx, name: &str) -> Cancel
 fn one_ffmpeg_serves_two_consumers_a_vertical_stream_with_a_keyframe_every_two_seconds() {
     const KBPS: u32 = 900;
     let nginx = Nginx::start().expect("nginx-rtmp starts");
-    let ingest = Ingest::start();
+    let ingest = InProcessIngest::start(KEY);
     let _publisher = ingest.publish(320, 180);
     let rendition = ingest.rendition(RenditionSpec::vertical(180, 320, KBPS), config());
     let dir = tempfile::tempdir().expect("temp dir");
@@ -332,7 +291,7 @@ fn one_ffmpeg_serves_two_consumers_a_vertical_stream_with_a_keyframe_every_two_s
 #[test]
 fn an_encoder_killed_with_sigkill_restarts_and_timestamps_stay_monotonic() {
     let nginx = Nginx::start().expect("nginx-rtmp starts");
-    let ingest = Ingest::start();
+    let ingest = InProcessIngest::start(KEY);
     let _publisher = ingest.publish(320, 180);
     let rendition = ingest.rendition(RenditionSpec::vertical(180, 320, 1000), config());
     let dir = tempfile::tempdir().expect("temp dir");
@@ -392,7 +351,7 @@ fn an_encoder_killed_with_sigkill_restarts_and_timestamps_stay_monotonic() {
 
 #[test]
 fn without_ffmpeg_the_rendition_is_unavailable_with_a_clear_message() {
-    let ingest = Ingest::start();
+    let ingest = InProcessIngest::start(KEY);
     // A live input without a publisher process: ffmpeg is never reached.
     let _live = ingest
         .hub
@@ -441,7 +400,7 @@ fn hardware_probe_says_clearly_what_is_not_available() {
 #[test]
 fn a_stalled_encoder_is_restarted_and_stops_with_its_ingest() {
     const KBPS: u32 = 1100;
-    let ingest = Ingest::start();
+    let ingest = InProcessIngest::start(KEY);
     let mut publisher = ingest.publish(320, 180);
     let config = EncoderConfig {
         stall_timeout: Duration::from_secs(3),
@@ -509,7 +468,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 #[test]
 #[ignore = "benchmark: prints figures"]
 fn measure_latency_and_cpu_of_a_720x1280_rendition() {
-    let ingest = Ingest::start();
+    let ingest = InProcessIngest::start(KEY);
     let _publisher = Publisher::options()
         .size(1280, 720)
         .fps(30)
