@@ -310,11 +310,7 @@ fn the_password_is_changed_in_settings() -> Result<()> {
     let antenne = Antenne::start(KEY)?;
     let other = login(&antenne, ADMIN_PASSWORD)?.1.context("a cookie")?;
     let browser = Browser::start("en-US")?;
-    browser.goto(&antenne.url("/"))?;
-    browser.fill("[data-testid=login-username]", "admin")?;
-    browser.fill("[data-testid=login-password]", ADMIN_PASSWORD)?;
-    browser.click("[data-testid=login-submit]")?;
-    browser.find("[data-testid=ingest-card]")?;
+    browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
     browser.click("[data-testid=nav-settings]")?;
     browser.find("[data-testid=account-card]")?;
 

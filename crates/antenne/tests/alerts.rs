@@ -282,11 +282,7 @@ fn settings_alerts_adds_a_webhook_sends_a_test_and_deletes_it_in_a_browser() -> 
     let receiver = WebhookReceiver::start()?;
     let antenne = Antenne::start(KEY)?;
     let browser = Browser::start("fr-FR")?;
-    browser.goto(&antenne.url("/"))?;
-    browser.fill("[data-testid=login-username]", "admin")?;
-    browser.fill("[data-testid=login-password]", ADMIN_PASSWORD)?;
-    browser.click("[data-testid=login-submit]")?;
-    browser.find("[data-testid=ingest-card]")?;
+    browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
     browser.click("[data-testid=nav-settings]")?;
     browser.wait_text("#h-alerts", support::browser::WAIT, |t| t == "Alertes")?;
 

@@ -321,11 +321,7 @@ fn the_settings_page_previews_then_creates_from_a_pasted_nginx_conf() -> Result<
     let conf = std::fs::read_to_string(files.path().join("nginx.conf"))?;
     let antenne = Antenne::start(KEY)?;
     let browser = Browser::start("en-US")?;
-    browser.goto(&antenne.url("/"))?;
-    browser.fill("[data-testid=login-username]", "admin")?;
-    browser.fill("[data-testid=login-password]", ADMIN_PASSWORD)?;
-    browser.click("[data-testid=login-submit]")?;
-    browser.find("[data-testid=ingest-card]")?;
+    browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
     browser.click("[data-testid=nav-settings]")?;
     browser.find("[data-testid=import-nginx-card]")?;
 

@@ -228,10 +228,7 @@ fn ffmpeg_listen_receives_a_decodable_stream_switched_off_and_on() -> Result<()>
     );
     // The card shows the refusal as past, with how long ago.
     let browser = Browser::start("en-US")?;
-    browser.goto(&antenne.url("/"))?;
-    browser.fill("[data-testid=login-username]", "admin")?;
-    browser.fill("[data-testid=login-password]", ADMIN_PASSWORD)?;
-    browser.click("[data-testid=login-submit]")?;
+    browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
     browser.wait_attr(
         "[data-testid=dest-state]",
         "data-state",

@@ -45,19 +45,9 @@ fn the_ingest_card_plays_the_live_stream() {
     assert_eq!(viewers(&antenne), 0, "no preview without a page");
 
     let browser = Browser::start("en-US").expect("chromium + chromedriver");
-    browser.goto(&antenne.url("/")).expect("opens the page");
     browser
-        .fill("[data-testid=login-username]", "admin")
-        .expect("login form");
-    browser
-        .fill("[data-testid=login-password]", ADMIN_PASSWORD)
-        .expect("login form");
-    browser
-        .click("[data-testid=login-submit]")
-        .expect("logs in");
-    browser
-        .find("[data-testid=ingest-card]")
-        .expect("the dashboard");
+        .log_in(&antenne.url("/"), ADMIN_PASSWORD)
+        .expect("logs in to the dashboard");
 
     // The preview plays: its time advances, at the ingest's size.
     let state = "const v = document.querySelector('[data-testid=preview-video]');\

@@ -475,19 +475,9 @@ fn recordings_are_listed_downloaded_and_deleted_through_the_api() {
 /// Logs in as admin in a fresh Chromium and waits for the dashboard.
 fn logged_in_browser(antenne: &Antenne) -> Browser {
     let browser = Browser::start("en-US").expect("chromium + chromedriver");
-    browser.goto(&antenne.url("/")).expect("opens the page");
     browser
-        .fill("[data-testid=login-username]", "admin")
-        .expect("login form");
-    browser
-        .fill("[data-testid=login-password]", ADMIN_PASSWORD)
-        .expect("login form");
-    browser
-        .click("[data-testid=login-submit]")
-        .expect("logs in");
-    browser
-        .find("[data-testid=ingest-card]")
-        .expect("the dashboard");
+        .log_in(&antenne.url("/"), ADMIN_PASSWORD)
+        .expect("logs in to the dashboard");
     browser
 }
 

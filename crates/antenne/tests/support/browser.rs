@@ -96,6 +96,17 @@ impl Browser {
         answer(r, path)
     }
 
+    /// Opens `page` (antenne's login form answers it), logs in as `admin`
+    /// with `password` and waits for the dashboard.
+    pub fn log_in(&self, page: &str, password: &str) -> Result<()> {
+        self.goto(page)?;
+        self.fill("[data-testid=login-username]", "admin")?;
+        self.fill("[data-testid=login-password]", password)?;
+        self.click("[data-testid=login-submit]")?;
+        self.find("[data-testid=ingest-card]")?;
+        Ok(())
+    }
+
     pub fn goto(&self, url: &str) -> Result<()> {
         self.post("/url", &json!({ "url": url })).map(drop)
     }
