@@ -286,6 +286,9 @@ fn refuses_a_bad_pull_url_with_a_clear_error_and_never_shows_the_key() -> Result
         Some(&json!({"url": "rtmp://127.0.0.1/live/x"})),
     )?;
     assert_eq!(status, 404);
+    let (status, body) =
+        antenne.request("PUT", &pull_path(&id), Some(&json!({"enabled": true})))?;
+    assert_eq!(status, 400, "no URL and none configured: {body}");
     let after = antenne.request_expect("GET", &pull_path(&id), None, 200)?;
     assert_eq!(after["configured"], false, "nothing saved: {after}");
 
@@ -314,10 +317,11 @@ fn refuses_a_bad_pull_url_with_a_clear_error_and_never_shows_the_key() -> Result
             .is_some_and(|e| e.contains("127.0.0.1")),
         "{retrying}"
     );
+    // Switched off without sending the URL (and its key) again.
     let off = antenne.request_expect(
         "PUT",
         &pull_path(&id),
-        Some(&json!({"url": url, "enabled": false})),
+        Some(&json!({"enabled": false})),
         200,
     )?;
     assert_eq!(off["state"], "off", "{off}");

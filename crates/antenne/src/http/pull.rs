@@ -133,7 +133,8 @@ async fn get_pull(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PullBody {
-    url: String,
+    /// Absent: the configured URL stays.
+    url: Option<String>,
     #[serde(default = "yes")]
     enabled: bool,
 }
@@ -152,7 +153,7 @@ async fn put_pull(
     let Json(body) = body?;
     let view = st
         .pulls
-        .set(&key, &body.url, body.enabled, &who.actor())
+        .set(&key, body.url.as_deref(), body.enabled, &who.actor())
         .await?;
     Ok(Json(PullJson::new(Some(view), Keys::Masked)))
 }

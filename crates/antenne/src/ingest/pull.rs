@@ -218,18 +218,32 @@ impl Pulls {
     }
 
     /// Sets the pull of `ingest`: validated, saved, then (re)started.
+    /// Without `raw_url` the URL already configured stays (switching on
+    /// or off without sending the key again).
     pub async fn set(
         &self,
         ingest: &str,
-        raw_url: &str,
+        raw_url: Option<&str>,
         enabled: bool,
         actor: &str,
     ) -> Result<PullView, PullError> {
-        let source = PullSource::parse(raw_url)?;
         let _writing = self.writer.lock().await;
         let Some(hub) = self.hubs.find(ingest) else {
             return Err(PullError::NotFound(crate::ingest_keys::id_of(ingest)));
         };
+        let raw_url = match raw_url {
+            Some(u) => u.to_owned(),
+            None => match self.lock().get(ingest) {
+                Some(r) => r.config.url.clone(),
+                None => {
+                    return Err(PullError::Invalid(
+                        "url is required: this ingest key has no pull yet".into(),
+                    ))
+                }
+            },
+        };
+        let raw_url = raw_url.as_str();
+        let source = PullSource::parse(raw_url)?;
         let config = StoredPull {
             ingest: ingest.to_owned(),
             url: raw_url.trim().to_owned(),
