@@ -339,3 +339,97 @@ fn refuses_a_bad_pull_url_with_a_clear_error_and_never_shows_the_key() -> Result
     assert_eq!(gone["configured"], false, "{gone}");
     Ok(())
 }
+
+#[test]
+fn the_ingest_card_sets_up_a_pull_shows_its_state_and_the_rtmps_server() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = make_test_pki(dir.path())?;
+    let rtmps_port = free_port();
+    let mut source = Nginx::start()?;
+    let _publisher = Publisher::start(&source.stream_url(SOURCE_KEY))?;
+    source.wait_for_publish_count(SOURCE_KEY, 1, Duration::from_secs(15))?;
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .arg("--rtmps-listen")
+        .arg(&format!("127.0.0.1:{rtmps_port}"))
+        .env("ANTENNE_TLS_CERT", &pki.server_cert.display().to_string())
+        .env("ANTENNE_TLS_KEY", &pki.server_key.display().to_string())
+        .start()?;
+    let browser = Browser::start("en-US")?;
+    browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
+    let card = "[data-testid=ingest-card]";
+
+    // The RTMPS server beside the RTMP one, with its copy button.
+    let tls = browser.wait_text(
+        &format!("{card} [data-testid=obs-server-tls]"),
+        Duration::from_secs(10),
+        |t| t.starts_with("rtmps://"),
+    )?;
+    assert_eq!(tls, format!("rtmps://127.0.0.1:{rtmps_port}/live"));
+    browser.find(&format!("{card} [data-action=copy-server-tls]"))?;
+
+    // Pull from the source: the card goes to "Pulling".
+    browser.wait_text(
+        &format!("{card} [data-testid=pull-state]"),
+        Duration::from_secs(10),
+        |t| t == "Not pulling",
+    )?;
+    browser.fill(
+        &format!("{card} [data-testid=pull-url]"),
+        &source.stream_url(SOURCE_KEY),
+    )?;
+    browser.click(&format!("{card} [data-testid=pull-save]"))?;
+    browser.wait_attr(
+        &format!("{card} [data-testid=pull-state]"),
+        "data-state",
+        "live",
+        Duration::from_secs(30),
+    )?;
+    assert_eq!(
+        browser.text(&format!("{card} [data-testid=pull-state]"))?,
+        "Pulling"
+    );
+    browser.wait_attr(
+        &format!("{card} [data-testid=ingest-state]"),
+        "data-state",
+        "live",
+        Duration::from_secs(15),
+    )?;
+    let current = browser.text(&format!("{card} [data-testid=pull-current]"))?;
+    assert!(current.contains("rtmp://127.0.0.1:"), "{current}");
+    let html = browser.js("return document.documentElement.outerHTML", json!([]))?;
+    assert!(
+        !html.to_string().contains(SOURCE_KEY),
+        "the source key is not in the page"
+    );
+
+    // The source goes away: retrying, with a countdown and the error.
+    source.kill();
+    browser.wait_attr(
+        &format!("{card} [data-testid=pull-state]"),
+        "data-state",
+        "retrying",
+        Duration::from_secs(30),
+    )?;
+    let error = browser.wait_text(
+        &format!("{card} [data-testid=pull-error]"),
+        Duration::from_secs(10),
+        |t| !t.is_empty(),
+    )?;
+    assert!(
+        error.contains("127.0.0.1") || error.contains("closed"),
+        "{error}"
+    );
+    let detail = browser.text(&format!("{card} [data-testid=pull-detail]"))?;
+    assert!(detail.contains("next try in"), "{detail}");
+    browser.screenshot(&artifacts_dir().join("pull-card.png"))?;
+
+    // Switched off from the card.
+    browser.click(&format!("{card} [data-testid=pull-enabled]"))?;
+    browser.wait_text(
+        &format!("{card} [data-testid=pull-state]"),
+        Duration::from_secs(10),
+        |t| t == "Off",
+    )?;
+    Ok(())
+}
