@@ -216,7 +216,19 @@ fn reconnects_when_the_source_goes_away_and_the_destination_stays_connected() ->
     )?;
     assert!(live["reconnects"].as_u64() >= Some(1), "{live}");
     assert!(live["last_error"].is_string(), "{live}");
+    // The destination gets the stream again.
+    let size = |n: &Nginx| {
+        n.latest_recording(DEST_KEY)
+            .and_then(|p| p.metadata().ok())
+            .map_or(0, |m| m.len())
+    };
+    let before = size(&s.dest);
     std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        size(&s.dest) > before + 100_000,
+        "the destination receives again: {before} → {}",
+        size(&s.dest)
+    );
 
     // The destination stayed connected (grace) and got one continuous
     // stream: one publish, timestamps only forward, decodable.
@@ -431,5 +443,38 @@ fn the_ingest_card_sets_up_a_pull_shows_its_state_and_the_rtmps_server() -> Resu
         Duration::from_secs(10),
         |t| t == "Off",
     )?;
+    Ok(())
+}
+
+#[test]
+fn drops_a_source_that_sends_no_media_and_tries_again() -> Result<()> {
+    // nginx-rtmp accepts to play a stream nobody publishes, then sends
+    // nothing: the watchdog drops it after 20 s.
+    let source = Nginx::start()?;
+    let antenne = Antenne::options().ingest_key(KEY).start()?;
+    let id = ingest_id(&antenne)?;
+    antenne.request_expect(
+        "PUT",
+        &pull_path(&id),
+        Some(&json!({"url": source.stream_url(SOURCE_KEY)})),
+        200,
+    )?;
+    let mut seen = vec![];
+    wait_for_pull(&antenne, &id, "waiting", Duration::from_secs(15), &mut seen)?;
+    let retrying = wait_for_pull(
+        &antenne,
+        &id,
+        "retrying",
+        Duration::from_secs(40),
+        &mut seen,
+    )?;
+    assert!(
+        retrying["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no media for 20 s")),
+        "{retrying}"
+    );
+    let ingest = antenne.ingest()?;
+    assert_eq!(ingest["ingests"][0]["live"], false, "{ingest}");
     Ok(())
 }
