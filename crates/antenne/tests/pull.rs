@@ -478,3 +478,68 @@ fn drops_a_source_that_sends_no_media_and_tries_again() -> Result<()> {
     assert_eq!(ingest["ingests"][0]["live"], false, "{ingest}");
     Ok(())
 }
+
+#[test]
+fn push_and_pull_on_one_key_take_turns() -> Result<()> {
+    let s = setup()?;
+    let mut seen = vec![];
+    wait_for_pull(
+        &s.antenne,
+        &s.id,
+        "live",
+        Duration::from_secs(20),
+        &mut seen,
+    )?;
+
+    // While the pull is live, OBS pushing to the same key is refused.
+    let mut pusher = Publisher::start(&s.antenne.ingest_url(KEY))?;
+    let exit = pusher.wait(Duration::from_secs(20));
+    assert!(
+        exit.is_some_and(|e| !e.success()),
+        "the pusher is refused: {exit:?}\n{}",
+        pusher.log()
+    );
+    assert!(s.antenne.log().contains("refused second publisher"));
+    let pull = s
+        .antenne
+        .request_expect("GET", &pull_path(&s.id), None, 200)?;
+    assert_eq!(pull["state"], "live", "the pull goes on: {pull}");
+
+    // Pull off: OBS pushes; pull on again: it waits for the pusher.
+    let off = s.antenne.request_expect(
+        "PUT",
+        &pull_path(&s.id),
+        Some(&json!({"enabled": false})),
+        200,
+    )?;
+    assert_eq!(off["state"], "off", "{off}");
+    let _pusher = Publisher::start(&s.antenne.ingest_url(KEY))?;
+    assert!(
+        wait_until(Duration::from_secs(20), || s
+            .antenne
+            .ingest()
+            .is_ok_and(|i| i["ingests"][0]["live"] == true)),
+        "the pushed stream is live"
+    );
+    s.antenne.request_expect(
+        "PUT",
+        &pull_path(&s.id),
+        Some(&json!({"enabled": true})),
+        200,
+    )?;
+    let mut seen = vec![];
+    let waiting = wait_for_pull(
+        &s.antenne,
+        &s.id,
+        "retrying",
+        Duration::from_secs(30),
+        &mut seen,
+    )?;
+    assert!(
+        waiting["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("a publisher is live on this ingest key")),
+        "{waiting}"
+    );
+    Ok(())
+}
