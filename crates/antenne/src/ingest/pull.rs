@@ -80,6 +80,18 @@ impl PullSource {
             PullSource::Rtmp(t) | PullSource::Rtmps(t) => t.redacted(),
         }
     }
+
+    /// `text` (an error from the source, which might quote the stream
+    /// name) with the source's stream key masked.
+    pub fn scrub(&self, text: String) -> String {
+        let key = match self {
+            PullSource::Rtmp(t) | PullSource::Rtmps(t) => &t.stream,
+        };
+        if key.expose().is_empty() || !text.contains(key.expose()) {
+            return text;
+        }
+        text.replace(key.expose(), &key.masked())
+    }
 }
 
 /// Where a pull stands. One value at a time.
@@ -390,5 +402,7 @@ mod tests {
             "{}",
             s.redacted()
         );
+        let said = s.scrub("no stream supersecretkey123 here".into());
+        assert!(!said.contains("supersecretkey123"), "{said}");
     }
 }

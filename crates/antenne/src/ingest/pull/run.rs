@@ -114,7 +114,8 @@ pub(super) async fn run(
         if fed_since.is_some_and(|t| t.elapsed() >= STABLE_AFTER) {
             backoff.reset();
         }
-        let message = error.to_string();
+        // What the source said may quote the stream name.
+        let message = source.scrub(error.to_string());
         let delay = backoff.next_delay();
         warn!(url = %url, key = %hub.key(), attempt = backoff.failures(), retry_in_ms = delay.as_millis() as u64, error = %message, "pull failed");
         if last_recorded.as_deref() != Some(message.as_str()) {
