@@ -206,6 +206,7 @@ fn reconnects_when_the_source_goes_away_and_the_destination_stays_connected() ->
     assert!(retrying["error"].is_string(), "{retrying}");
     assert!(retrying["retry_in_seconds"].is_u64(), "{retrying}");
     s.source.restart()?;
+    let restarted = std::time::Instant::now();
     s.publisher = Publisher::start(&s.source.stream_url(SOURCE_KEY))?;
     let live = wait_for_pull(
         &s.antenne,
@@ -216,6 +217,11 @@ fn reconnects_when_the_source_goes_away_and_the_destination_stays_connected() ->
     )?;
     assert!(live["reconnects"].as_u64() >= Some(1), "{live}");
     assert!(live["last_error"].is_string(), "{live}");
+    // A figure, not a pass/fail bound: it depends on the backoff's draw.
+    eprintln!(
+        "pull live again {} ms after the source server restarted (states seen: {seen:?})",
+        restarted.elapsed().as_millis()
+    );
     // The destination gets the stream again.
     let size = |n: &Nginx| {
         n.latest_recording(DEST_KEY)
