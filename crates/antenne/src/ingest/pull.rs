@@ -68,10 +68,16 @@ impl PullSource {
             ));
         }
         let target = url::parse(raw, "").map_err(|e| PullError::Invalid(e.to_string()))?;
-        Ok(match target.scheme {
-            Scheme::Rtmp => PullSource::Rtmp(target),
-            Scheme::Rtmps => PullSource::Rtmps(target),
-        })
+        match target.scheme {
+            Scheme::Rtmp => Ok(PullSource::Rtmp(target)),
+            Scheme::Rtmps => Ok(PullSource::Rtmps(target)),
+            // Schemes the validator may learn for destinations (srt://)
+            // are not pulled until a variant above runs them.
+            #[allow(unreachable_patterns)]
+            _ => Err(PullError::Invalid(
+                "only rtmp:// and rtmps:// sources can be pulled".into(),
+            )),
+        }
     }
 
     /// The URL with its key masked, for logs and the history.
