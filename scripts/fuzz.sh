@@ -12,7 +12,7 @@
 #   --asan        build with AddressSanitizer instead of no sanitizer (slower;
 #                 the crates are safe Rust, so it adds little).
 #   target...     some of: chunk_decoder handshake amf0 command server_session
-#                 client_session flv url flv_reader fmp4_init multitrack
+#                 client_session player_session flv url flv_reader fmp4_init multitrack
 #                 ts_demux (default: all).
 #
 # Works on the stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its

@@ -229,6 +229,12 @@ function obsServer(host = publicHost()) {
   return `rtmp://${host}:${port}/live`;
 }
 
+/** The rtmps:// server when --rtmps-listen is on, else null. */
+function obsServerTls(host = publicHost()) {
+  const port = state.settings && state.settings.rtmps_port;
+  return port ? `rtmps://${host}:${port}/live` : null;
+}
+
 /** Does the clear key `clear` look like the masked key `masked` ("live_12…9f")? */
 function matchesMasked(clear, masked) {
   const parts = String(masked).split('…');
@@ -400,6 +406,9 @@ function updateIngestCard(card, ing) {
   drawGraph(r('graph'), state.history.get(ing.key));
 
   setText(r('server'), obsServer());
+  const tls = obsServerTls();
+  r('server-tls-row').hidden = !tls;
+  setText(r('server-tls'), tls || '');
   const shown = state.shown.has(ing.key) && state.revealed.has(ing.key);
   setText(r('key'), shown ? state.revealed.get(ing.key) : ing.key);
   const revealBtn = card.querySelector('[data-action="reveal-key"]');
@@ -407,6 +416,7 @@ function updateIngestCard(card, ing) {
   setText(revealBtn, t(shown ? 'common.hide' : 'common.show'));
   revealBtn.setAttribute('aria-label', t(shown ? 'obs.hide_key' : 'obs.show_key'));
   card.querySelector('[data-action="copy-server"]').setAttribute('aria-label', t('obs.copy_server'));
+  card.querySelector('[data-action="copy-server-tls"]').setAttribute('aria-label', t('obs.copy_server_tls'));
   card.querySelector('[data-action="copy-key"]').setAttribute('aria-label', t('obs.copy_key'));
 }
 
@@ -419,6 +429,8 @@ async function onIngestClick(e) {
   try {
     if (btn.dataset.action === 'copy-server') {
       if (!(await copyText(obsServer(), btn))) selectText(card.querySelector('[data-role="server"]'));
+    } else if (btn.dataset.action === 'copy-server-tls') {
+      if (!(await copyText(obsServerTls() || '', btn))) selectText(card.querySelector('[data-role="server-tls"]'));
     } else if (btn.dataset.action === 'reveal-key') {
       if (state.shown.has(masked)) {
         state.shown.delete(masked);

@@ -417,6 +417,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         history.clone(),
         shutdown.child_token(),
     ));
+    let pulls = ingest::pull::Pulls::new(
+        hubs.clone(),
+        store.clone(),
+        history.clone(),
+        Arc::new(tls_config(cli.extra_ca_file.as_deref())?),
+        shutdown.child_token(),
+    );
+    let pulling = pulls.load().await?;
+    if pulling > 0 {
+        info!(pulls = pulling, "pulls configured");
+    }
     let recorder = crate::recording::Recorder::start(
         cli.recordings_dir
             .clone()
@@ -467,6 +478,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             secure_cookies: cli.behind_tls_proxy,
             recorder: recorder.clone(),
             renditions,
+            pulls,
         },
         http::AllowedHosts::new(&cli.allowed_hosts, store.clone()),
     );

@@ -13,6 +13,7 @@
 //! - [`multitrack`]: Enhanced RTMP multitrack tags: which track, and flattening one track.
 //! - [`server`]: the publishing client's peer (ingest).
 //! - [`client`]: antenne publishing to a platform.
+//! - [`player`]: antenne playing (pulling) a stream from another server.
 #![forbid(unsafe_code)]
 
 pub mod amf0;
@@ -24,7 +25,9 @@ pub mod handshake;
 pub mod message;
 pub mod multitrack;
 mod outbox;
+pub mod player;
 pub mod server;
 
 pub use client::{ClientEvent, ClientSession, PublishTarget};
+pub use player::{PlayTarget, PlayerEvent, PlayerSession};
 pub use server::{ServerConfig, ServerEvent, ServerSession, SessionError};

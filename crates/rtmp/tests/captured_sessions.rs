@@ -168,3 +168,53 @@ fn a_captured_server_accepts_our_publish() {
     }
     assert!(published >= 1, "no captured answer led to Published");
 }
+
+#[test]
+fn a_captured_nginx_rtmp_plays_to_our_player() {
+    // player_session seeds: [flags][split seed][bytes] of what nginx-rtmp
+    // 1.2 sent ffmpeg playing `live/obs` while ffmpeg published H.264 + AAC
+    // there (connect 1, createStream 2, as ours), S0 S1 S2 included.
+    let all = seeds("player_session", "nginx-play");
+    assert!(!all.is_empty(), "player_session seeds missing");
+    for (path, seed) in &all {
+        let mut p = antenne_rtmp::PlayerSession::new(
+            antenne_rtmp::PlayTarget {
+                app: "live".into(),
+                tc_url: "rtmp://127.0.0.1:1935/live".into(),
+                stream_name: "obs".into(),
+            },
+            [6; PACKET_SIZE],
+        );
+        // In pieces of 1000 bytes, as a socket would deliver them.
+        for piece in seed[2..].chunks(1000) {
+            p.feed(piece)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        let events: Vec<_> = std::iter::from_fn(|| p.poll_event()).collect();
+        use antenne_rtmp::PlayerEvent as E;
+        assert_eq!(events.first(), Some(&E::Playing), "{}", path.display());
+        assert!(events.iter().any(|e| matches!(e, E::Metadata { .. })));
+        let video: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                E::Video { timestamp, payload } => Some((*timestamp, payload.clone())),
+                _ => None,
+            })
+            .collect();
+        let audio = events
+            .iter()
+            .filter(|e| matches!(e, E::Audio { .. }))
+            .count();
+        assert!(
+            video.len() > 5 && audio > 5,
+            "{} video, {audio} audio",
+            video.len()
+        );
+        let first = inspect_video(&video[0].1).expect("a video tag");
+        assert!(first.sequence_header, "the AVC sequence header comes first");
+        assert!(
+            video.windows(2).all(|w| w[0].0 <= w[1].0),
+            "video timestamps only go forward"
+        );
+    }
+}

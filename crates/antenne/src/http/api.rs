@@ -104,12 +104,12 @@ async fn blocking<T: Send + 'static>(
 // === queries ===
 
 #[derive(Debug, Default, Deserialize)]
-struct RevealQuery {
+pub(crate) struct RevealQuery {
     reveal: Option<String>,
 }
 
 impl RevealQuery {
-    fn keys(&self) -> Keys {
+    pub(crate) fn keys(&self) -> Keys {
         let reveal = self
             .reveal
             .as_deref()
@@ -173,7 +173,14 @@ pub(crate) fn ingests(st: &AppState, keys: Keys) -> Vec<IngestJson> {
     st.hubs
         .all()
         .iter()
-        .map(|h| IngestJson::new(h, keys))
+        .map(|h| {
+            let mut json = IngestJson::new(h, keys);
+            json.pull = st
+                .pulls
+                .get(h.key().expose())
+                .map(|v| super::pull::PullJson::new(Some(v), keys));
+            json
+        })
         .collect()
 }
 
@@ -230,9 +237,19 @@ async fn delete_ingest_key(
     Extension(who): Extension<Identity>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let key = st
+        .hubs
+        .all()
+        .iter()
+        .map(|h| h.key().expose().to_owned())
+        .find(|k| crate::ingest_keys::id_of(k) == id);
     st.ingest_keys
         .delete(&id, &st.destinations, &who.actor())
         .await?;
+    // A deleted key's pull goes with it.
+    if let Some(key) = key {
+        st.pulls.remove(&key, &who.actor()).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

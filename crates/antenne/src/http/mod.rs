@@ -20,6 +20,7 @@ pub mod live;
 pub mod metrics;
 pub mod obs;
 pub mod preview;
+pub mod pull;
 pub mod recordings;
 pub mod renditions;
 pub mod serve;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     pub recorder: Arc<crate::recording::Recorder>,
     pub renditions: Arc<crate::encoders::registry::Renditions>,
+    /// Ingest keys pulled from a URL.
+    pub pulls: Arc<crate::ingest::pull::Pulls>,
 }
 
 /// The whole HTTP application.
@@ -87,6 +90,7 @@ pub fn router(state: AppState, hosts: AllowedHosts) -> Router {
         .merge(alerts::routes())
         .merge(import::routes())
         .merge(renditions::routes())
+        .merge(pull::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)

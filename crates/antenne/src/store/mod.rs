@@ -15,8 +15,10 @@ mod auth;
 mod backup;
 mod destinations;
 mod events;
+mod pulls;
 mod renditions;
 mod webhooks;
+pub use pulls::StoredPull;
 pub use renditions::StoredRendition;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -110,6 +112,14 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
      );
      ALTER TABLE destinations ADD COLUMN source TEXT;",
+    // 6 (pull): an ingest key's stream pulled from a URL (`ingest::pull`);
+    // keyed by the ingest key (command-line keys are not in ingest_keys).
+    "CREATE TABLE ingest_pulls (
+        ingest TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+     );",
 ];
 
 /// Setting: the host OBS reaches antenne at (shown in the OBS settings,
