@@ -4,8 +4,8 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -112,6 +112,97 @@ fn recording(nginx: &Nginx, stream: &str) -> Result<PathBuf> {
         .with_context(|| format!("{stream}: nginx log:\n{}", nginx.error_log()))
 }
 
+/// The audio and video tags of an FLV file, sequence headers and
+/// end-of-sequence left out: (tag kind, body).
+fn media_bodies(path: &Path) -> Result<Vec<(u8, Vec<u8>)>> {
+    Ok(flv_tags(path)?
+        .into_iter()
+        .filter(|t| match (t.kind, t.body.get(1)) {
+            (9, Some(&packet)) => packet == 1,
+            (8, Some(&packet)) => t.body[0] >> 4 != 10 || packet == 1,
+            _ => false,
+        })
+        .map(|t| (t.kind, t.body))
+        .collect())
+}
+
+/// Checks that the audio and video payloads `path` recorded are, byte for
+/// byte, a run of the clip's (which the publisher loops, `-c copy`):
+/// nothing lost, doubled or altered. Returns the frames compared.
+fn assert_same_bytes_as_clip(path: &Path, clip: &Clip) -> Result<usize> {
+    let got = media_bodies(path)?;
+    let sent = media_bodies(&clip.path)?;
+    let mut compared = 0;
+    for kind in [9u8, 8] {
+        let got: Vec<&[u8]> = got
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, b)| &b[..])
+            .collect();
+        let sent: Vec<&[u8]> = sent
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, b)| &b[..])
+            .collect();
+        if got.is_empty() || sent.is_empty() {
+            bail!(
+                "{}: no tags of kind {kind} (sent {})",
+                path.display(),
+                sent.len()
+            );
+        }
+        let probe = got.len().min(30);
+        let Some(start) =
+            (0..sent.len()).find(|&o| (0..probe).all(|k| sent[(o + k) % sent.len()] == got[k]))
+        else {
+            bail!(
+                "{}: its first tags of kind {kind} are not the clip's",
+                path.display()
+            );
+        };
+        for (k, body) in got.iter().enumerate() {
+            let j = (start + k) % sent.len();
+            if sent[j] != *body {
+                bail!(
+                    "{}: tag {k} of kind {kind} ({} bytes) differs from clip tag {j} ({} bytes)",
+                    path.display(),
+                    body.len(),
+                    sent[j].len()
+                );
+            }
+        }
+        compared += got.len();
+    }
+    Ok(compared)
+}
+
+/// Waits for a new recording of `stream` (there were `before`) holding a
+/// video keyframe; returns how long after `t0` it was first seen.
+fn first_keyframe_after(
+    nginx: &Nginx,
+    stream: &str,
+    before: usize,
+    t0: Instant,
+) -> Result<Duration> {
+    let is_key = |t: &support::clip::FlvTag| {
+        t.kind == 9 && t.body.len() > 1 && t.body[0] >> 4 == 1 && t.body[1] == 1
+    };
+    wait_for(Duration::from_secs(60), || {
+        let recs = nginx.recordings(stream);
+        if recs.len() <= before {
+            return None;
+        }
+        let tags = flv_tags(recs.last()?).ok()?;
+        tags.iter().any(is_key).then(|| t0.elapsed())
+    })
+    .with_context(|| {
+        format!(
+            "{stream}: no keyframe recorded; nginx log:\n{}",
+            nginx.error_log()
+        )
+    })
+}
+
 fn size_of(path: &std::path::Path) -> Result<(Option<u32>, Option<u32>, Option<String>)> {
     let r = analyze(path)?;
     Ok((r.width, r.height, r.video_codec))
@@ -121,7 +212,11 @@ fn size_of(path: &std::path::Path) -> Result<(Option<u32>, Option<u32>, Option<S
 fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connected() -> Result<()> {
     let nginx = Nginx::start()?;
     let antenne = start_antenne(&[])?;
-    let _publisher = publish(&antenne)?;
+    // Known frames: what the source destination gets is compared with them.
+    let clip = clip(320, 180)?;
+    let _publisher = Publisher::options()
+        .clip(clip)
+        .start(&antenne.ingest_url(KEY))?;
     let r = add_rendition(
         &antenne,
         json!({"width": 180, "height": 320, "video_kbps": 400, "max_fps": 30}),
@@ -203,8 +298,17 @@ fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connecte
         .is_empty()),
         "no ffmpeg left"
     );
-    // On again: the encoder starts, the destination goes live.
+    // On again: the encoder starts, the destination goes live and gets its
+    // first keyframe within 2 s.
+    let before = nginx.recordings("vert_a").len();
+    let t0 = Instant::now();
     antenne.patch_destination(&a, &json!({"enabled": true}))?;
+    let first_keyframe = first_keyframe_after(&nginx, "vert_a", before, t0)?;
+    println!("rendition destination on again: first keyframe recorded after {first_keyframe:?}");
+    assert!(
+        first_keyframe <= Duration::from_secs(2),
+        "first keyframe within 2 s of switching on, took {first_keyframe:?}"
+    );
     antenne.wait_for_state(&a, "live", Duration::from_secs(60))?;
     wait_rendition(&antenne, &rid, "running", Duration::from_secs(30), |r| {
         r["status"]["state"] == "running"
@@ -213,6 +317,16 @@ fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connecte
     // A rendition in use cannot be deleted.
     let (status, body) = antenne.request("DELETE", &format!("/api/v1/renditions/{rid}"), None)?;
     assert_eq!(status, 409, "{body}");
+
+    // Through all of it (encoder started, restarted, stopped, started) the
+    // source destination kept one connection and got the published
+    // payloads byte for byte.
+    assert_eq!(nginx.publish_count("src"), 1, "{}", nginx.error_log());
+    let src = nginx
+        .latest_recording("src")
+        .context("the source recording")?;
+    let compared = assert_same_bytes_as_clip(&src, clip)?;
+    assert!(compared > 300, "{compared} frames compared");
     Ok(())
 }
 
@@ -412,6 +526,124 @@ fn a_bitrate_capped_rendition_stays_within_its_cap_at_the_receiver() -> Result<(
     assert!(
         kbps > CAP_KBPS * 0.2,
         "some video came through: {kbps:.0} kbit/s"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_long_keyframe_interval_warns_a_facebook_destination_and_one_click_makes_a_rendition(
+) -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = start_antenne(&[])?;
+    // A keyframe every 5 s: Facebook wants one at least every 4 s.
+    let _publisher = Publisher::options()
+        .size(320, 180)
+        .fps(30)
+        .video_kbps(300)
+        .gop(150)
+        .start(&antenne.ingest_url(KEY))?;
+    // Off: the rendition it will relay is not encoded (nothing to check
+    // here but the warning and its fix).
+    let body = json!({"name": "Facebook", "platform": "facebook", "url": nginx.url(),
+        "key": "fb", "enabled": false});
+    let d = antenne.request_expect("POST", "/api/v1/destinations", Some(&body), 201)?;
+    let did = Antenne::id_of(&d);
+    let want = "Facebook wants a keyframe at least every 4 s; your stream has one every 5 s";
+    let warned = wait_for(Duration::from_secs(60), || {
+        let g = antenne
+            .request_expect("GET", "/api/v1/guardrails", None, 200)
+            .ok()?;
+        g.as_array()?
+            .iter()
+            .find(|g| g["destination_id"] == did.as_str() && g["message"] == want)
+            .cloned()
+    });
+    let warned = warned.with_context(|| {
+        let ingest = antenne.ingest().unwrap_or_default();
+        format!("no keyframe warning; the ingest: {ingest}")
+    })?;
+    assert_eq!(warned["fix"], "bitrate_cap", "{warned}");
+    let ingest = antenne.ingest()?;
+    assert_eq!(
+        ingest["ingests"][0]["keyframe_interval_s"], 5.0,
+        "the measured interval: {ingest}"
+    );
+
+    // The page shows it; one click creates the rendition (none yet) and
+    // makes it the destination's source.
+    let browser = Browser::start("en-US")?;
+    browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
+    browser.wait_text("[data-testid=guardrail]", Duration::from_secs(30), |t| {
+        t.contains(want)
+    })?;
+    browser.click("[data-testid=guardrail-fix]")?;
+    let fixed = wait_for(Duration::from_secs(20), || {
+        let d = antenne.get_destination(&did).ok()?;
+        d["source"]["rendition"].as_str().map(str::to_owned)
+    })
+    .context("the destination relays a rendition")?;
+    let r = rendition(&antenne, &fixed)?;
+    assert_eq!(r["spec"]["keyframe_interval_s"], 2.0, "{r}");
+    assert_eq!(r["spec"]["video_kbps"], 6000, "{r}");
+    // Its stream keeps to Facebook's limits: the warning is gone.
+    let cleared = wait_until(Duration::from_secs(20), || {
+        antenne
+            .request_expect("GET", "/api/v1/guardrails", None, 200)
+            .is_ok_and(|g| {
+                g.as_array()
+                    .is_some_and(|g| g.iter().all(|g| g["destination_id"] != did.as_str()))
+            })
+    });
+    assert!(cleared, "no warning left for the destination");
+    browser.wait_text("body", Duration::from_secs(20), |t| !t.contains(want))?;
+    Ok(())
+}
+
+#[test]
+fn an_ingest_key_with_renditions_is_not_deleted_until_they_are() -> Result<()> {
+    // Keys kept in the store (no --ingest-key), so they can change.
+    let antenne = Antenne::options().start()?;
+    let added = antenne.request_expect(
+        "POST",
+        "/api/v1/ingest-keys",
+        Some(&json!({"key": "second_key_0123456789"})),
+        201,
+    )?;
+    let kid = added["id"].as_str().context("an id")?.to_owned();
+    let body = json!({"name": "Vertical", "ingest": kid,
+        "spec": {"width": 180, "height": 320, "video_kbps": 400}});
+    let r = antenne.request_expect("POST", "/api/v1/renditions", Some(&body), 201)?;
+    let rid = r["id"].as_str().context("rendition id")?.to_owned();
+    assert_eq!(r["ingest_id"], kid.as_str(), "{r}");
+    let body = json!({"name": "TikTok", "url": "rtmp://127.0.0.1:1/live", "key": "tt",
+        "ingest": "second_key_0123456789", "source": {"rendition": rid}, "enabled": false});
+    let d = antenne.request_expect("POST", "/api/v1/destinations", Some(&body), 201)?;
+    let did = Antenne::id_of(&d);
+
+    let delete_key = || antenne.request("DELETE", &format!("/api/v1/ingest-keys/{kid}"), None);
+    let refused = |what: &str| -> Result<()> {
+        let (status, body) = delete_key()?;
+        assert_eq!(status, 409, "{what}: {body}");
+        assert_eq!(
+            body["error"],
+            "destinations or renditions use this ingest key: move or delete them first",
+            "{what}"
+        );
+        Ok(())
+    };
+    refused("a destination relays its rendition")?;
+    antenne.delete_destination(&did)?;
+    refused("its rendition is still there")?;
+    // Nothing was lost meanwhile.
+    rendition(&antenne, &rid)?;
+    antenne.request_expect("DELETE", &format!("/api/v1/renditions/{rid}"), None, 204)?;
+    let (status, body) = delete_key()?;
+    assert_eq!(status, 204, "{body}");
+    let keys = antenne.request_expect("GET", "/api/v1/ingest-keys", None, 200)?;
+    assert!(
+        keys.as_array()
+            .is_some_and(|k| k.iter().all(|k| k["id"] != kid.as_str())),
+        "{keys}"
     );
     Ok(())
 }
