@@ -203,6 +203,41 @@ fn first_keyframe_after(
     })
 }
 
+/// The mean brightness of each column of `path`'s last `frames` decoded
+/// frames (`width`×`height` gray), one value per column.
+fn column_profile(path: &Path, width: usize, height: usize, frames: usize) -> Result<Vec<f64>> {
+    let ffmpeg = require_program(&["ffmpeg"], "ffmpeg")?;
+    let out = std::process::Command::new(ffmpeg)
+        .args(["-hide_banner", "-nostdin", "-v", "quiet", "-i"])
+        .arg(path)
+        .args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("ffmpeg decodes the recording")?;
+    let size = width * height;
+    let decoded = out.stdout.len() / size;
+    if decoded < frames {
+        bail!(
+            "{}: {decoded} frames decoded, {frames} wanted",
+            path.display()
+        );
+    }
+    let mut cols = vec![0.0; width];
+    for f in decoded - frames..decoded {
+        let frame = &out.stdout[f * size..(f + 1) * size];
+        for (i, px) in frame.iter().enumerate() {
+            cols[i % width] += f64::from(*px);
+        }
+    }
+    let n = (frames * height) as f64;
+    Ok(cols.into_iter().map(|c| c / n).collect())
+}
+
+/// Mean absolute difference of two column profiles.
+fn profile_distance(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64
+}
+
 fn size_of(path: &std::path::Path) -> Result<(Option<u32>, Option<u32>, Option<String>)> {
     let r = analyze(path)?;
     Ok((r.width, r.height, r.video_codec))
@@ -253,6 +288,20 @@ fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connecte
     let (w, h, _) = size_of(&recording(&nginx, "src")?)?;
     assert_eq!((w, h), (Some(320), Some(180)), "the source destination");
 
+    // The picture before moving the crop: its last second, and the second
+    // before (how much the test pattern changes by itself).
+    let before_path = recording(&nginx, "vert_a")?;
+    let earlier = {
+        let p = column_profile(&before_path, 180, 320, 60)?;
+        let q = column_profile(&before_path, 180, 320, 30)?;
+        // 60 frames' mean = (first 30 + last 30) / 2: the first 30's.
+        p.iter()
+            .zip(&q)
+            .map(|(p, q)| 2.0 * p - q)
+            .collect::<Vec<_>>()
+    };
+    let picture_before = column_profile(&before_path, 180, 320, 30)?;
+
     // Moving the crop while live restarts the encoder only.
     let patched = antenne.request_expect(
         "PATCH",
@@ -284,6 +333,19 @@ fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connecte
             nginx.error_log()
         );
     }
+    // The picture moved: its columns differ far more than the pattern's
+    // own change from one second to the next.
+    std::thread::sleep(Duration::from_secs(3));
+    let after = column_profile(&recording(&nginx, "vert_a")?, 180, 320, 30)?;
+    let (drift, moved) = (
+        profile_distance(&earlier, &picture_before),
+        profile_distance(&picture_before, &after),
+    );
+    println!("crop moved: column profile changed by {moved:.1} (by itself: {drift:.1})");
+    assert!(
+        moved > 3.0 * drift && moved > 4.0,
+        "the crop change shows in the picture: {moved:.1} against {drift:.1}"
+    );
 
     // The last destination of the rendition off: its encoder stops.
     antenne.patch_destination(&a, &json!({"enabled": false}))?;
@@ -493,15 +555,15 @@ fn a_bitrate_capped_rendition_stays_within_its_cap_at_the_receiver() -> Result<(
     let rid = r["id"].as_str().context("rendition id")?.to_owned();
     let d = add_destination_on(&antenne, &nginx, "capped", json!({"rendition": rid}))?;
     antenne.wait_for_state(&d, "live", Duration::from_secs(60))?;
-    // About 10 s past the first 2 s (the encoder's start).
-    let report = wait_for(Duration::from_secs(90), || {
+    // 20 s past the first 2 s (the encoder's start).
+    let report = wait_for(Duration::from_secs(120), || {
         let path = nginx.latest_recording("capped")?;
         let report = analyze(&path).ok()?;
-        (report.video_duration_ms() >= 12_000).then_some(report)
+        (report.video_duration_ms() >= 22_000).then_some(report)
     })
     .with_context(|| {
         format!(
-            "12 s of the rendition recorded; log:\n{}",
+            "22 s of the rendition recorded; log:\n{}",
             nginx.error_log()
         )
     })?;
