@@ -333,6 +333,28 @@ fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connecte
             nginx.error_log()
         );
     }
+    // No gap longer than one keyframe interval (2 s) at the receivers,
+    // timestamps going forward.
+    for stream in ["vert_a", "vert_b"] {
+        let report = analyze(&recording(&nginx, stream)?)?;
+        assert!(
+            report.video_dts_monotonic(),
+            "{stream}: {}",
+            report.summary()
+        );
+        let gap = report
+            .video_packets
+            .windows(2)
+            .map(|w| w[1].dts_ms - w[0].dts_ms)
+            .max()
+            .unwrap_or(0);
+        println!("{stream}: longest gap between frames across the crop change {gap} ms");
+        assert!(
+            gap <= 2_000,
+            "{stream}: a {gap} ms gap: {}",
+            report.summary()
+        );
+    }
     // The picture moved: its columns differ far more than the pattern's
     // own change from one second to the next.
     std::thread::sleep(Duration::from_secs(3));
@@ -707,5 +729,64 @@ fn an_ingest_key_with_renditions_is_not_deleted_until_they_are() -> Result<()> {
             .is_some_and(|k| k.iter().all(|k| k["id"] != kid.as_str())),
         "{keys}"
     );
+    Ok(())
+}
+
+/// Waits until the history holds events of every kind in `kinds` (it is
+/// written in the background).
+fn in_history(antenne: &Antenne, kinds: &[&str]) -> Result<()> {
+    let mut seen: Vec<String> = Vec::new();
+    let found = wait_until(Duration::from_secs(15), || {
+        seen = antenne
+            .request_expect("GET", "/api/v1/events", None, 200)
+            .ok()
+            .and_then(|e| e.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+            .filter(|k| k.starts_with("rendition_"))
+            .collect();
+        kinds.iter().all(|k| seen.iter().any(|s| s == k))
+    });
+    if !found {
+        bail!("{kinds:?} in the history; there: {seen:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn renditions_need_a_login_survive_a_restart_and_are_in_the_history() -> Result<()> {
+    let mut antenne = start_antenne(&[])?;
+    let (status, _) = antenne.request_anonymous("GET", "/api/v1/renditions", None)?;
+    assert_eq!(status, 401, "behind login");
+    let body = json!({"width": 180, "height": 320, "video_kbps": 400});
+    let (status, _) = antenne.request_anonymous(
+        "POST",
+        "/api/v1/renditions",
+        Some(&json!({"name": "x", "spec": body})),
+    )?;
+    assert_eq!(status, 401, "behind login");
+    assert!(antenne
+        .request_expect("GET", "/api/v1/renditions", None, 200)?
+        .as_array()
+        .is_some_and(Vec::is_empty));
+    let r = add_rendition(&antenne, body)?;
+    let rid = r["id"].as_str().context("rendition id")?.to_owned();
+    antenne.request_expect(
+        "PATCH",
+        &format!("/api/v1/renditions/{rid}"),
+        Some(&json!({"spec": {"video_kbps": 500}})),
+        200,
+    )?;
+    in_history(&antenne, &["rendition_added", "rendition_edited"])?;
+    antenne.restart()?;
+    let r = rendition(&antenne, &rid)?;
+    assert_eq!(r["spec"]["video_kbps"], 500, "saved: {r}");
+    assert_eq!(r["name"], "Vertical", "{r}");
+    antenne.request_expect("DELETE", &format!("/api/v1/renditions/{rid}"), None, 204)?;
+    in_history(
+        &antenne,
+        &["rendition_added", "rendition_edited", "rendition_deleted"],
+    )?;
     Ok(())
 }
