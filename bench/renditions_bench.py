@@ -19,7 +19,7 @@ the latency a rendition adds (the in-process measurement of
 A benchmark: it prints figures, it never fails on a timing.
 
     python3 bench/renditions_bench.py [--k 1,5,20] [--seconds 20] [--no-build]
-        [--no-latency] [--peers-max-k 20]
+        [--no-latency] [--peers-max-k 20] [--designs antenne,ffmpeg-per-dest]
 
 Reuses relay_bench.py's helpers (processes, /proc meter, nginx, peers).
 Progress goes to stderr; the tables go to stdout.
@@ -286,6 +286,10 @@ def main():
     ap.add_argument("--kbps", type=int, default=5800)
     ap.add_argument("--no-build", action="store_true",
                     help="use the existing release binaries")
+    ap.add_argument("--designs", default="antenne,ffmpeg-per-dest",
+                    help="comma-separated subset of antenne,ffmpeg-per-dest (the "
+                         "peers' design copies antenne's encoder command line, so it "
+                         "needs antenne)")
     ap.add_argument("--no-latency", action="store_true",
                     help="skip the latency measurement (a cargo test)")
     a = ap.parse_args()
@@ -320,7 +324,7 @@ def main():
             sys.exit("no encoder command line to copy: every antenne run failed")
         log("encoder: " + " ".join(ctx.encoder_args))
         for k in ks:
-            if k <= a.peers_max_k:
+            if k <= a.peers_max_k and "ffmpeg-per-dest" in a.designs:
                 results[("ffmpeg-per-dest", k)] = run_peers(k, ctx)
         lat = None if a.no_latency else latency(rb.REPO)
         print(rb.machine_line())
