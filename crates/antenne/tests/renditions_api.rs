@@ -540,3 +540,42 @@ fn renditions_need_a_login_survive_a_restart_and_are_in_the_history() -> Result<
     )?;
     Ok(())
 }
+
+#[test]
+fn a_rendition_destination_stays_connected_across_an_obs_drop_within_the_grace_period() -> Result<()>
+{
+    let nginx = Nginx::start()?;
+    let antenne = start_antenne(&[])?;
+    let mut publisher = publish(&antenne)?;
+    let r = add_rendition(
+        &antenne,
+        json!({"width": 180, "height": 320, "video_kbps": 400}),
+    )?;
+    let rid = r["id"].as_str().context("rendition id")?.to_owned();
+    let d = add_destination_on(&antenne, &nginx, "vert", json!({"rendition": rid}))?;
+    antenne.wait_for_state(&d, "live", Duration::from_secs(60))?;
+    let first = recording(&nginx, "vert")?;
+
+    // OBS drops: the encoder stops with its ingest; the destination waits.
+    publisher.kill();
+    wait_rendition(&antenne, &rid, "stopped", Duration::from_secs(30), |r| {
+        r["status"]["state"] == "stopped" && r["pid"].is_null()
+    })?;
+    std::thread::sleep(Duration::from_secs(3));
+    // OBS is back: the encoder starts again, frames flow on the same
+    // connection, timestamps going forward.
+    let size = first.metadata()?.len();
+    let _publisher = publish(&antenne)?;
+    wait_rendition(&antenne, &rid, "running", Duration::from_secs(30), |r| {
+        r["status"]["state"] == "running"
+    })?;
+    let grew = wait_until(Duration::from_secs(30), || {
+        first.metadata().is_ok_and(|m| m.len() > size + 30_000)
+    });
+    assert!(grew, "the recording goes on after OBS came back");
+    assert_eq!(nginx.publish_count("vert"), 1, "{}", nginx.error_log());
+    assert_eq!(nginx.recordings("vert"), vec![first.clone()]);
+    let report = analyze(&first)?;
+    assert!(report.video_dts_monotonic(), "{}", report.summary());
+    Ok(())
+}
