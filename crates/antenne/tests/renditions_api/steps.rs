@@ -202,9 +202,16 @@ pub fn first_keyframe_after(
     })
 }
 
-/// The mean brightness of each column of `path`'s last `frames` decoded
-/// frames (`width`×`height` gray), one value per column.
-pub fn column_profile(path: &Path, width: usize, height: usize, frames: usize) -> Result<Vec<f64>> {
+/// The mean brightness of each column (one value per column) of `path`'s
+/// last `groups` × `frames` decoded frames (`width`×`height` gray), one
+/// profile per group of `frames`, oldest first.
+pub fn column_profiles(
+    path: &Path,
+    width: usize,
+    height: usize,
+    frames: usize,
+    groups: usize,
+) -> Result<Vec<Vec<f64>>> {
     let ffmpeg = require_program(&["ffmpeg"], "ffmpeg")?;
     let out = std::process::Command::new(ffmpeg)
         .args(["-hide_banner", "-nostdin", "-v", "quiet", "-i"])
@@ -215,21 +222,26 @@ pub fn column_profile(path: &Path, width: usize, height: usize, frames: usize) -
         .context("ffmpeg decodes the recording")?;
     let size = width * height;
     let decoded = out.stdout.len() / size;
-    if decoded < frames {
+    if decoded < frames * groups {
         bail!(
-            "{}: {decoded} frames decoded, {frames} wanted",
-            path.display()
+            "{}: {decoded} frames decoded, {} wanted",
+            path.display(),
+            frames * groups
         );
     }
-    let mut cols = vec![0.0; width];
-    for f in decoded - frames..decoded {
-        let frame = &out.stdout[f * size..(f + 1) * size];
-        for (i, px) in frame.iter().enumerate() {
-            cols[i % width] += f64::from(*px);
-        }
-    }
-    let n = (frames * height) as f64;
-    Ok(cols.into_iter().map(|c| c / n).collect())
+    let first = decoded - frames * groups;
+    Ok((0..groups)
+        .map(|g| {
+            let mut cols = vec![0.0; width];
+            for f in first + g * frames..first + (g + 1) * frames {
+                for (i, px) in out.stdout[f * size..(f + 1) * size].iter().enumerate() {
+                    cols[i % width] += f64::from(*px);
+                }
+            }
+            let n = (frames * height) as f64;
+            cols.into_iter().map(|c| c / n).collect()
+        })
+        .collect())
 }
 
 /// Mean absolute difference of two column profiles.
