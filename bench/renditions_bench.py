@@ -15,7 +15,7 @@ relay_bench.py uses) out to antenne-bench's sink. CPU is utime+stime from
 /proc/<pid>/stat over a fixed window, summed over the relay and every child
 ffmpeg; memory is RSS and PSS summed (sampled each second, averaged). Then
 the latency a rendition adds (the in-process measurement of
-`tests/renditions.rs`, which pairs input and output frames by timestamp).
+`tests/renditions/measure.rs`, which pairs input and output frames by timestamp).
 A benchmark: it prints figures, it never fails on a timing.
 
     python3 bench/renditions_bench.py [--k 1,5,20] [--seconds 20] [--no-build]
@@ -261,8 +261,8 @@ def latency(repo):
         "measure_latency_and_cpu_of_a_720x1280_rendition ...")
     r = subprocess.run(
         ["cargo", "test", "-q", "-p", "antenne", "--test", "renditions", "--",
-         "--ignored", "--nocapture", "--exact",
-         "measure_latency_and_cpu_of_a_720x1280_rendition"],
+         "--ignored", "--nocapture",
+         "measure::measure_latency_and_cpu_of_a_720x1280_rendition"],
         cwd=repo, capture_output=True, text=True)
     lines = [ln for ln in r.stdout.splitlines() if "rendition:" in ln]
     if r.returncode != 0 or not lines:
@@ -330,7 +330,7 @@ def main():
         print(rb.machine_line())
         print_table(results, ks, a.seconds)
         if lat:
-            print(f"\nAdded latency (in-process, tests/renditions.rs): {lat.strip()}")
+            print(f"\nAdded latency (in-process, tests/renditions/measure.rs): {lat.strip()}")
         print(f"\nLoad at start: {load_start}\nLoad at end:   {rb.uptime()}")
         ok = True
     except KeyboardInterrupt:
