@@ -56,6 +56,32 @@ fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connecte
         );
         let errors = decode_errors(&path)?;
         assert!(errors.trim().is_empty(), "{stream} decodes: {errors}");
+        // It starts on a keyframe, and one comes every 2 s (the spec's
+        // default interval): look at 4.5 s of it.
+        let report = wait_for(Duration::from_secs(60), || {
+            analyze(&path)
+                .ok()
+                .filter(|r| r.video_duration_ms() >= 4_500)
+        })
+        .with_context(|| format!("{stream}: 4.5 s recorded"))?;
+        assert!(
+            report.first_video_is_keyframe(),
+            "{stream}: {}",
+            report.summary()
+        );
+        let keys: Vec<i64> = report
+            .video_packets
+            .iter()
+            .filter(|p| p.keyframe)
+            .map(|p| p.dts_ms)
+            .collect();
+        assert!(keys.len() >= 2, "{stream}: {}", report.summary());
+        for w in keys.windows(2) {
+            assert!(
+                (w[1] - w[0] - 2_000).abs() <= 100,
+                "{stream}: keyframes at {keys:?} ms"
+            );
+        }
     }
     let (w, h, _) = size_of(&recording(&nginx, "src")?)?;
     assert_eq!((w, h), (Some(320), Some(180)), "the source destination");
