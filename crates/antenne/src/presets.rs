@@ -51,6 +51,9 @@ pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_keyframe_s: Option<f64>,
     pub orientation: Orientation,
+    /// Where these figures come from (documentation pages, when read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
 }
 
 /// Which way up the platform wants the picture.
@@ -71,6 +74,8 @@ pub struct StreamFacts {
     /// `h264`, `hevc`, `av1` (lower case).
     pub video_codec: Option<String>,
     pub video_kbps: Option<f64>,
+    /// Longest gap between keyframes (seconds), once measured.
+    pub keyframe_interval_s: Option<f64>,
 }
 
 /// One limit a stream breaks, in plain words; `fix` says which kind of
@@ -151,7 +156,39 @@ impl Limits {
                 });
             }
         }
+        if let (Some(max), Some(every)) = (self.max_keyframe_s, s.keyframe_interval_s) {
+            // A margin for rounding (60 frames at 29.97 fps are 2.002 s).
+            if every > max * 1.05 {
+                out.push(Breach {
+                    message: format!(
+                        "{platform} wants a keyframe at least every {} s; your stream has one every {} s",
+                        fmt_secs(max),
+                        fmt_secs(every)
+                    ),
+                    fix: self.fix_for_keyframes(),
+                });
+            }
+        }
         out
+    }
+
+    /// Every rendition puts a keyframe every 2 s (the longest any platform
+    /// here takes): the one that repairs a long keyframe interval is the
+    /// one the platform would want anyway.
+    fn fix_for_keyframes(&self) -> Fix {
+        match (self.orientation, self.max_video_kbps) {
+            (Orientation::Vertical, _) => Fix::Vertical,
+            (_, Some(_)) => Fix::BitrateCap,
+            _ => Fix::H264,
+        }
+    }
+}
+
+fn fmt_secs(s: f64) -> String {
+    if (s - s.round()).abs() < 0.05 {
+        format!("{:.0}", s.round())
+    } else {
+        format!("{s:.1}")
     }
 }
 
@@ -219,6 +256,7 @@ mod tests {
             height: Some(1080),
             video_codec: Some("h264".into()),
             video_kbps: Some(8000.0),
+            keyframe_interval_s: Some(2.0),
         };
         let tiktok = presets.get("tiktok").and_then(|p| p.limits.clone());
         let b = tiktok.expect("limits").breaches("TikTok", &facts);
@@ -243,6 +281,51 @@ mod tests {
         assert_eq!(b[0].fix, Fix::H264, "{b:?}");
         let yt = presets.get("youtube").and_then(|p| p.limits.clone());
         assert!(yt.expect("limits").breaches("YouTube", &facts).is_empty());
+    }
+
+    #[test]
+    fn a_keyframe_every_5_s_breaks_facebook_and_asks_for_its_rendition() {
+        let presets = Presets::embedded().expect("presets");
+        let limits = |id: &str| {
+            presets
+                .get(id)
+                .and_then(|p| p.limits.clone())
+                .expect("limits")
+        };
+        let slow = StreamFacts {
+            width: Some(1280),
+            height: Some(720),
+            video_codec: Some("h264".into()),
+            video_kbps: Some(3000.0),
+            keyframe_interval_s: Some(5.0),
+        };
+        assert_eq!(
+            limits("facebook").breaches("Facebook", &slow),
+            vec![Breach {
+                message:
+                    "Facebook wants a keyframe at least every 4 s; your stream has one every 5 s"
+                        .into(),
+                fix: Fix::BitrateCap,
+            }]
+        );
+        let b = limits("kick").breaches("Kick", &slow);
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert_eq!(b[0].fix, Fix::H264);
+        assert!(b[0].message.contains("every 2 s"), "{b:?}");
+        // Within the limit, or a rounding above it: nothing.
+        for every in [4.0, 4.1] {
+            let ok = StreamFacts {
+                keyframe_interval_s: Some(every),
+                ..slow.clone()
+            };
+            assert!(limits("facebook").breaches("Facebook", &ok).is_empty());
+        }
+        // Not measured yet: nothing.
+        let unknown = StreamFacts {
+            keyframe_interval_s: None,
+            ..slow
+        };
+        assert!(limits("youtube").breaches("YouTube", &unknown).is_empty());
     }
 
     #[test]
@@ -292,5 +375,11 @@ mod tests {
             .collect();
         assert_eq!(fresh, ["facebook", "instagram", "tiktok"]);
         assert_eq!(presets.guess("rtmp://127.0.0.1/live"), "custom");
+        for p in presets.all() {
+            if let Some(l) = &p.limits {
+                assert!(!l.sources.is_empty(), "{}: the limits' sources", p.id);
+                assert!(l.max_keyframe_s.is_some(), "{}: a keyframe limit", p.id);
+            }
+        }
     }
 }

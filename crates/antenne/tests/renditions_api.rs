@@ -2,126 +2,28 @@
 //! a real ffmpeg publishes a 16:9 test pattern, nginx-rtmp receivers stand
 //! for the platforms, ffprobe checks what they got.
 
+#[path = "renditions_api/steps.rs"]
+mod steps;
 mod support;
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use anyhow::{Context, Result};
+use serde_json::json;
+use steps::*;
 use support::*;
 
 const KEY: &str = "renditions_api_key_0123456789";
-
-fn start_antenne(extra: &[&str]) -> Result<Antenne> {
-    let mut opts = Antenne::options().ingest_key(KEY).grace_period_secs(30);
-    for a in extra {
-        opts = opts.arg(a);
-    }
-    opts.start()
-}
-
-/// A 320x180 test pattern on the ingest.
-fn publish(antenne: &Antenne) -> Result<Publisher> {
-    Publisher::options()
-        .size(320, 180)
-        .fps(30)
-        .video_kbps(600)
-        .start(&antenne.ingest_url(KEY))
-}
-
-fn add_rendition(antenne: &Antenne, spec: Value) -> Result<Value> {
-    let body = json!({"name": "Vertical", "spec": spec});
-    antenne.request_expect("POST", "/api/v1/renditions", Some(&body), 201)
-}
-
-fn rendition(antenne: &Antenne, id: &str) -> Result<Value> {
-    antenne.request_expect("GET", &format!("/api/v1/renditions/{id}"), None, 200)
-}
-
-/// Polls the rendition until `pred` holds; the error shows the last look.
-fn wait_rendition(
-    antenne: &Antenne,
-    id: &str,
-    what: &str,
-    timeout: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    let mut last = Value::Null;
-    let found = wait_for(timeout, || match rendition(antenne, id) {
-        Ok(r) if pred(&r) => Some(r),
-        Ok(r) => {
-            last = r;
-            None
-        }
-        Err(_) => None,
-    });
-    match found {
-        Some(r) => Ok(r),
-        None => bail!(
-            "rendition {id}: not {what} within {timeout:?}; last: {last}; log:\n{}",
-            antenne.log()
-        ),
-    }
-}
-
-fn add_destination_on(
-    antenne: &Antenne,
-    nginx: &Nginx,
-    stream: &str,
-    source: Value,
-) -> Result<String> {
-    let body = json!({"name": stream, "url": nginx.url(), "key": stream, "source": source});
-    let d = antenne.request_expect("POST", "/api/v1/destinations", Some(&body), 201)?;
-    if d["source"] != source {
-        bail!("the destination's source is not {source}: {d}");
-    }
-    Ok(Antenne::id_of(&d))
-}
-
-/// Children of `parent` whose command line runs ffmpeg.
-fn ffmpeg_children(parent: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let ppid: Option<u32> = rest.split(' ').nth(1).and_then(|p| p.parse().ok());
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("ffmpeg") {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// The newest recording of `stream`, once it holds a few seconds.
-fn recording(nginx: &Nginx, stream: &str) -> Result<PathBuf> {
-    nginx
-        .wait_for_recording(stream, 60_000, Duration::from_secs(60))
-        .with_context(|| format!("{stream}: nginx log:\n{}", nginx.error_log()))
-}
-
-fn size_of(path: &std::path::Path) -> Result<(Option<u32>, Option<u32>, Option<String>)> {
-    let r = analyze(path)?;
-    Ok((r.width, r.height, r.video_codec))
-}
 
 #[test]
 fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connected() -> Result<()> {
     let nginx = Nginx::start()?;
     let antenne = start_antenne(&[])?;
-    let _publisher = publish(&antenne)?;
+    // Known frames: what the source destination gets is compared with them.
+    let clip = clip(320, 180)?;
+    let _publisher = Publisher::options()
+        .clip(clip)
+        .start(&antenne.ingest_url(KEY))?;
     let r = add_rendition(
         &antenne,
         json!({"width": 180, "height": 320, "video_kbps": 400, "max_fps": 30}),
@@ -154,9 +56,47 @@ fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connecte
         );
         let errors = decode_errors(&path)?;
         assert!(errors.trim().is_empty(), "{stream} decodes: {errors}");
+        // It starts on a keyframe, and one comes every 2 s (the spec's
+        // default interval): look at 4.5 s of it.
+        let report = wait_for(Duration::from_secs(60), || {
+            analyze(&path)
+                .ok()
+                .filter(|r| r.video_duration_ms() >= 4_500)
+        })
+        .with_context(|| format!("{stream}: 4.5 s recorded"))?;
+        assert!(
+            report.first_video_is_keyframe(),
+            "{stream}: {}",
+            report.summary()
+        );
+        let keys: Vec<i64> = report
+            .video_packets
+            .iter()
+            .filter(|p| p.keyframe)
+            .map(|p| p.dts_ms)
+            .collect();
+        assert!(keys.len() >= 2, "{stream}: {}", report.summary());
+        for w in keys.windows(2) {
+            assert!(
+                (w[1] - w[0] - 2_000).abs() <= 100,
+                "{stream}: keyframes at {keys:?} ms"
+            );
+        }
     }
     let (w, h, _) = size_of(&recording(&nginx, "src")?)?;
     assert_eq!((w, h), (Some(320), Some(180)), "the source destination");
+
+    // The picture before moving the crop: its last second, and the second
+    // before (how much the test pattern changes by itself).
+    let before_path = recording(&nginx, "vert_a")?;
+    let mut last_error = None;
+    let profiles = wait_for(Duration::from_secs(60), || {
+        column_profiles(&before_path, 180, 320, 30, 2)
+            .map_err(|e| last_error = Some(e))
+            .ok()
+    })
+    .with_context(|| format!("two seconds of vert_a decoded: {last_error:?}"))?;
+    let (earlier, picture_before) = (&profiles[0], &profiles[1]);
 
     // Moving the crop while live restarts the encoder only.
     let patched = antenne.request_expect(
@@ -189,6 +129,41 @@ fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connecte
             nginx.error_log()
         );
     }
+    // No gap longer than one keyframe interval (2 s) at the receivers,
+    // timestamps going forward.
+    for stream in ["vert_a", "vert_b"] {
+        let report = analyze(&recording(&nginx, stream)?)?;
+        assert!(
+            report.video_dts_monotonic(),
+            "{stream}: {}",
+            report.summary()
+        );
+        let gap = report
+            .video_packets
+            .windows(2)
+            .map(|w| w[1].dts_ms - w[0].dts_ms)
+            .max()
+            .unwrap_or(0);
+        println!("{stream}: longest gap between frames across the crop change {gap} ms");
+        assert!(
+            gap <= 2_000,
+            "{stream}: a {gap} ms gap: {}",
+            report.summary()
+        );
+    }
+    // The picture moved: its columns differ far more than the pattern's
+    // own change from one second to the next.
+    std::thread::sleep(Duration::from_secs(3));
+    let after = column_profiles(&recording(&nginx, "vert_a")?, 180, 320, 30, 1)?;
+    let (drift, moved) = (
+        profile_distance(earlier, picture_before),
+        profile_distance(picture_before, &after[0]),
+    );
+    println!("crop moved: column profile changed by {moved:.1} (by itself: {drift:.1})");
+    assert!(
+        moved > 3.0 * drift && moved > 4.0,
+        "the crop change shows in the picture: {moved:.1} against {drift:.1}"
+    );
 
     // The last destination of the rendition off: its encoder stops.
     antenne.patch_destination(&a, &json!({"enabled": false}))?;
@@ -203,8 +178,17 @@ fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connecte
         .is_empty()),
         "no ffmpeg left"
     );
-    // On again: the encoder starts, the destination goes live.
+    // On again: the encoder starts, the destination goes live and gets its
+    // first keyframe within 2 s.
+    let before = nginx.recordings("vert_a").len();
+    let t0 = Instant::now();
     antenne.patch_destination(&a, &json!({"enabled": true}))?;
+    let first_keyframe = first_keyframe_after(&nginx, "vert_a", before, t0)?;
+    println!("rendition destination on again: first keyframe recorded after {first_keyframe:?}");
+    assert!(
+        first_keyframe <= Duration::from_secs(2),
+        "first keyframe within 2 s of switching on, took {first_keyframe:?}"
+    );
     antenne.wait_for_state(&a, "live", Duration::from_secs(60))?;
     wait_rendition(&antenne, &rid, "running", Duration::from_secs(30), |r| {
         r["status"]["state"] == "running"
@@ -213,6 +197,16 @@ fn destinations_share_one_vertical_encoder_and_a_crop_change_keeps_them_connecte
     // A rendition in use cannot be deleted.
     let (status, body) = antenne.request("DELETE", &format!("/api/v1/renditions/{rid}"), None)?;
     assert_eq!(status, 409, "{body}");
+
+    // Through all of it (encoder started, restarted, stopped, started) the
+    // source destination kept one connection and got the published
+    // payloads byte for byte.
+    assert_eq!(nginx.publish_count("src"), 1, "{}", nginx.error_log());
+    let src = nginx
+        .latest_recording("src")
+        .context("the source recording")?;
+    let compared = assert_same_bytes_as_clip(&src, clip)?;
+    assert!(compared > 300, "{compared} frames compared");
     Ok(())
 }
 
@@ -379,15 +373,15 @@ fn a_bitrate_capped_rendition_stays_within_its_cap_at_the_receiver() -> Result<(
     let rid = r["id"].as_str().context("rendition id")?.to_owned();
     let d = add_destination_on(&antenne, &nginx, "capped", json!({"rendition": rid}))?;
     antenne.wait_for_state(&d, "live", Duration::from_secs(60))?;
-    // About 10 s past the first 2 s (the encoder's start).
-    let report = wait_for(Duration::from_secs(90), || {
+    // 20 s past the first 2 s (the encoder's start).
+    let report = wait_for(Duration::from_secs(120), || {
         let path = nginx.latest_recording("capped")?;
         let report = analyze(&path).ok()?;
-        (report.video_duration_ms() >= 12_000).then_some(report)
+        (report.video_duration_ms() >= 22_000).then_some(report)
     })
     .with_context(|| {
         format!(
-            "12 s of the rendition recorded; log:\n{}",
+            "22 s of the rendition recorded; log:\n{}",
             nginx.error_log()
         )
     })?;
@@ -413,5 +407,199 @@ fn a_bitrate_capped_rendition_stays_within_its_cap_at_the_receiver() -> Result<(
         kbps > CAP_KBPS * 0.2,
         "some video came through: {kbps:.0} kbit/s"
     );
+    Ok(())
+}
+
+#[test]
+fn a_long_keyframe_interval_warns_a_facebook_destination_and_one_click_makes_a_rendition(
+) -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = start_antenne(&[])?;
+    // A keyframe every 5 s: Facebook wants one at least every 4 s.
+    let _publisher = Publisher::options()
+        .size(320, 180)
+        .fps(30)
+        .video_kbps(300)
+        .gop(150)
+        .start(&antenne.ingest_url(KEY))?;
+    // Off: the rendition it will relay is not encoded (nothing to check
+    // here but the warning and its fix).
+    let body = json!({"name": "Facebook", "platform": "facebook", "url": nginx.url(),
+        "key": "fb", "enabled": false});
+    let d = antenne.request_expect("POST", "/api/v1/destinations", Some(&body), 201)?;
+    let did = Antenne::id_of(&d);
+    let want = "Facebook wants a keyframe at least every 4 s; your stream has one every 5 s";
+    let warned = wait_for(Duration::from_secs(60), || {
+        let g = antenne
+            .request_expect("GET", "/api/v1/guardrails", None, 200)
+            .ok()?;
+        g.as_array()?
+            .iter()
+            .find(|g| g["destination_id"] == did.as_str() && g["message"] == want)
+            .cloned()
+    });
+    let warned = warned.with_context(|| {
+        let ingest = antenne.ingest().unwrap_or_default();
+        format!("no keyframe warning; the ingest: {ingest}")
+    })?;
+    assert_eq!(warned["fix"], "bitrate_cap", "{warned}");
+    let ingest = antenne.ingest()?;
+    assert_eq!(
+        ingest["ingests"][0]["keyframe_interval_s"], 5.0,
+        "the measured interval: {ingest}"
+    );
+
+    // The page shows it; one click creates the rendition (none yet) and
+    // makes it the destination's source.
+    let browser = Browser::start("en-US")?;
+    browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
+    browser.wait_text("[data-testid=guardrail]", Duration::from_secs(30), |t| {
+        t.contains(want)
+    })?;
+    browser.click("[data-testid=guardrail-fix]")?;
+    let fixed = wait_for(Duration::from_secs(20), || {
+        let d = antenne.get_destination(&did).ok()?;
+        d["source"]["rendition"].as_str().map(str::to_owned)
+    })
+    .context("the destination relays a rendition")?;
+    let r = rendition(&antenne, &fixed)?;
+    assert_eq!(r["spec"]["keyframe_interval_s"], 2.0, "{r}");
+    assert_eq!(r["spec"]["video_kbps"], 6000, "{r}");
+    // Its stream keeps to Facebook's limits: the warning is gone.
+    let cleared = wait_until(Duration::from_secs(20), || {
+        antenne
+            .request_expect("GET", "/api/v1/guardrails", None, 200)
+            .is_ok_and(|g| {
+                g.as_array()
+                    .is_some_and(|g| g.iter().all(|g| g["destination_id"] != did.as_str()))
+            })
+    });
+    assert!(cleared, "no warning left for the destination");
+    browser.wait_text("body", Duration::from_secs(20), |t| !t.contains(want))?;
+    Ok(())
+}
+
+#[test]
+fn an_ingest_key_with_renditions_is_not_deleted_until_they_are() -> Result<()> {
+    // Keys kept in the store (no --ingest-key), so they can change.
+    let antenne = Antenne::options().start()?;
+    let added = antenne.request_expect(
+        "POST",
+        "/api/v1/ingest-keys",
+        Some(&json!({"key": "second_key_0123456789"})),
+        201,
+    )?;
+    let kid = added["id"].as_str().context("an id")?.to_owned();
+    let body = json!({"name": "Vertical", "ingest": kid,
+        "spec": {"width": 180, "height": 320, "video_kbps": 400}});
+    let r = antenne.request_expect("POST", "/api/v1/renditions", Some(&body), 201)?;
+    let rid = r["id"].as_str().context("rendition id")?.to_owned();
+    assert_eq!(r["ingest_id"], kid.as_str(), "{r}");
+    let body = json!({"name": "TikTok", "url": "rtmp://127.0.0.1:1/live", "key": "tt",
+        "ingest": "second_key_0123456789", "source": {"rendition": rid}, "enabled": false});
+    let d = antenne.request_expect("POST", "/api/v1/destinations", Some(&body), 201)?;
+    let did = Antenne::id_of(&d);
+
+    let delete_key = || antenne.request("DELETE", &format!("/api/v1/ingest-keys/{kid}"), None);
+    let refused = |what: &str| -> Result<()> {
+        let (status, body) = delete_key()?;
+        assert_eq!(status, 409, "{what}: {body}");
+        assert_eq!(
+            body["error"],
+            "destinations or renditions use this ingest key: move or delete them first",
+            "{what}"
+        );
+        Ok(())
+    };
+    refused("a destination relays its rendition")?;
+    antenne.delete_destination(&did)?;
+    refused("its rendition is still there")?;
+    // Nothing was lost meanwhile.
+    rendition(&antenne, &rid)?;
+    antenne.request_expect("DELETE", &format!("/api/v1/renditions/{rid}"), None, 204)?;
+    let (status, body) = delete_key()?;
+    assert_eq!(status, 204, "{body}");
+    let keys = antenne.request_expect("GET", "/api/v1/ingest-keys", None, 200)?;
+    assert!(
+        keys.as_array()
+            .is_some_and(|k| k.iter().all(|k| k["id"] != kid.as_str())),
+        "{keys}"
+    );
+    Ok(())
+}
+
+#[test]
+fn renditions_need_a_login_survive_a_restart_and_are_in_the_history() -> Result<()> {
+    let mut antenne = start_antenne(&[])?;
+    let (status, _) = antenne.request_anonymous("GET", "/api/v1/renditions", None)?;
+    assert_eq!(status, 401, "behind login");
+    let body = json!({"width": 180, "height": 320, "video_kbps": 400});
+    let (status, _) = antenne.request_anonymous(
+        "POST",
+        "/api/v1/renditions",
+        Some(&json!({"name": "x", "spec": body})),
+    )?;
+    assert_eq!(status, 401, "behind login");
+    assert!(antenne
+        .request_expect("GET", "/api/v1/renditions", None, 200)?
+        .as_array()
+        .is_some_and(Vec::is_empty));
+    let r = add_rendition(&antenne, body)?;
+    let rid = r["id"].as_str().context("rendition id")?.to_owned();
+    antenne.request_expect(
+        "PATCH",
+        &format!("/api/v1/renditions/{rid}"),
+        Some(&json!({"spec": {"video_kbps": 500}})),
+        200,
+    )?;
+    in_history(&antenne, &["rendition_added", "rendition_edited"])?;
+    antenne.restart()?;
+    let r = rendition(&antenne, &rid)?;
+    assert_eq!(r["spec"]["video_kbps"], 500, "saved: {r}");
+    assert_eq!(r["name"], "Vertical", "{r}");
+    antenne.request_expect("DELETE", &format!("/api/v1/renditions/{rid}"), None, 204)?;
+    in_history(
+        &antenne,
+        &["rendition_added", "rendition_edited", "rendition_deleted"],
+    )?;
+    Ok(())
+}
+
+#[test]
+fn a_rendition_destination_stays_connected_across_an_obs_drop_within_the_grace_period() -> Result<()>
+{
+    let nginx = Nginx::start()?;
+    let antenne = start_antenne(&[])?;
+    let mut publisher = publish(&antenne)?;
+    let r = add_rendition(
+        &antenne,
+        json!({"width": 180, "height": 320, "video_kbps": 400}),
+    )?;
+    let rid = r["id"].as_str().context("rendition id")?.to_owned();
+    let d = add_destination_on(&antenne, &nginx, "vert", json!({"rendition": rid}))?;
+    antenne.wait_for_state(&d, "live", Duration::from_secs(60))?;
+    let first = recording(&nginx, "vert")?;
+
+    // OBS drops: the encoder stops with its ingest; the destination waits.
+    publisher.kill();
+    wait_rendition(&antenne, &rid, "stopped", Duration::from_secs(30), |r| {
+        r["status"]["state"] == "stopped" && r["pid"].is_null()
+    })?;
+    std::thread::sleep(Duration::from_secs(3));
+    // OBS is back: the encoder starts again, frames flow on the same
+    // connection, timestamps going forward.
+    let size = first.metadata()?.len();
+    let _publisher = publish(&antenne)?;
+    wait_rendition(&antenne, &rid, "running", Duration::from_secs(30), |r| {
+        r["status"]["state"] == "running"
+    })?;
+    let grew = wait_until(Duration::from_secs(30), || {
+        first.metadata().is_ok_and(|m| m.len() > size + 30_000)
+    });
+    assert!(grew, "the recording goes on after OBS came back");
+    assert_eq!(nginx.publish_count("vert"), 1, "{}", nginx.error_log());
+    assert_eq!(nginx.recordings("vert"), vec![first.clone()]);
+    let report = analyze(&first)?;
+    assert!(report.video_dts_monotonic(), "{}", report.summary());
     Ok(())
 }

@@ -127,11 +127,13 @@ pub(super) async fn run_once(task: &Task, spec: &RenditionSpec) -> RunEnd {
             }
         }
     };
+    let produced = publish.is_some();
     drop(publish);
     drop(feeder);
+    let video = snapshot.video_codec.as_deref();
     let status = match ended {
         // Stalled or unreadable: it is killed (the child is dropped).
-        Some(why) => return RunEnd::Failed(with_errors(why, &parser)),
+        Some(why) => return failed(with_errors(why, &parser), produced, video),
         None => tokio::time::timeout(Duration::from_secs(2), child.wait()).await,
     };
     // Its last words.
@@ -148,7 +150,22 @@ pub(super) async fn run_once(task: &Task, spec: &RenditionSpec) -> RunEnd {
         Ok(Err(e)) => format!("ffmpeg's exit could not be read: {e}"),
         Err(_) => "ffmpeg closed its output but did not exit".to_string(),
     };
-    RunEnd::Failed(with_errors(why, &parser))
+    failed(with_errors(why, &parser), produced, video)
+}
+
+/// How a failed run ends. One that failed before writing anything, on an
+/// ingest whose video is not H.264, most likely met an ffmpeg that cannot
+/// read that codec from FLV (HEVC, AV1 and VP9 in Enhanced RTMP need
+/// ffmpeg 6.1 or later): restarting soon will not help, so the rendition
+/// says why it cannot run.
+fn failed(why: String, produced: bool, video_codec: Option<&str>) -> RunEnd {
+    match video_codec {
+        Some(codec) if !produced && codec != "h264" => RunEnd::Unavailable(format!(
+            "ffmpeg could not read this ingest's {} video (Enhanced RTMP: ffmpeg 6.1 or later reads it): {why}",
+            codec.to_ascii_uppercase()
+        )),
+        _ => RunEnd::Failed(why),
+    }
 }
 
 fn with_errors(why: String, parser: &StderrParser) -> String {
@@ -329,6 +346,32 @@ impl LineReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_before_any_output_on_hevc_says_ffmpeg_cannot_read_it() {
+        let why = "ffmpeg exited (exit status: 1): Decoder (codec none) not found".to_string();
+        match failed(why.clone(), false, Some("hevc")) {
+            RunEnd::Unavailable(reason) => {
+                assert!(
+                    reason.starts_with("ffmpeg could not read this ingest's HEVC video"),
+                    "{reason}"
+                );
+                assert!(reason.contains("ffmpeg 6.1 or later"), "{reason}");
+                assert!(reason.ends_with(&why), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // H.264, or after some output: an ordinary failure, restarted.
+        assert!(matches!(
+            failed(why.clone(), false, Some("h264")),
+            RunEnd::Failed(_)
+        ));
+        assert!(matches!(
+            failed(why.clone(), true, Some("hevc")),
+            RunEnd::Failed(_)
+        ));
+        assert!(matches!(failed(why, false, None), RunEnd::Failed(_)));
+    }
 
     #[test]
     fn a_silent_input_is_not_a_stall_but_a_blocked_write_is() {

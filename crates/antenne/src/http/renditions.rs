@@ -4,8 +4,9 @@
 //! rendition some destination relays is refused (409).
 //!
 //! Guardrails: for each destination whose ingest is live, the limits of
-//! its platform (`assets/presets.json`) that what it relays breaks, in
-//! plain words, with the kind of rendition that repairs it.
+//! its platform (`assets/presets.json`: size, orientation, codec, bitrate,
+//! keyframe interval as the hub measures it) that what it relays breaks,
+//! in plain words, with the kind of rendition that repairs it.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -182,6 +183,7 @@ async fn guardrails(State(st): State<AppState>) -> Json<Vec<GuardrailJson>> {
                 height: snap.height,
                 video_codec: snap.video_codec.as_deref().map(codec_name),
                 video_kbps: Some(snap.bitrate_kbps),
+                keyframe_interval_s: snap.keyframe_interval_s,
             },
             Some(id) => match st.renditions.view_of(id) {
                 Ok(r) => crate::presets::StreamFacts {
@@ -189,6 +191,7 @@ async fn guardrails(State(st): State<AppState>) -> Json<Vec<GuardrailJson>> {
                     height: Some(r.stored.spec.height),
                     video_codec: Some("h264".into()),
                     video_kbps: Some(f64::from(r.stored.spec.video_kbps)),
+                    keyframe_interval_s: Some(r.stored.spec.keyframe_interval_s),
                 },
                 Err(_) => continue,
             },

@@ -237,6 +237,9 @@ pub struct IngestJson {
     pub height: Option<u32>,
     pub frame_rate: Option<f64>,
     pub bitrate_kbps: f64,
+    /// Longest recent gap between keyframes (s), once two came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyframe_interval_s: Option<f64>,
     pub destinations_attached: usize,
     /// The pull feeding this ingest, when one is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -258,6 +261,7 @@ impl IngestJson {
             height: s.height,
             frame_rate: s.frame_rate.map(|f| (f * 100.0).round() / 100.0),
             bitrate_kbps: s.bitrate_kbps.round(),
+            keyframe_interval_s: s.keyframe_interval_s,
             destinations_attached: s.destinations_attached,
             pull: None,
         }

@@ -116,6 +116,10 @@ pub struct IngestSnapshot {
     pub height: Option<u32>,
     pub frame_rate: Option<f64>,
     pub bitrate_kbps: f64,
+    /// The longest gap between two keyframes among the last few (seconds);
+    /// `None` until two keyframes came (platforms cap it: guardrails).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyframe_interval_s: Option<f64>,
     pub destinations_attached: usize,
     /// Every track of a multitrack ingest (track 0 first); empty for an
     /// ordinary single-track ingest.
@@ -137,6 +141,28 @@ struct StreamInfo {
     height: Option<u32>,
     metadata_frame_rate: Option<f64>,
     has_video: bool,
+    /// Hub time of the last keyframe, and the last gaps between keyframes.
+    last_keyframe: Option<i64>,
+    keyframe_gaps: std::collections::VecDeque<i64>,
+}
+
+impl StreamInfo {
+    /// Gaps kept: a stream's keyframe interval is the longest of these.
+    const KEYFRAME_GAPS: usize = 8;
+
+    fn keyframe_at(&mut self, ts: i64) {
+        if let Some(prev) = self.last_keyframe.replace(ts) {
+            if self.keyframe_gaps.len() == Self::KEYFRAME_GAPS {
+                self.keyframe_gaps.pop_front();
+            }
+            self.keyframe_gaps.push_back(ts.saturating_sub(prev).max(0));
+        }
+    }
+
+    fn keyframe_interval_s(&self) -> Option<f64> {
+        let max = self.keyframe_gaps.iter().max()?;
+        Some(*max as f64 / 1000.0)
+    }
 }
 
 #[derive(Debug)]
@@ -265,6 +291,9 @@ impl Hub {
             st.cache.video_header = Some(frame.clone());
         } else {
             self.video_frames.add(1);
+            if frame.keyframe {
+                st.info.keyframe_at(ts);
+            }
             st.cache.push_media(&frame);
         }
         self.fan_out(&st, frame);
@@ -476,6 +505,7 @@ impl Hub {
             } else {
                 0.0
             },
+            keyframe_interval_s: st.info.keyframe_interval_s(),
             destinations_attached: st.subscribers.len() + st.tracks.subscriber_count(),
             tracks: if st.tracks.is_empty() {
                 Vec::new()

@@ -255,3 +255,19 @@ async fn track_zero_inside_a_many_tracks_tag_reaches_plain_subscribers_flattened
         .collect();
     assert_eq!(payloads, vec![AVC_SEQ, &[0x17, 1, 0, 0, 0, 0xee][..]]);
 }
+
+#[tokio::test]
+async fn measures_the_longest_recent_keyframe_interval() {
+    let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
+    let _guard = hub.start_publish(addr()).expect("first publisher");
+    hub.push_video(0, b(AVC_SEQ));
+    hub.push_video(0, b(AVC_KEY));
+    assert_eq!(hub.snapshot().keyframe_interval_s, None, "one keyframe");
+    hub.push_video(2_000, b(AVC_INTER));
+    hub.push_video(5_000, b(AVC_KEY));
+    hub.push_video(7_000, b(AVC_KEY));
+    assert_eq!(hub.snapshot().keyframe_interval_s, Some(5.0));
+    drop(_guard);
+    let _again = hub.start_publish(addr()).expect("a new session");
+    assert_eq!(hub.snapshot().keyframe_interval_s, None, "forgotten");
+}
