@@ -339,6 +339,7 @@ impl Hub {
         for (_, q) in &st.subscribers {
             q.offer(&frame, &st.cache, &self.limits);
         }
+        st.tracks.offer_track0(&frame, &st.cache, &self.limits);
     }
 
     /// Wakes the destinations that have frames waiting. The ingest calls it
