@@ -137,6 +137,7 @@ mod tests {
             ingest: "i".into(),
             via_obs: via.map(str::to_owned),
             source: None,
+            tracks: None,
         }
     }
 

@@ -491,6 +491,7 @@ impl Hub {
                         .info
                         .metadata_frame_rate
                         .or((measured_fps > 0.0).then_some(measured_fps)),
+                    bitrate_kbps: 0.0,
                 };
                 std::iter::once(track0)
                     .chain(st.tracks.snapshots())

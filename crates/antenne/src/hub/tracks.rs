@@ -46,6 +46,9 @@ pub struct TrackSnapshot {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub frame_rate: Option<f64>,
+    /// Measured over the last seconds; for track 0, what the ingest
+    /// receives minus the other tracks (see `http::views`).
+    pub bitrate_kbps: f64,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +62,7 @@ pub(super) struct Track {
     size: TrackSize,
     has_video: bool,
     video_frames: RateMeter,
+    bytes_in: RateMeter,
 }
 
 #[derive(Debug, Default)]
@@ -216,6 +220,7 @@ impl Tracks {
                     width: t.size.width,
                     height: t.size.height,
                     frame_rate: (fps > 0.0).then_some(fps),
+                    bitrate_kbps: t.bytes_in.per_second() * 8.0 / 1000.0,
                 }
             })
             .collect()
@@ -256,6 +261,7 @@ impl Track {
         let Some(body) = multitrack::flatten(p) else {
             return;
         };
+        self.bytes_in.add(p.payload.len());
         let header = p.packet == PacketType::SequenceStart;
         let video = p.kind == TrackKind::Video;
         if video {
