@@ -30,8 +30,13 @@ use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "multitrack_test_key_0123456789";
 
-/// Makes an H.264 (with B-frames, so CTS matters) + AAC FLV clip.
+/// Makes an H.264 (with B-frames, so CTS matters) + AAC FLV clip of 4 s.
 fn make_clip(dir: &Path, name: &str, pattern: &str, size: &str, fps: u32) -> PathBuf {
+    make_clip_of(dir, name, pattern, size, fps, 4)
+}
+
+/// Makes such a clip of `secs` seconds.
+fn make_clip_of(dir: &Path, name: &str, pattern: &str, size: &str, fps: u32, secs: u32) -> PathBuf {
     let ffmpeg = require_program(&["ffmpeg"], "ffmpeg").expect("ffmpeg is installed");
     let path = dir.join(name);
     let status = Command::new(ffmpeg)
@@ -46,9 +51,8 @@ fn make_clip(dir: &Path, name: &str, pattern: &str, size: &str, fps: u32) -> Pat
         ])
         .arg(format!("{pattern}=size={size}:rate={fps}"))
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args([
-            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2",
-        ])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-bf", "2"])
+        .args(["-t", &secs.to_string()])
         .args(["-g", &fps.to_string(), "-pix_fmt", "yuv420p"])
         .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv"])
         .arg(&path)
@@ -493,5 +497,80 @@ fn the_api_keeps_accepting_rendition_sources_and_refuses_track_zero() -> Result<
         (json!({"track": 1}), json!(2)),
         "{d}"
     );
+    Ok(())
+}
+
+#[test]
+fn the_dashboard_lists_obs_tracks_offers_them_as_sources_and_says_the_vertical_is_native(
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let clip1 = make_clip_of(dir.path(), "long1.flv", "testsrc2", "320x180", 30, 40);
+    let clip2 = make_clip_of(dir.path(), "long2.flv", "testsrc", "180x320", 15, 40);
+    let bench = bench_binary();
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .grace_period_secs(30)
+        .start()?;
+    let vert = add_destination(&antenne, &nginx, "vert", json!("vertical"))?;
+    let browser = Browser::start("en-US")?;
+    browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
+    let _publisher = multitrack_publish(
+        &bench,
+        &clip1,
+        &clip2,
+        &antenne.ingest_url(KEY),
+        &dir.path().join("pub.log"),
+    );
+    let wait = Duration::from_secs(30);
+    browser.wait_text("[data-testid=ingest-track][data-track='1']", wait, |t| {
+        t.contains("Track 1")
+            && t.contains("H.264")
+            && t.contains("180×320")
+            && t.contains("kbit/s")
+    })?;
+    browser.wait_text("[data-testid=dest-relaying]", wait, |t| {
+        t == "Native vertical 180×320 from OBS"
+    })?;
+    // The Config Override, with its copy button, in the OBS section.
+    browser.find("[data-testid=obs-multitrack-copy]")?;
+    let override_text = browser.js(
+        "return document.querySelector('[data-testid=obs-multitrack-json]').textContent;",
+        json!([]),
+    )?;
+    let parsed: Value = serde_json::from_str(override_text.as_str().unwrap_or_default())
+        .context("the override is JSON")?;
+    assert_eq!(
+        parsed["encoder_configurations"][1]["canvas_index"], 1,
+        "{parsed}"
+    );
+
+    // The dialog offers the main picture, vertical, OBS's track 1 and
+    // shows the current choice; choosing track 1 saves it.
+    browser.click("[data-testid=destination-card] [data-testid=dest-edit]")?;
+    assert_eq!(browser.value("[data-testid=dest-source]")?, "vertical");
+    let labels = browser.js(
+        "return [...document.querySelectorAll('#dest-source option')].map(o => o.textContent);",
+        json!([]),
+    )?;
+    let labels: Vec<String> = serde_json::from_value(labels)?;
+    assert_eq!(labels[0], "Main picture", "{labels:?}");
+    assert!(labels[1].starts_with("Vertical (auto"), "{labels:?}");
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.starts_with("Track 1 from OBS") && l.contains("180×320")),
+        "{labels:?}"
+    );
+    browser.js(
+        "const s = document.querySelector('#dest-source'); s.value = 'track:1'; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    )?;
+    browser.click("#dest-submit")?;
+    let saved = wait_for(Duration::from_secs(20), || {
+        let d = antenne.get_destination(&vert).ok()?;
+        (d["source"] == json!({"track": 1})).then_some(d)
+    });
+    assert!(saved.is_some(), "the dialog saved {{\"track\": 1}}");
     Ok(())
 }
