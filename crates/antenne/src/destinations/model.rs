@@ -75,12 +75,11 @@ impl Source {
         }
     }
 
-    /// The store's `tracks` column (`None` for the main picture with audio
-    /// track 0, and for renditions).
+    /// The store's `tracks` column (`None` for the main picture, or a
+    /// rendition, with audio track 0).
     pub fn stored_tracks(&self, audio_track: u8) -> Option<StoredTracks> {
         let video = match self {
-            Source::Rendition(_) => return None,
-            Source::Ingest => StoredVideo::Main,
+            Source::Ingest | Source::Rendition(_) => StoredVideo::Main,
             Source::Vertical => StoredVideo::Vertical,
             Source::Track(n) => StoredVideo::Track(*n),
         };

@@ -62,22 +62,19 @@ impl Destinations {
             .any(|e| e.dest.source.rendition() == Some(id))
     }
 
-    /// Checks that `source` and `audio_track` make sense for `ingest`: a
-    /// track source is not track 0, a rendition is one of `ingest`'s and
-    /// takes its own audio.
+    /// Checks that `source` and `audio_track` make sense for `ingest`: the
+    /// rules of [`super::validate::tracks`], and a rendition is one of
+    /// `ingest`'s.
     pub(super) fn check_source(
         &self,
         source: &Source,
         audio_track: u8,
         ingest: &StreamKey,
     ) -> Result<(), DestinationError> {
-        let id = match source {
-            Source::Track(0) => return Err(DestinationError::BadTrack),
-            Source::Ingest | Source::Vertical | Source::Track(_) => return Ok(()),
-            Source::Rendition(_) if audio_track != 0 => {
-                return Err(DestinationError::AudioTrackWithRendition)
-            }
-            Source::Rendition(id) => id,
+        let stored = source.stored_tracks(audio_track);
+        super::validate::tracks(source.rendition(), stored.as_ref())?;
+        let Some(id) = source.rendition() else {
+            return Ok(());
         };
         let renditions = self.renditions.get();
         match renditions.and_then(|r| r.ingest_of(id)) {
