@@ -455,6 +455,9 @@ fn without_a_vertical_track_the_vertical_destination_relays_the_crop_rendition()
     let rendition =
         antenne.request_expect("GET", &format!("/api/v1/renditions/{rid}"), None, 200)?;
     assert_eq!(rendition["status"]["state"], "running", "{rendition}");
+    // In use by the vertical destination: not deleted under it.
+    let (status, body) = antenne.request("DELETE", &format!("/api/v1/renditions/{rid}"), None)?;
+    assert_eq!(status, 409, "{body}");
     Ok(())
 }
 

@@ -55,11 +55,13 @@ impl Destinations {
         let _ = self.renditions.set(renditions);
     }
 
-    /// Whether some destination relays rendition `id`.
+    /// Whether some destination relays rendition `id`: as its source, or
+    /// now, as the fallback of a vertical source.
     pub fn uses_rendition(&self, id: &str) -> bool {
-        self.snapshot()
-            .iter()
-            .any(|e| e.dest.source.rendition() == Some(id))
+        self.snapshot().iter().any(|e| {
+            e.dest.source.rendition() == Some(id)
+                || matches!(self.relaying.get(&e.dest.id), Some(Relaying::Rendition { rendition, .. }) if rendition == id)
+        })
     }
 
     /// Checks that `source` and `audio_track` make sense for `ingest`: the
@@ -199,14 +201,20 @@ fn portrait(width: Option<u32>, height: Option<u32>) -> bool {
 }
 
 impl TrackFeed {
-    fn track(&self, track: u8) -> Result<Picked, String> {
+    /// Video track `track` with our audio track. `shown`: whether the API
+    /// says what the connection relays (not for the main picture with
+    /// another audio track).
+    fn track(&self, track: u8, shown: bool) -> Result<Picked, String> {
+        let sub = self.ingest.subscribe_tracks(track, self.audio);
+        if !shown {
+            return Ok(Picked { sub, hold: None });
+        }
         let snap = self.ingest.snapshot();
         let (width, height) = match snap.tracks.iter().find(|t| t.track == track) {
             Some(t) => (t.width, t.height),
             None if track == 0 => (snap.width, snap.height),
             None => (None, None),
         };
-        let sub = self.ingest.subscribe_tracks(track, self.audio);
         let guard = self.relaying.set(
             &self.id,
             Relaying::Track {
@@ -228,14 +236,14 @@ impl TrackFeed {
         }
         let snap = self.ingest.snapshot();
         if snap.tracks.is_empty() && portrait(snap.width, snap.height) {
-            return self.track(0);
+            return self.track(0, true);
         }
         if let Some(t) = snap
             .tracks
             .iter()
             .find(|t| t.video_codec.is_some() && portrait(t.width, t.height))
         {
-            return self.track(t.track);
+            return self.track(t.track, true);
         }
         // No portrait track: the first portrait rendition of the ingest.
         let Some(renditions) = self.renditions.clone() else {
@@ -281,7 +289,7 @@ impl Feed for TrackFeed {
     fn pick(&self) -> PickFuture<'_> {
         Box::pin(async move {
             match self.video {
-                Video::Track(n) => self.track(n),
+                Video::Track(n) => self.track(n, n != 0),
                 Video::Vertical => self.vertical().await,
             }
         })
