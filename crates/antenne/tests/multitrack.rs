@@ -50,7 +50,12 @@ fn make_clip_of(dir: &Path, name: &str, pattern: &str, size: &str, fps: u32, sec
             "-i",
         ])
         .arg(format!("{pattern}=size={size}:rate={fps}"))
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        // Clip 2 sounds another note, so its audio track can be told apart.
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency={}:sample_rate=48000",
+            if pattern == "testsrc" { 880 } else { 440 }
+        ))
         .args(["-c:v", "libx264", "-preset", "veryfast", "-bf", "2"])
         .args(["-t", &secs.to_string()])
         .args(["-g", &fps.to_string(), "-pix_fmt", "yuv420p"])
@@ -65,11 +70,16 @@ fn make_clip_of(dir: &Path, name: &str, pattern: &str, size: &str, fps: u32, sec
 /// The decoded video frames' hashes and sizes (`ffmpeg -f framemd5`),
 /// without the timestamps (the hub's timeline starts where it likes).
 fn video_framemd5(path: &Path) -> Vec<String> {
+    framemd5(path, "0:v:0")
+}
+
+/// The same for the decoded frames of stream `map` (`0:a:0`, …).
+fn framemd5(path: &Path, map: &str) -> Vec<String> {
     let ffmpeg = require_program(&["ffmpeg"], "ffmpeg").expect("ffmpeg is installed");
     let out = Command::new(ffmpeg)
         .args(["-hide_banner", "-loglevel", "error", "-i"])
         .arg(path)
-        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+        .args(["-map", map, "-f", "framemd5", "-"])
         .output()
         .expect("ffmpeg runs");
     assert!(out.status.success(), "framemd5 of {}", path.display());
@@ -575,5 +585,53 @@ fn the_dashboard_lists_obs_tracks_offers_them_as_sources_and_says_the_vertical_i
         (d["source"] == json!({"track": 1})).then_some(d)
     });
     assert!(saved.is_some(), "the dialog saved {{\"track\": 1}}");
+    Ok(())
+}
+
+#[test]
+fn a_destination_takes_the_main_picture_with_obs_second_audio_track() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (clip1, clip2) = clips(dir.path());
+    let bench = bench_binary();
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .grace_period_secs(1)
+        .start()?;
+    let body = json!({"name": "yt", "url": nginx.url(), "key": "yt", "source": "ingest", "audio_track": 1});
+    let d = antenne.request_expect("POST", "/api/v1/destinations", Some(&body), 201)?;
+    assert_eq!(d["audio_track"], 1, "{d}");
+    let id = Antenne::id_of(&d);
+    // Clip 2's audio goes as audio track 1 (no --track1-video-only).
+    let mut cmd = Command::new(&bench);
+    cmd.arg("multitrack-publish")
+        .arg("--track0")
+        .arg(&clip1)
+        .arg("--track1")
+        .arg(&clip2)
+        .args(["--url", &antenne.ingest_url(KEY)]);
+    let mut publisher = ChildGuard::spawn("multitrack-publish", cmd, &dir.path().join("pub.log"))?;
+    antenne.wait_for_state(&id, "live", Duration::from_secs(30))?;
+    let status = publisher
+        .wait_timeout(Duration::from_secs(60))
+        .with_context(|| format!("the publisher ends\n{}", publisher.log()))?;
+    assert!(status.success(), "{}", publisher.log());
+    antenne.wait_for_state(&id, "idle", Duration::from_secs(30))?;
+    let rec = nginx.wait_for_recording("yt", 1, Duration::from_secs(10))?;
+    let got = analyze(&rec)?;
+    assert_eq!((got.width, got.height), (Some(320), Some(180)));
+    assert!(got.first_video_is_keyframe());
+    assert_eq!(
+        video_framemd5(&rec),
+        video_framemd5(&clip1),
+        "clip 1's video"
+    );
+    let want = framemd5(&clip2, "0:a:0");
+    assert_ne!(want, framemd5(&clip1, "0:a:0"), "the clips' audio differ");
+    assert_eq!(
+        framemd5(&rec, "0:a:0"),
+        want,
+        "clip 2's audio (audio track 1), frame for frame"
+    );
     Ok(())
 }
