@@ -346,6 +346,18 @@ impl Hub {
             take,
             audio_header: audio_header.clone(),
         };
+        // The audio track's frames since its own start point: those from
+        // the video keyframe on join the cached GOP, so the audio starts
+        // with the picture.
+        let audio_gop: Vec<Frame> = match audio {
+            0 => Some(&cache.gop),
+            n => tracks.tracks.get(&n).map(|t| &t.cache.gop),
+        }
+        .into_iter()
+        .flatten()
+        .filter(|f| f.kind == FrameKind::Audio && !f.header)
+        .cloned()
+        .collect();
         {
             let mut q = queue.lock();
             q.skipping = true;
@@ -360,7 +372,16 @@ impl Hub {
                 for f in headers.chain(audio_header.iter()) {
                     q.push(f.clone());
                 }
-                for f in c.gop.iter().filter(|f| f.kind != FrameKind::Audio) {
+                let start = c.gop.first().map_or(i64::MAX, |f| f.timestamp);
+                let mut gop: Vec<&Frame> = c
+                    .gop
+                    .iter()
+                    .filter(|f| f.kind != FrameKind::Audio)
+                    .chain(audio_gop.iter().filter(|f| f.timestamp >= start))
+                    .collect();
+                // Stable: at one timestamp, video before audio.
+                gop.sort_by_key(|f| f.timestamp);
+                for f in gop {
                     q.push(f.clone());
                 }
             }

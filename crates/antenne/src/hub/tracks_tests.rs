@@ -59,7 +59,8 @@ async fn video_track_one_with_audio_track_zero_joins_on_track_ones_keyframe() {
         &[0x17, 0, 0, 0, 0, 0xaa], // track 1's header, flattened
         AAC_SEQ,                   // track 0's audio header
         &[0x17, 1, 0, 0, 0, 0xbb], // track 1's keyframe (the cached GOP)
-        AAC_RAW,
+        AAC_RAW,                   // track 0's audio since then (cached)
+        AAC_RAW,                   // live from here
         &[0x27, 1, 0, 0, 0, 0xcc],
     ];
     assert_eq!(got, expected);
