@@ -1,7 +1,7 @@
 //! Destinations and ingest keys in the store.
 //!
 //! A destination's source is two columns: `source` (a rendition id, as
-//! since schema 5) and `tracks` (schema 6: JSON of [`StoredTracks`], the
+//! since schema 5) and `tracks` (its own migration: JSON of [`StoredTracks`], the
 //! ingest's video and audio tracks it takes; NULL for the main picture
 //! with audio track 0). A value this antenne cannot read loads as NULL.
 
