@@ -78,10 +78,13 @@ function renderOverride(card) {
   const obs = card.querySelector('section.obs');
   if (!obs || !overrideText) return;
   let box = obs.querySelector('[data-testid="obs-multitrack"]');
+  // Built once per language: a poll must not undo a selection or "Copied".
+  if (box && box.dataset.title === t('sources.override_title')) return;
   if (!box) {
     box = el('details', { class: 'obs-multitrack', 'data-testid': 'obs-multitrack' });
     obs.append(box);
   }
+  box.dataset.title = t('sources.override_title');
   const pre = el('pre', { class: 'mono small', 'data-testid': 'obs-multitrack-json' }, overrideText);
   const copy = el('button', { type: 'button', class: 'btn small', 'data-testid': 'obs-multitrack-copy' }, t('common.copy'));
   copy.addEventListener('click', async () => {
