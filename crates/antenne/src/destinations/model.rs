@@ -220,3 +220,33 @@ pub struct DestinationView {
     /// connection.
     pub relaying: Option<Relaying>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_source_and_audio_track_survives_the_store() {
+        let cases = [
+            (Source::Ingest, 0),
+            (Source::Ingest, 2),
+            (Source::Vertical, 0),
+            (Source::Vertical, 1),
+            (Source::Track(1), 0),
+            (Source::Track(3), 2),
+            (Source::Rendition("r1".into()), 0),
+        ];
+        for (source, audio) in cases {
+            let tracks = source.stored_tracks(audio);
+            let rendition = source.rendition().map(str::to_owned);
+            assert_eq!(
+                Source::from_stored(rendition, tracks.as_ref()),
+                (source.clone(), audio),
+                "{source:?} with audio {audio}"
+            );
+        }
+        // The main picture with audio 0 (the old rows) stores nothing new.
+        assert_eq!(Source::Ingest.stored_tracks(0), None);
+        assert_eq!(Source::Rendition("r1".into()).stored_tracks(0), None);
+    }
+}
