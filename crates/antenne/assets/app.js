@@ -1653,7 +1653,7 @@ function openDestDialog(dest) {
   fillViaOptions(viaOf(dest));
   updateViaUi();
   loadViaOutputs();
-  document.dispatchEvent(new CustomEvent('dest-dialog-open', { detail: dest || null })); // renditions.js fills #dest-source
+  document.dispatchEvent(new CustomEvent('dest-dialog-open', { detail: dest || null })); // renditions.js, then sources.js fill #dest-source
   $('#dest-submit').disabled = false;
   dlg.showModal();
   sel.focus();
@@ -1699,8 +1699,14 @@ async function submitDest(e) {
   const via = $('#dest-via').value || null;
   const editing = dlgState.editing;
   const sourceSel = $('#dest-source');
-  const source = sourceSel && sourceSel.value && sourceSel.value !== 'ingest' ? { rendition: sourceSel.value } : 'ingest';
+  const sourceOpt = sourceSel && sourceSel.selectedOptions[0];
+  // sources.js puts the API's value on each option (data-source).
+  const source = sourceOpt && sourceOpt.dataset.source ? JSON.parse(sourceOpt.dataset.source)
+    : sourceSel && sourceSel.value && sourceSel.value !== 'ingest' ? { rendition: sourceSel.value } : 'ingest';
   const sourceChanged = !!sourceSel && sourceSel.value !== (sourceSel.dataset.initial || 'ingest');
+  const audioSel = $('#dest-audio-track');
+  const audioTrack = audioSel && !audioSel.disabled ? Number(audioSel.value) || 0 : 0;
+  const audioChanged = !!audioSel && String(audioTrack) !== (audioSel.dataset.initial || '0');
 
   const submit = $('#dest-submit');
   submit.disabled = true;
@@ -1716,6 +1722,7 @@ async function submitDest(e) {
       if (key) body.key = key; // an empty field keeps the current key
       if (via !== viaOf(editing)) body.via_obs = via;
       if (sourceChanged) body.source = source;
+      if (audioChanged) body.audio_track = audioTrack;
       if (!ingestField.hidden && ingestSel.selectedOptions[0] && ingestSel.selectedOptions[0].dataset.masked !== editing.ingest) {
         body.ingest = ingestSel.value;
       }
@@ -1725,6 +1732,7 @@ async function submitDest(e) {
     } else {
       const body = { name, platform, url, key, enabled, via_obs: via };
       if (source !== 'ingest') body.source = source;
+      if (audioTrack) body.audio_track = audioTrack;
       if (!ingestField.hidden && ingestSel.value) body.ingest = ingestSel.value;
       result = await api('POST', '/destinations', body);
     }

@@ -204,7 +204,7 @@ fn relay_to(
     ingest.rt.spawn(supervise(
         name.to_string(),
         target,
-        hub,
+        Arc::new(hub),
         Arc::new(OutputStats::new(true)),
         ctx,
         History::disabled(),

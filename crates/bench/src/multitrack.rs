@@ -35,6 +35,11 @@ pub struct Cli {
     /// `rtmp://host:port/app/stream`.
     #[arg(long)]
     url: String,
+    /// Sends no audio on track 1, as OBS does with one AAC encoder in its
+    /// Config Override (the vertical canvas then has video only; the
+    /// audio is track 0's).
+    #[arg(long)]
+    track1_video_only: bool,
 }
 
 pub fn main(args: impl Iterator<Item = String>) -> Result<(), String> {
@@ -43,7 +48,11 @@ pub fn main(args: impl Iterator<Item = String>) -> Result<(), String> {
         let data = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
         Clip::parse(&data).map_err(|e| format!("{}: {e}", p.display()))
     };
-    let tags = interleave(&read(&cli.track0)?, &read(&cli.track1)?)?;
+    let tags = interleave(
+        &read(&cli.track0)?,
+        &read(&cli.track1)?,
+        cli.track1_video_only,
+    )?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -53,11 +62,12 @@ pub fn main(args: impl Iterator<Item = String>) -> Result<(), String> {
 
 /// Clip 1 as is, clip 2 as track 1, ordered by timestamp (stable: at equal
 /// timestamps track 0 first, each clip in its own order).
-fn interleave(track0: &Clip, track1: &Clip) -> Result<Vec<Tag>, String> {
+fn interleave(track0: &Clip, track1: &Clip, video_only: bool) -> Result<Vec<Tag>, String> {
     let mut tags: Vec<Tag> = track0.tags.clone();
     for t in &track1.tags {
         let payload = match t.kind {
             Kind::Meta => continue,
+            Kind::Audio if video_only => continue,
             Kind::Video => as_track(TrackKind::Video, &t.payload, 1)?,
             Kind::Audio => as_track(TrackKind::Audio, &t.payload, 1)?,
         };

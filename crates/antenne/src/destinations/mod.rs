@@ -29,7 +29,8 @@ pub mod validate;
 pub use bulk::{Named, Skipped, Switched};
 
 pub use model::{
-    Destination, DestinationError, DestinationInput, DestinationView, ObsDirect, Source, OBS_MAIN,
+    Destination, DestinationError, DestinationInput, DestinationView, ObsDirect, Relaying, Source,
+    OBS_MAIN,
 };
 
 use std::collections::HashMap;
@@ -90,6 +91,8 @@ pub struct Destinations {
     presets: Arc<Presets>,
     direct: std::sync::OnceLock<Arc<dyn ObsDirect>>,
     renditions: std::sync::OnceLock<Arc<crate::encoders::registry::Renditions>>,
+    /// What each destination with a per-connection source relays now.
+    relaying: source::RelayingNow,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -133,6 +136,7 @@ impl Destinations {
             presets,
             direct: std::sync::OnceLock::new(),
             renditions: std::sync::OnceLock::new(),
+            relaying: source::RelayingNow::default(),
             tracker: TaskTracker::new(),
             shutdown,
         }
@@ -180,6 +184,7 @@ impl Destinations {
             dest: e.dest.clone(),
             stats: e.stats.clone(),
             obs_active,
+            relaying: self.relaying.get(&e.dest.id),
         }
     }
 
@@ -244,6 +249,7 @@ impl Destinations {
                 }
                 None => continue,
             };
+            let (source, audio_track) = Source::from_stored(s.source, s.tracks.as_ref());
             let dest = Destination {
                 id: s.id,
                 name: s.name,
@@ -254,7 +260,8 @@ impl Destinations {
                 ingest,
                 target,
                 via_obs: s.via_obs,
-                source: Source::from_stored(s.source),
+                source,
+                audio_track,
             };
             let entry = Entry {
                 stats: Arc::new(OutputStats::new(dest.enabled)),
@@ -369,7 +376,8 @@ impl Destinations {
         validate::via_obs(via_obs.as_deref())?;
         validate::obs_main_free(&id, via_obs.as_deref(), enabled, others(current))?;
         let source = input.source.unwrap_or_default();
-        self.check_source(&source, &ingest)?;
+        let audio_track = input.audio_track.unwrap_or(0);
+        self.check_source(&source, audio_track, &ingest)?;
         Ok(Destination {
             id,
             name,
@@ -381,6 +389,7 @@ impl Destinations {
             target,
             via_obs,
             source,
+            audio_track,
         })
     }
 
@@ -422,7 +431,10 @@ impl Destinations {
         if let Some(source) = &input.source {
             next.source = source.clone();
         }
-        self.check_source(&next.source, &next.ingest)?;
+        if let Some(a) = input.audio_track {
+            next.audio_track = a;
+        }
+        self.check_source(&next.source, next.audio_track, &next.ingest)?;
         validate::via_obs(next.via_obs.as_deref())?;
         validate::obs_main_free(
             &next.id,
@@ -456,7 +468,8 @@ impl Destinations {
         let restart = next.target != old.dest.target
             || next.ingest != old.dest.ingest
             || next.via_obs != old.dest.via_obs
-            || next.source != old.dest.source;
+            || next.source != old.dest.source
+            || next.audio_track != old.dest.audio_track;
         let was_enabled = old.dest.enabled;
         let entry = Entry {
             dest: next,
@@ -477,7 +490,8 @@ impl Destinations {
             || input.platform.is_some()
             || input.ingest.is_some()
             || input.via_obs.is_some()
-            || input.source.is_some();
+            || input.source.is_some()
+            || input.audio_track.is_some();
         if edited {
             let text = if restart {
                 "edited (reconnects)"
@@ -558,7 +572,7 @@ impl Destinations {
     fn start(&self, entry: &Entry, previous: Option<JoinHandle<()>>) -> Running {
         let cancel = self.shutdown.child_token();
         entry.stats.set_state(OutputState::Idle);
-        let (hub, demand) = self.source_hub(entry);
+        let feed = self.feed(entry);
         let supervise = {
             let (id, target) = (entry.dest.id.clone(), entry.dest.target.clone());
             let (stats, ctx, cancel) = (entry.stats.clone(), self.ctx.clone(), cancel.clone());
@@ -569,9 +583,8 @@ impl Destinations {
                 }
                 // The ingest key was resolved from the hubs, so the hub is
                 // there.
-                let _demand = demand;
-                if let Some(hub) = hub {
-                    supervisor::supervise(id, target, hub, stats, ctx, history, cancel).await;
+                if let Some(feed) = feed {
+                    supervisor::supervise(id, target, feed, stats, ctx, history, cancel).await;
                 }
             }
         };

@@ -7,12 +7,14 @@
 //! - a URL (with the key) that [`url::parse`] accepts;
 //! - a platform that is a preset;
 //! - `via_obs`, when set, of 1 to 100 characters;
-//! - at most one enabled destination streamed by OBS's main output.
+//! - at most one enabled destination streamed by OBS's main output;
+//! - a track source is not track 0 (that is the main picture), and a
+//!   rendition source takes the rendition's audio (audio track 0).
 
 use super::{DestinationError, OBS_MAIN};
 use crate::output::url::{self, Target};
 use crate::presets::Presets;
-use crate::store::StoredDestination;
+use crate::store::{StoredDestination, StoredTracks, StoredVideo};
 
 /// The longest name and `via_obs` value, in characters.
 const MAX_LEN: usize = 100;
@@ -42,6 +44,23 @@ pub fn via_obs(via: Option<&str>) -> Result<(), DestinationError> {
     Ok(())
 }
 
+/// The ingest tracks a destination takes, beside its rendition (if any).
+pub fn tracks(
+    rendition: Option<&str>,
+    tracks: Option<&StoredTracks>,
+) -> Result<(), DestinationError> {
+    let Some(t) = tracks else {
+        return Ok(());
+    };
+    if t.video == StoredVideo::Track(0) {
+        return Err(DestinationError::BadTrack);
+    }
+    if rendition.is_some() && t.audio != 0 {
+        return Err(DestinationError::AudioTrackWithRendition);
+    }
+    Ok(())
+}
+
 /// A URL sent back as the API showed it (keys masked with `…`) would
 /// replace the real one: refused.
 pub fn not_masked(url: &str) -> Result<(), DestinationError> {
@@ -65,6 +84,9 @@ pub fn destination(
         problems.push(e);
     }
     if let Err(e) = via_obs(d.via_obs.as_deref()) {
+        problems.push(e);
+    }
+    if let Err(e) = tracks(d.source.as_deref(), d.tracks.as_ref()) {
         problems.push(e);
     }
     match url::parse(&d.url, &d.key) {
@@ -137,6 +159,7 @@ mod tests {
             ingest: "i".into(),
             via_obs: via.map(str::to_owned),
             source: None,
+            tracks: None,
         }
     }
 
@@ -170,5 +193,29 @@ mod tests {
         let text: Vec<String> = problems.iter().map(|e| e.to_string()).collect();
         assert_eq!(problems.len(), 4, "{text:?}");
         assert!(text[0].contains("invalid url"), "{text:?}");
+    }
+
+    #[test]
+    fn refuses_track_zero_as_a_track_source_and_an_audio_track_with_a_rendition() {
+        let presets = Presets::embedded().expect("presets");
+        let mut d = dest("a", None, true);
+        let t = |video, audio| Some(StoredTracks { video, audio });
+        d.tracks = t(StoredVideo::Track(0), 0);
+        let e = destination(&d, &presets).expect_err("track 0 refused");
+        assert!(e[0].to_string().contains("main picture"), "{e:?}");
+        d.source = Some("r1".into());
+        d.tracks = t(StoredVideo::Main, 2);
+        assert!(
+            destination(&d, &presets).is_err(),
+            "a rendition takes its own audio"
+        );
+        d.source = None;
+        for (video, audio) in [(StoredVideo::Vertical, 2), (StoredVideo::Track(1), 0)] {
+            d.tracks = t(video, audio);
+            assert!(
+                destination(&d, &presets).is_ok(),
+                "{video:?} with audio {audio}"
+            );
+        }
     }
 }

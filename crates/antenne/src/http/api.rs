@@ -295,8 +295,11 @@ struct DestinationBody {
     /// by OBS itself (`main` or an output name).
     #[serde(default, deserialize_with = "present")]
     via_obs: Option<Option<String>>,
-    /// `"ingest"` or `{"rendition": ID}`; absent: unchanged.
+    /// `"ingest"`, `"vertical"`, `{"track": N}` or `{"rendition": ID}`;
+    /// absent: unchanged.
     source: Option<super::views::SourceJson>,
+    /// The ingest's audio track (0: the main one); absent: unchanged.
+    audio_track: Option<u8>,
 }
 
 /// Tells a field set to `null` (`Some(None)`) from an absent one (`None`).
@@ -315,6 +318,7 @@ impl From<DestinationBody> for DestinationInput {
             ingest: b.ingest,
             via_obs: b.via_obs,
             source: b.source.map(Into::into),
+            audio_track: b.audio_track,
         }
     }
 }

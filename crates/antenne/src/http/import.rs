@@ -117,6 +117,7 @@ async fn import_nginx(
             ingest: None,
             via_obs: None,
             source: None,
+            audio_track: None,
         };
         match st.destinations.create(input, &who.actor()).await {
             Ok(v) => answer.created.push(DestinationJson::new(&v, Keys::Masked)),
@@ -152,5 +153,6 @@ fn stored_of(v: &crate::destinations::DestinationView) -> crate::store::StoredDe
         ingest: d.ingest.expose().to_owned(),
         via_obs: d.via_obs.clone(),
         source: d.source.rendition().map(str::to_owned),
+        tracks: d.source.stored_tracks(d.audio_track),
     }
 }

@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod multitrack;
+
 use super::AppState;
 use crate::auth::Identity;
 use crate::obs::{ObsError, SettingsUpdate};
@@ -32,6 +34,7 @@ pub fn routes() -> Router<AppState> {
             post(restore_previous_service),
         )
         .route("/api/v1/obs/scene", post(set_scene))
+        .route("/api/v1/obs/multitrack-config", get(multitrack::get))
         .route("/api/v1/obs/outputs", get(outputs))
         .route("/api/v1/obs/outputs/{name}", get(output_status))
         .route("/api/v1/obs/outputs/{name}/start", post(output_start))

@@ -73,31 +73,48 @@ pub struct DestinationJson {
     pub ingest: String,
     pub via_obs: Option<String>,
     pub source: SourceJson,
+    /// The ingest's audio track it takes (0: the main one).
+    pub audio_track: u8,
+    /// What its connection relays now, for `"vertical"` and track
+    /// sources: `{"kind": "track", "track", "width", "height"}` (copied
+    /// from OBS) or `{"kind": "rendition", "rendition", "width",
+    /// "height"}` (cropped on the server); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relaying: Option<crate::destinations::Relaying>,
     pub status: StatusJson,
 }
 
-/// What a destination relays: `"ingest"` or `{"rendition": ID}`.
+/// What a destination relays: `"ingest"` (the main picture),
+/// `"vertical"`, `{"track": N}` or `{"rendition": ID}`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceJson {
     Ingest,
+    Vertical,
+    Track(u8),
     Rendition(String),
 }
 
 impl From<SourceJson> for crate::destinations::Source {
     fn from(s: SourceJson) -> Self {
+        use crate::destinations::Source;
         match s {
-            SourceJson::Ingest => crate::destinations::Source::Ingest,
-            SourceJson::Rendition(id) => crate::destinations::Source::Rendition(id),
+            SourceJson::Ingest => Source::Ingest,
+            SourceJson::Vertical => Source::Vertical,
+            SourceJson::Track(n) => Source::Track(n),
+            SourceJson::Rendition(id) => Source::Rendition(id),
         }
     }
 }
 
 impl From<&crate::destinations::Source> for SourceJson {
     fn from(s: &crate::destinations::Source) -> Self {
+        use crate::destinations::Source;
         match s {
-            crate::destinations::Source::Ingest => SourceJson::Ingest,
-            crate::destinations::Source::Rendition(id) => SourceJson::Rendition(id.clone()),
+            Source::Ingest => SourceJson::Ingest,
+            Source::Vertical => SourceJson::Vertical,
+            Source::Track(n) => SourceJson::Track(*n),
+            Source::Rendition(id) => SourceJson::Rendition(id.clone()),
         }
     }
 }
@@ -167,6 +184,8 @@ impl DestinationJson {
             ingest: keys.key(&d.ingest),
             via_obs: d.via_obs.clone(),
             source: (&d.source).into(),
+            audio_track: d.audio_track,
+            relaying: v.relaying.clone(),
             status,
         }
     }
@@ -244,6 +263,10 @@ pub struct IngestJson {
     /// The pull feeding this ingest, when one is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pull: Option<super::pull::PullJson>,
+    /// The tracks of a multitrack ingest (OBS's multitrack video), track 0
+    /// first; absent for an ordinary single-track ingest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<crate::hub::TrackSnapshot>,
 }
 
 impl IngestJson {
@@ -264,8 +287,30 @@ impl IngestJson {
             keyframe_interval_s: s.keyframe_interval_s,
             destinations_attached: s.destinations_attached,
             pull: None,
+            tracks: tracks_json(s.tracks, s.bitrate_kbps),
         }
     }
+}
+
+/// The tracks rounded for display; track 0's bitrate is the ingest's
+/// minus the other tracks' (the hub counts the connection's bytes).
+fn tracks_json(
+    mut tracks: Vec<crate::hub::TrackSnapshot>,
+    total_kbps: f64,
+) -> Vec<crate::hub::TrackSnapshot> {
+    let others: f64 = tracks
+        .iter()
+        .filter(|t| t.track != 0)
+        .map(|t| t.bitrate_kbps)
+        .sum();
+    for t in &mut tracks {
+        if t.track == 0 {
+            t.bitrate_kbps = (total_kbps - others).max(0.0);
+        }
+        t.bitrate_kbps = t.bitrate_kbps.round();
+        t.frame_rate = t.frame_rate.map(|f| (f * 100.0).round() / 100.0);
+    }
+    tracks
 }
 
 /// `GET /ingest`.

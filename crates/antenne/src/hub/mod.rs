@@ -368,6 +368,7 @@ impl Hub {
         for (_, q) in &st.subscribers {
             q.offer(&frame, &st.cache, &self.limits);
         }
+        st.tracks.offer_track0(&frame, &st.cache, &self.limits);
     }
 
     /// Wakes the destinations that have frames waiting. The ingest calls it
@@ -520,6 +521,7 @@ impl Hub {
                         .info
                         .metadata_frame_rate
                         .or((measured_fps > 0.0).then_some(measured_fps)),
+                    bitrate_kbps: 0.0,
                 };
                 std::iter::once(track0)
                     .chain(st.tracks.snapshots())

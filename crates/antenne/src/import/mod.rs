@@ -399,6 +399,7 @@ pub fn stored(plan: &Plan, ingest: &str) -> Vec<StoredDestination> {
             ingest: ingest.to_owned(),
             via_obs: None,
             source: None,
+            tracks: None,
         })
         .collect()
 }

@@ -74,6 +74,10 @@ pub enum OutputError {
     Io(String),
     #[error("stalled: the server accepted no data for {0} s (it stopped reading, or reads far slower than the stream)")]
     Stalled(u64),
+    /// The destination's source has nothing to relay now (e.g. no vertical
+    /// track nor rendition); see [`super::feed::Feed::pick`].
+    #[error("{0}")]
+    NoSource(String),
 }
 
 fn describe(s: &Status) -> String {

@@ -7,6 +7,7 @@
 //! - [`tls`]: failed TLS handshakes explained in plain words.
 
 pub mod connection;
+pub mod feed;
 pub mod supervisor;
 pub mod tls;
 pub mod url;

@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::connection::{self, LiveEnd, Timeouts};
+use super::feed::Feed;
 use super::url::Target;
 use super::{OutputState, OutputStats};
 use crate::backoff::Backoff;
 use crate::history::{EventKind, History};
-use crate::hub::Hub;
 
 /// First retry delay.
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -46,7 +46,7 @@ pub const BACKOFF: Backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
 pub async fn supervise(
     id: String,
     target: Target,
-    hub: Arc<Hub>,
+    feed: Arc<dyn Feed>,
     stats: Arc<OutputStats>,
     ctx: Arc<OutputContext>,
     history: History,
@@ -54,7 +54,7 @@ pub async fn supervise(
 ) {
     let dest = target.redacted();
     let set = |state| stats.set_state_unless_cancelled(&cancel, state);
-    let mut live = hub.watch_live();
+    let mut live = feed.live();
     let mut backoff = BACKOFF;
     // The history gets the first failure of a streak and any change of
     // error, not every retry.
@@ -72,12 +72,21 @@ pub async fn supervise(
         set(OutputState::Connecting {
             attempt: backoff.failures() + 1,
         });
-        let opened = tokio::select! {
+        // What this connection relays is picked now (a "vertical" source
+        // looks at the ingest's tracks as they are).
+        let picked = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = connection::open(&target, &ctx.tls, &ctx.timeouts) => r,
+            p = feed.pick() => p.map_err(connection::OutputError::NoSource),
+        };
+        let opened = match picked {
+            Ok(picked) => tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = connection::open(&target, &ctx.tls, &ctx.timeouts) => r.map(|o| (o, picked)),
+            },
+            Err(e) => Err(e),
         };
         let error = match opened {
-            Ok((io, session)) => {
+            Ok(((io, session), picked)) => {
                 let since = Instant::now();
                 set(OutputState::Live {
                     since: SystemTime::now(),
@@ -86,9 +95,10 @@ pub async fn supervise(
                 info!(destination = %id, url = %dest, "destination live");
                 history.record(EventKind::WentLive, label, format!("live on {dest}"), None);
                 last_recorded = None;
-                let sub = hub.subscribe();
+                let _hold = picked.hold;
                 let result =
-                    connection::relay(io, session, sub, &stats, &ctx.timeouts, &cancel).await;
+                    connection::relay(io, session, picked.sub, &stats, &ctx.timeouts, &cancel)
+                        .await;
                 if since.elapsed() >= STABLE_AFTER {
                     backoff.reset();
                 }

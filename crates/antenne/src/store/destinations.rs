@@ -1,8 +1,45 @@
 //! Destinations and ingest keys in the store.
+//!
+//! A destination's source is two columns: `source` (a rendition id, as
+//! since schema 5) and `tracks` (its own migration: JSON of [`StoredTracks`], the
+//! ingest's video and audio tracks it takes; NULL for the main picture
+//! with audio track 0). A value this antenne cannot read loads as NULL.
 
 use rusqlite::params;
+use serde::{Deserialize, Serialize};
 
 use super::*;
+
+/// Which of its ingest's tracks a destination takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTracks {
+    #[serde(default)]
+    pub video: StoredVideo,
+    /// Audio track id (0: the main one).
+    #[serde(default)]
+    pub audio: u8,
+}
+
+/// The video a destination takes from its ingest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredVideo {
+    /// Track 0.
+    #[default]
+    Main,
+    /// A portrait track when the ingest has one, else a portrait rendition.
+    Vertical,
+    /// That video track.
+    Track(u8),
+}
+
+fn tracks_to_sql(t: &Option<StoredTracks>) -> Option<String> {
+    t.as_ref().and_then(|t| serde_json::to_string(t).ok())
+}
+
+fn tracks_from_sql(s: Option<String>) -> Option<StoredTracks> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+}
 
 impl Store {
     // === destinations ===
@@ -11,7 +48,7 @@ impl Store {
         let conn = self.lock();
         let mut stmt = conn
             .prepare(
-                "SELECT id, name, platform, url, key, enabled, ingest, via_obs, source FROM destinations
+                "SELECT id, name, platform, url, key, enabled, ingest, via_obs, source, tracks FROM destinations
                  ORDER BY position, created_at",
             )
             .map_err(write_error)?;
@@ -27,6 +64,7 @@ impl Store {
                     ingest: r.get(6)?,
                     via_obs: r.get(7)?,
                     source: r.get(8)?,
+                    tracks: tracks_from_sql(r.get(9)?),
                 })
             })
             .map_err(write_error)?;
@@ -37,10 +75,10 @@ impl Store {
         let conn = self.lock();
         let t = now();
         conn.execute(
-            "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at, source)
+            "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at, source, tracks)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9,
-                     (SELECT COALESCE(MAX(position), 0) + 1 FROM destinations), ?8, ?8, ?10)",
-            params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, t, d.via_obs, d.source],
+                     (SELECT COALESCE(MAX(position), 0) + 1 FROM destinations), ?8, ?8, ?10, ?11)",
+            params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, t, d.via_obs, d.source, tracks_to_sql(&d.tracks)],
         )
         .map_err(write_error)?;
         Ok(())
@@ -53,10 +91,10 @@ impl Store {
         let t = now();
         for d in list {
             tx.execute(
-                "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at, source)
+                "INSERT INTO destinations (id, name, platform, url, key, enabled, ingest, via_obs, position, created_at, updated_at, source, tracks)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9,
-                         (SELECT COALESCE(MAX(position), 0) + 1 FROM destinations), ?8, ?8, ?10)",
-                params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, t, d.via_obs, d.source],
+                         (SELECT COALESCE(MAX(position), 0) + 1 FROM destinations), ?8, ?8, ?10, ?11)",
+                params![d.id, d.name, d.platform, d.url, d.key, d.enabled, d.ingest, t, d.via_obs, d.source, tracks_to_sql(&d.tracks)],
             )
             .map_err(write_error)?;
         }
@@ -67,7 +105,7 @@ impl Store {
         let conn = self.lock();
         conn.execute(
             "UPDATE destinations SET name = ?2, platform = ?3, url = ?4, key = ?5, enabled = ?6,
-             ingest = ?7, updated_at = ?8, via_obs = ?9, source = ?10 WHERE id = ?1",
+             ingest = ?7, updated_at = ?8, via_obs = ?9, source = ?10, tracks = ?11 WHERE id = ?1",
             params![
                 d.id,
                 d.name,
@@ -78,7 +116,8 @@ impl Store {
                 d.ingest,
                 now(),
                 d.via_obs,
-                d.source
+                d.source,
+                tracks_to_sql(&d.tracks)
             ],
         )
         .map_err(write_error)?;
@@ -178,6 +217,7 @@ mod tests {
             ingest: "i".into(),
             via_obs: None,
             source: None,
+            tracks: None,
         }
     }
 
@@ -207,6 +247,44 @@ mod tests {
         let backup = s.export().expect("exports");
         let order: Vec<&str> = backup.destinations.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(order, ["c", "a", "b", "d"]);
+    }
+
+    #[test]
+    fn keeps_a_destinations_tracks_across_reopen_and_in_backups() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let vertical = StoredTracks {
+            video: StoredVideo::Vertical,
+            audio: 2,
+        };
+        {
+            let s = Store::open(dir.path()).expect("opens");
+            let mut d = dest("a");
+            d.tracks = Some(vertical);
+            s.insert_destination(&d).expect("saves");
+            d.id = "b".into();
+            d.tracks = Some(StoredTracks {
+                video: StoredVideo::Track(1),
+                audio: 0,
+            });
+            s.insert_destination(&d).expect("saves");
+            s.insert_destination(&dest("c")).expect("saves");
+        }
+        let s = Store::open(dir.path()).expect("opens again");
+        let tracks: Vec<_> = s
+            .destinations()
+            .expect("lists")
+            .iter()
+            .map(|d| d.tracks)
+            .collect();
+        assert_eq!(tracks[0], Some(vertical));
+        assert_eq!(tracks[1].map(|t| t.video), Some(StoredVideo::Track(1)));
+        assert_eq!(tracks[2], None);
+        let json = serde_json::to_value(&s.export().expect("exports").destinations[0])
+            .expect("serialises");
+        assert_eq!(
+            json["tracks"],
+            serde_json::json!({"video": "vertical", "audio": 2})
+        );
     }
 
     #[test]

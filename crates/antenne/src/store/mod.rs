@@ -120,6 +120,9 @@ const MIGRATIONS: &[&str] = &[
         enabled INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
      );",
+    // 7: which of the ingest's tracks a destination takes (JSON of
+    // `StoredTracks`; NULL: the main picture and audio track 0).
+    "ALTER TABLE destinations ADD COLUMN tracks TEXT;",
 ];
 
 /// Setting: the host OBS reaches antenne at (shown in the OBS settings,
@@ -200,7 +203,13 @@ pub struct StoredDestination {
     /// The rendition it relays (an id); `None`: its ingest as it comes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Which of the ingest's tracks it takes (not with a rendition);
+    /// `None`: the main picture and audio track 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracks: Option<StoredTracks>,
 }
+
+pub use destinations::{StoredTracks, StoredVideo};
 
 fn custom() -> String {
     "custom".into()
@@ -452,6 +461,7 @@ mod tests {
             ingest: "live_k".into(),
             via_obs: None,
             source: None,
+            tracks: None,
         }
     }
 

@@ -151,6 +151,7 @@ mod tests {
             ingest: "ingestkey".into(),
             via_obs: None,
             source: Some("r1".into()),
+            tracks: None,
         };
         store.insert_destination(&d).expect("saves");
         drop(store);
