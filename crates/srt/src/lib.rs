@@ -1,0 +1,741 @@
+//! antenne's binding to Haivision's libsrt (the SRT library OBS and ffmpeg
+//! use, so interoperability holds by construction), loaded at run time with
+//! `dlopen` (`libsrt.so.1.5`, then `libsrt.so`; `ANTENNE_LIBSRT` names
+//! another file, e.g. `/nonexistent` to test antenne without it). antenne
+//! builds without libsrt's headers and runs without the library: [`Srt::get`]
+//! then says why SRT is unavailable.
+//!
+//! Every call here blocks (libsrt's own threads do the network work): call
+//! them from dedicated threads, never from an async runtime's.
+//!
+//! The unsafe code is in this crate only ([`ffi`] resolves the functions,
+//! this file calls them); its invariants:
+//! - an [`Api`] lives for the whole process (a `OnceLock`), so its function
+//!   pointers stay valid;
+//! - a [`Socket`] or [`Listener`] owns its SRT socket id and closes it
+//!   once, on drop; buffers passed to libsrt are valid for the call's length;
+//! - the listen callback's state is leaked on purpose (one per listener, a
+//!   few per process) since libsrt may call it from its own thread until
+//!   the listener is closed; the callback never unwinds into C.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+mod ffi;
+use ffi::{Api, Sock};
+
+/// The library names tried, in order, unless `ANTENNE_LIBSRT` names one.
+pub const LIBRARY_NAMES: [&str; 2] = ["libsrt.so.1.5", "libsrt.so"];
+/// What the user should install when libsrt is missing.
+pub const INSTALL_HINT: &str = "install libsrt1.5-openssl";
+
+/// The loaded library; cheap to copy.
+#[derive(Clone, Copy)]
+pub struct Srt {
+    api: &'static Api,
+}
+
+impl std::fmt::Debug for Srt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Srt")
+    }
+}
+
+/// An SRT failure, in libsrt's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// libsrt's error code (`SRT_ERRNO`), 0 when not from libsrt.
+    pub code: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+static LOADED: OnceLock<Result<Srt, String>> = OnceLock::new();
+
+impl Srt {
+    /// libsrt, loaded and started once per process, or why it is not there
+    /// (e.g. "SRT unavailable: libsrt.so.1.5: cannot open …; install
+    /// libsrt1.5-openssl").
+    pub fn get() -> Result<Srt, String> {
+        LOADED
+            .get_or_init(|| {
+                let custom = std::env::var("ANTENNE_LIBSRT")
+                    .ok()
+                    .filter(|s| !s.is_empty());
+                let names: Vec<&str> = match &custom {
+                    Some(name) => vec![name.as_str()],
+                    None => LIBRARY_NAMES.to_vec(),
+                };
+                let api = Api::load(&names)
+                    .map_err(|e| format!("SRT unavailable: {e}; {INSTALL_HINT}"))?;
+                let api: &'static Api = Box::leak(Box::new(api));
+                // SAFETY: srt_startup takes no arguments; calling it more
+                // than once is allowed (it counts), and it runs once here.
+                if unsafe { (api.startup)() } < 0 {
+                    return Err("SRT unavailable: srt_startup failed".into());
+                }
+                Ok(Srt { api })
+            })
+            .clone()
+    }
+
+    fn last_error(&self) -> Error {
+        let mut errno: c_int = 0;
+        // SAFETY: both read libsrt's thread-local last error; the string is
+        // libsrt's, valid until the next call on this thread, copied here.
+        let (code, message) = unsafe {
+            let code = (self.api.getlasterror)(&mut errno);
+            let p = (self.api.getlasterror_str)();
+            let message = if p.is_null() {
+                format!("SRT error {code}")
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            };
+            (code, message)
+        };
+        Error { code, message }
+    }
+
+    fn new_socket(&self) -> Result<Socket, Error> {
+        // SAFETY: no arguments; the id returned is owned by the `Socket`.
+        let id = unsafe { (self.api.create_socket)() };
+        if id == ffi::INVALID_SOCK {
+            return Err(self.last_error());
+        }
+        Ok(Socket { srt: *self, id })
+    }
+
+    /// Connects to a listener as a caller, in live mode (what OBS and ffmpeg
+    /// use), and returns the connected socket, or the failure (a rejection
+    /// says why, e.g. a wrong passphrase).
+    pub fn connect(&self, addr: SocketAddr, options: &CallerOptions) -> Result<Socket, Error> {
+        let socket = self.new_socket()?;
+        if let Some(id) = &options.stream_id {
+            socket.set_string(ffi::SRTO_STREAMID, id)?;
+        }
+        if let Some(p) = &options.passphrase {
+            socket.set_string(ffi::SRTO_PASSPHRASE, p)?;
+        }
+        if let Some(l) = options.latency {
+            socket.set_int(ffi::SRTO_LATENCY, millis(l))?;
+        }
+        socket.set_int(ffi::SRTO_CONNTIMEO, millis(options.connect_timeout))?;
+        let (storage, len) = to_sockaddr(addr);
+        // SAFETY: `storage` holds a sockaddr of `len` bytes for the call.
+        let r = unsafe {
+            (self.api.connect)(
+                socket.id,
+                &storage as *const libc::sockaddr_storage as *const libc::sockaddr,
+                len,
+            )
+        };
+        if r == ffi::SRT_ERROR {
+            let mut e = self.last_error();
+            // SAFETY: plain getter on a socket this function owns.
+            let reason = unsafe { (self.api.getrejectreason)(socket.id) };
+            if reason > 1 {
+                e.message = format!("{} ({})", e.message, self.reject_reason(reason));
+            }
+            return Err(e);
+        }
+        Ok(socket)
+    }
+
+    fn reject_reason(&self, code: c_int) -> String {
+        if code >= 1000 {
+            return match code {
+                1401 => "unauthorized: wrong stream id or key".into(),
+                1403 => "forbidden".into(),
+                1404 => "not found: unknown stream id".into(),
+                1409 => "conflict: this stream is already live".into(),
+                1402 => "overloaded".into(),
+                c => format!("rejected by the peer, code {c}"),
+            };
+        }
+        // SAFETY: srt_rejectreason_str returns a static string for any code.
+        unsafe {
+            let p = (self.api.rejectreason_str)(code);
+            if p.is_null() {
+                format!("reason {code}")
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        }
+    }
+
+    /// Binds a live-mode listener on `addr`; `decide` sees each caller's
+    /// handshake (in libsrt's thread: it must be quick and must not block)
+    /// before the connection is accepted.
+    pub fn listen(
+        &self,
+        addr: SocketAddr,
+        backlog: usize,
+        options: &ListenerOptions,
+        decide: Box<dyn Fn(&Handshake) -> Verdict + Send + Sync>,
+    ) -> Result<Listener, Error> {
+        let socket = self.new_socket()?;
+        if let Some(l) = options.latency {
+            socket.set_int(ffi::SRTO_RCVLATENCY, millis(l))?;
+        }
+        socket.set_int(ffi::SRTO_PEERIDLETIMEO, millis(options.peer_idle_timeout))?;
+        let (storage, len) = to_sockaddr(addr);
+        // SAFETY: `storage` holds a sockaddr of `len` bytes for the call.
+        let r = unsafe {
+            (self.api.bind)(
+                socket.id,
+                &storage as *const libc::sockaddr_storage as *const libc::sockaddr,
+                len,
+            )
+        };
+        if r == ffi::SRT_ERROR {
+            return Err(self.last_error());
+        }
+        let state: &'static CallbackState =
+            Box::leak(Box::new(CallbackState { srt: *self, decide }));
+        // SAFETY: `state` is leaked, so valid for as long as libsrt may call
+        // the trampoline; the trampoline matches srt_listen_callback_fn.
+        let r = unsafe {
+            (self.api.listen_callback)(
+                socket.id,
+                Some(trampoline),
+                state as *const CallbackState as *mut c_void,
+            )
+        };
+        if r == ffi::SRT_ERROR {
+            return Err(self.last_error());
+        }
+        // SAFETY: a socket this function owns.
+        if unsafe { (self.api.listen)(socket.id, backlog.min(1024) as c_int) } == ffi::SRT_ERROR {
+            return Err(self.last_error());
+        }
+        // SAFETY: no arguments; the id is released in Listener's drop.
+        let epoll = unsafe { (self.api.epoll_create)() };
+        if epoll < 0 {
+            return Err(self.last_error());
+        }
+        let events = ffi::SRT_EPOLL_IN | ffi::SRT_EPOLL_ERR;
+        // SAFETY: valid epoll id and socket; `events` outlives the call.
+        if unsafe { (self.api.epoll_add_usock)(epoll, socket.id, &events) } < 0 {
+            let e = self.last_error();
+            // SAFETY: the epoll id created above, released once.
+            unsafe { (self.api.epoll_release)(epoll) };
+            return Err(e);
+        }
+        Ok(Listener { socket, epoll })
+    }
+}
+
+fn millis(d: Duration) -> i32 {
+    d.as_millis().min(i32::MAX as u128) as i32
+}
+
+/// How a caller connects.
+#[derive(Debug, Clone)]
+pub struct CallerOptions {
+    pub stream_id: Option<String>,
+    /// 10 to 79 characters (AES encryption), as libsrt requires.
+    pub passphrase: Option<String>,
+    pub latency: Option<Duration>,
+    pub connect_timeout: Duration,
+}
+
+impl Default for CallerOptions {
+    fn default() -> Self {
+        Self {
+            stream_id: None,
+            passphrase: None,
+            latency: None,
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// How a listener accepts.
+#[derive(Debug, Clone)]
+pub struct ListenerOptions {
+    /// The receiver latency (the larger of it and the caller's is used).
+    pub latency: Option<Duration>,
+    /// A connection whose peer is silent (not even keepalives) this long
+    /// breaks.
+    pub peer_idle_timeout: Duration,
+}
+
+/// A caller's handshake, as the listen callback sees it.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    pub peer: Option<SocketAddr>,
+    /// The caller's `streamid` (SRTO_STREAMID), empty without one.
+    pub stream_id: String,
+}
+
+/// What the listen callback decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accept, with this passphrase required (a caller without it, or with
+    /// another, is refused by libsrt).
+    Accept { passphrase: Option<String> },
+    /// Refuse, with an access-control code (`SRT_REJX_*`, 1000 to 1999,
+    /// e.g. 1401 unauthorized) the caller sees.
+    Reject(i32),
+}
+
+struct CallbackState {
+    srt: Srt,
+    decide: Box<dyn Fn(&Handshake) -> Verdict + Send + Sync>,
+}
+
+/// `srt_listen_callback_fn`: turns the C arguments into a [`Handshake`],
+/// asks the callback, and applies its [`Verdict`] to the new socket.
+unsafe extern "C" fn trampoline(
+    opaque: *mut c_void,
+    ns: Sock,
+    _hs_version: c_int,
+    peer: *const libc::sockaddr,
+    stream_id: *const c_char,
+) -> c_int {
+    let run = || {
+        // SAFETY: `opaque` is the leaked `CallbackState` given to
+        // srt_listen_callback, valid for the process's life.
+        let state = unsafe { &*(opaque as *const CallbackState) };
+        let stream_id = if stream_id.is_null() {
+            String::new()
+        } else {
+            // SAFETY: libsrt passes a NUL-terminated string (≤ 512 bytes)
+            // valid for the callback's duration; copied here.
+            unsafe { CStr::from_ptr(stream_id) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        // SAFETY: libsrt passes the caller's address (or null).
+        let peer = unsafe { from_sockaddr(peer) };
+        let handshake = Handshake { peer, stream_id };
+        match (state.decide)(&handshake) {
+            Verdict::Accept { passphrase } => {
+                if let Some(p) = passphrase {
+                    let Ok(c) = CString::new(p) else { return -1 };
+                    let bytes = c.as_bytes();
+                    // SAFETY: `ns` is the pending socket libsrt handed us;
+                    // the buffer is valid for `bytes.len()` bytes.
+                    let r = unsafe {
+                        (state.srt.api.setsockflag)(
+                            ns,
+                            ffi::SRTO_PASSPHRASE,
+                            bytes.as_ptr() as *const c_void,
+                            bytes.len() as c_int,
+                        )
+                    };
+                    if r == ffi::SRT_ERROR {
+                        return -1;
+                    }
+                }
+                0
+            }
+            Verdict::Reject(code) => {
+                // SAFETY: `ns` is the pending socket libsrt handed us.
+                unsafe { (state.srt.api.setrejectreason)(ns, code) };
+                -1
+            }
+        }
+    };
+    // Never unwind into C: a panic refuses the caller.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or(-1)
+}
+
+/// A connected SRT socket (live mode: each send is one message of at most
+/// [`Socket::MAX_MESSAGE`] bytes). Closed on drop.
+pub struct Socket {
+    srt: Srt,
+    id: Sock,
+}
+
+/// What a receive gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    Data(usize),
+    /// Nothing within the receive timeout.
+    Timeout,
+}
+
+impl Socket {
+    /// The largest message live mode sends (7 TS packets).
+    pub const MAX_MESSAGE: usize = 1316;
+
+    fn set_int(&self, opt: c_int, value: i32) -> Result<(), Error> {
+        // SAFETY: an int option, given as 4 bytes valid for the call.
+        let r = unsafe {
+            (self.srt.api.setsockflag)(
+                self.id,
+                opt,
+                &value as *const i32 as *const c_void,
+                std::mem::size_of::<i32>() as c_int,
+            )
+        };
+        if r == ffi::SRT_ERROR {
+            return Err(self.srt.last_error());
+        }
+        Ok(())
+    }
+
+    fn set_string(&self, opt: c_int, value: &str) -> Result<(), Error> {
+        // SAFETY: a string option, given as `len` bytes valid for the call.
+        let r = unsafe {
+            (self.srt.api.setsockflag)(
+                self.id,
+                opt,
+                value.as_ptr() as *const c_void,
+                value.len() as c_int,
+            )
+        };
+        if r == ffi::SRT_ERROR {
+            return Err(self.srt.last_error());
+        }
+        Ok(())
+    }
+
+    /// The stream id the caller sent (for an accepted socket).
+    pub fn stream_id(&self) -> String {
+        let mut buf = [0u8; 513];
+        let mut len = buf.len() as c_int;
+        // SAFETY: `buf` is writable for `len` bytes; libsrt writes `len`.
+        let r = unsafe {
+            (self.srt.api.getsockflag)(
+                self.id,
+                ffi::SRTO_STREAMID,
+                buf.as_mut_ptr() as *mut c_void,
+                &mut len,
+            )
+        };
+        if r == ffi::SRT_ERROR {
+            return String::new();
+        }
+        let len = (len.max(0) as usize).min(buf.len());
+        String::from_utf8_lossy(&buf[..len])
+            .trim_end_matches('\0')
+            .to_string()
+    }
+
+    /// Blocks at most `timeout` in each later [`Socket::recv`].
+    pub fn set_recv_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        self.set_int(ffi::SRTO_RCVTIMEO, millis(timeout).max(1))
+    }
+
+    /// Blocks at most `timeout` in each later [`Socket::send`].
+    pub fn set_send_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        self.set_int(ffi::SRTO_SNDTIMEO, millis(timeout).max(1))
+    }
+
+    /// Receives one message into `buf` (give it at least
+    /// [`Socket::MAX_MESSAGE`] bytes). An error means the connection ended.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<Received, Error> {
+        let len = buf.len().min(i32::MAX as usize) as c_int;
+        // SAFETY: `buf` is writable for `len` bytes.
+        let n = unsafe { (self.srt.api.recv)(self.id, buf.as_mut_ptr() as *mut c_char, len) };
+        if n == ffi::SRT_ERROR {
+            let e = self.srt.last_error();
+            if e.code == ffi::SRT_EASYNCRCV || e.code == ffi::SRT_ETIMEOUT {
+                return Ok(Received::Timeout);
+            }
+            return Err(e);
+        }
+        Ok(Received::Data(n.max(0) as usize))
+    }
+
+    /// Sends one message (at most [`Socket::MAX_MESSAGE`] bytes). An error
+    /// means the connection ended or the peer stopped reading.
+    pub fn send(&self, data: &[u8]) -> Result<(), Error> {
+        let len = data.len().min(Self::MAX_MESSAGE) as c_int;
+        // SAFETY: `data` is readable for `len` bytes.
+        let n = unsafe { (self.srt.api.send)(self.id, data.as_ptr() as *const c_char, len) };
+        if n == ffi::SRT_ERROR {
+            let mut e = self.srt.last_error();
+            if e.code == ffi::SRT_EASYNCSND || e.code == ffi::SRT_ETIMEOUT {
+                e.message = "the peer stopped reading (send timed out)".into();
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: the id this value owns, closed once.
+        unsafe { (self.srt.api.close)(self.id) };
+    }
+}
+
+/// A listening socket.
+pub struct Listener {
+    socket: Socket,
+    epoll: c_int,
+}
+
+impl Listener {
+    /// The address it listens on (its port when bound to port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        let srt = self.socket.srt;
+        // SAFETY: all-zero is a valid sockaddr_storage; libsrt writes at
+        // most `len` bytes into it.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as c_int;
+        let r = unsafe {
+            (srt.api.getsockname)(
+                self.socket.id,
+                &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+                &mut len,
+            )
+        };
+        if r == ffi::SRT_ERROR {
+            return Err(srt.last_error());
+        }
+        // SAFETY: libsrt filled `storage` with the bound address.
+        unsafe { from_sockaddr(&storage as *const libc::sockaddr_storage as *const libc::sockaddr) }
+            .ok_or_else(|| Error {
+                code: 0,
+                message: "the listener has no address".into(),
+            })
+    }
+
+    /// The next accepted connection, or `None` when none came within
+    /// `timeout` (so the caller can check whether to stop).
+    pub fn accept(&self, timeout: Duration) -> Result<Option<(Socket, Option<SocketAddr>)>, Error> {
+        let srt = self.socket.srt;
+        let mut event = ffi::EpollEvent { fd: 0, events: 0 };
+        // SAFETY: `event` is writable for one entry.
+        let n =
+            unsafe { (srt.api.epoll_uwait)(self.epoll, &mut event, 1, timeout.as_millis() as i64) };
+        if n <= 0 {
+            if n < 0 {
+                let e = srt.last_error();
+                if e.code != ffi::SRT_ETIMEOUT {
+                    return Err(e);
+                }
+            }
+            return Ok(None);
+        }
+        // SAFETY: storage is writable for `len` bytes; the new id is owned
+        // by the returned `Socket`.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as c_int;
+        let id = unsafe {
+            (srt.api.accept)(
+                self.socket.id,
+                &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+                &mut len,
+            )
+        };
+        if id == ffi::INVALID_SOCK {
+            let e = srt.last_error();
+            if e.code == ffi::SRT_EASYNCRCV {
+                return Ok(None);
+            }
+            return Err(e);
+        }
+        // SAFETY: libsrt filled `storage` with the peer's address.
+        let peer = unsafe {
+            from_sockaddr(&storage as *const libc::sockaddr_storage as *const libc::sockaddr)
+        };
+        Ok(Some((Socket { srt, id }, peer)))
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // SAFETY: the epoll id this value owns, released once (the socket
+        // closes in its own drop).
+        unsafe { (self.socket.srt.api.epoll_release)(self.epoll) };
+    }
+}
+
+fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, c_int) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for
+            // sockaddr_in.
+            unsafe {
+                std::ptr::write(
+                    &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in,
+                    sin,
+                )
+            };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for
+            // sockaddr_in6.
+            unsafe {
+                std::ptr::write(
+                    &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6,
+                    sin6,
+                )
+            };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as c_int)
+}
+
+/// # Safety
+/// `p` is null or points to a sockaddr_in/sockaddr_in6 of its family.
+unsafe fn from_sockaddr(p: *const libc::sockaddr) -> Option<SocketAddr> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: per this function's contract.
+    unsafe {
+        match c_int::from((*p).sa_family) {
+            libc::AF_INET => {
+                let sin = &*(p as *const libc::sockaddr_in);
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(sin.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                let sin6 = &*(p as *const libc::sockaddr_in6);
+                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    ip,
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The ingest key an SRT stream id carries: the whole id (`KEY`), or the
+/// `r` of the access-control form (`#!::r=live/KEY,m=publish`, or
+/// `#!::r=KEY`); `None` for an access-control id without `r` or with a mode
+/// other than `publish`.
+pub fn key_from_stream_id(id: &str) -> Option<&str> {
+    let Some(fields) = id.strip_prefix("#!::") else {
+        return Some(id);
+    };
+    let mut resource = None;
+    for field in fields.split(',') {
+        let (k, v) = field.split_once('=')?;
+        match k {
+            "r" => resource = Some(v),
+            "m" if v != "publish" => return None,
+            _ => {}
+        }
+    }
+    let r = resource?;
+    Some(r.strip_prefix("live/").unwrap_or(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_key_from_plain_and_access_control_stream_ids() {
+        assert_eq!(key_from_stream_id("abc"), Some("abc"));
+        assert_eq!(key_from_stream_id("#!::r=live/abc,m=publish"), Some("abc"));
+        assert_eq!(key_from_stream_id("#!::m=publish,r=abc"), Some("abc"));
+        assert_eq!(key_from_stream_id("#!::r=abc"), Some("abc"));
+        assert_eq!(key_from_stream_id("#!::r=live/abc,m=request"), None);
+        assert_eq!(key_from_stream_id("#!::u=me"), None);
+        assert_eq!(key_from_stream_id("#!::garbage"), None);
+    }
+
+    #[test]
+    fn socket_addresses_survive_the_round_trip_through_sockaddr() {
+        for a in ["127.0.0.1:9000", "[::1]:1234"] {
+            let addr: SocketAddr = a.parse().unwrap();
+            let (storage, _) = to_sockaddr(addr);
+            // SAFETY: to_sockaddr wrote a sockaddr of the address's family.
+            let back = unsafe {
+                from_sockaddr(&storage as *const libc::sockaddr_storage as *const libc::sockaddr)
+            };
+            assert_eq!(back, Some(addr));
+        }
+    }
+
+    #[test]
+    fn connects_and_carries_messages_through_libsrt() {
+        let srt = Srt::get().expect("libsrt (libsrt1.5-openssl) is installed for the tests");
+        let listener = srt
+            .listen(
+                "127.0.0.1:0".parse().unwrap(),
+                4,
+                &ListenerOptions {
+                    latency: None,
+                    peer_idle_timeout: Duration::from_secs(5),
+                },
+                Box::new(|h| {
+                    if h.stream_id == "good" {
+                        Verdict::Accept {
+                            passphrase: Some("0123456789secret".into()),
+                        }
+                    } else {
+                        Verdict::Reject(1401)
+                    }
+                }),
+            )
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            for _ in 0..100 {
+                if let Some((socket, _)) = listener.accept(Duration::from_millis(100)).unwrap() {
+                    socket.set_recv_timeout(Duration::from_secs(5)).unwrap();
+                    let mut buf = [0u8; 1500];
+                    let Received::Data(n) = socket.recv(&mut buf).unwrap() else {
+                        panic!("nothing received");
+                    };
+                    return (socket.stream_id(), buf[..n].to_vec());
+                }
+            }
+            panic!("no connection accepted");
+        });
+        let options = |id: &str, pass: &str| CallerOptions {
+            stream_id: Some(id.into()),
+            passphrase: Some(pass.into()),
+            ..CallerOptions::default()
+        };
+        let wrong_key = srt.connect(addr, &options("bad", "0123456789secret"));
+        let e = wrong_key.err().expect("a wrong stream id is refused");
+        assert!(e.message.contains("unauthorized"), "{e}");
+        let wrong_pass = srt.connect(addr, &options("good", "0123456789wrong!"));
+        assert!(wrong_pass.is_err(), "a wrong passphrase is refused");
+        let caller = srt
+            .connect(addr, &options("good", "0123456789secret"))
+            .unwrap();
+        caller.send(b"hello").unwrap();
+        let (id, data) = server.join().unwrap();
+        assert_eq!(id, "good");
+        assert_eq!(data, b"hello");
+    }
+}
