@@ -29,6 +29,7 @@ mod pes;
 mod psi;
 #[cfg(test)]
 mod tests;
+pub mod to_flv;
 
 use psi::SectionBuffer;
 
