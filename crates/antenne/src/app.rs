@@ -417,6 +417,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         history.clone(),
         shutdown.child_token(),
     ));
+    let srt_status = match cli.srt()? {
+        None => ingest::srt::SrtStatus::Off,
+        Some(listen) => ingest::srt::SrtIngest {
+            listen,
+            latency: cli.srt_latency_ms.map(Duration::from_millis),
+            hubs: hubs.clone(),
+            history: history.clone(),
+            passphrases: ingest_keys.srt_passphrases().clone(),
+        }
+        .start(shutdown.child_token()),
+    };
+    if let ingest::srt::SrtStatus::Listening(addr) = &srt_status {
+        println!(
+            "               or srt://{host}:{}?streamid=<stream key> (SRT)",
+            addr.port()
+        );
+    }
     let recorder = crate::recording::Recorder::start(
         cli.recordings_dir
             .clone()
@@ -463,6 +480,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             obs,
             rtmp_port: rtmp_addr.port(),
             rtmps_port: rtmps_addr.map(|a| a.port()),
+            srt: srt_status,
             alerts,
             secure_cookies: cli.behind_tls_proxy,
             recorder: recorder.clone(),

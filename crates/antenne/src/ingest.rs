@@ -36,6 +36,7 @@ use crate::history::{EventKind, History};
 use crate::hub::{Hub, PublishGuard};
 
 mod admission;
+pub mod srt;
 pub mod tls;
 use admission::{Admission, Refusals, Slot};
 

@@ -16,6 +16,7 @@ mod backup;
 mod destinations;
 mod events;
 mod renditions;
+mod srt;
 mod webhooks;
 pub use renditions::StoredRendition;
 use std::path::{Path, PathBuf};
@@ -110,6 +111,12 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
      );
      ALTER TABLE destinations ADD COLUMN source TEXT;",
+    // 6: SRT passphrases of ingest keys (a secret, like the key itself);
+    // its own table so keys given on the command line can have one too.
+    "CREATE TABLE srt_passphrases (
+        key TEXT PRIMARY KEY,
+        passphrase TEXT NOT NULL
+     );",
 ];
 
 /// Setting: the host OBS reaches antenne at (shown in the OBS settings,
