@@ -202,3 +202,144 @@ fn without_libsrt_antenne_relays_rtmp_and_says_srt_is_unavailable() -> Result<()
         .context("nginx records the RTMP relay")?;
     Ok(())
 }
+
+/// A UDP relay that drops a share of the datagrams in both directions
+/// (pseudo-random, seeded): the lossy path between a publisher and
+/// antenne. Netem is not available on every kernel (this test machine's
+/// has no sch_netem, nor tc classifiers), so the loss is made here, on the
+/// real UDP path libsrt uses. Stops on drop.
+struct LossyUdpRelay {
+    port: u16,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    passed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl LossyUdpRelay {
+    /// Relays 127.0.0.1:<port> to 127.0.0.1:`target`, dropping `percent` %.
+    fn start(target: u16, percent: u32) -> Result<LossyUdpRelay> {
+        use std::net::UdpSocket;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::{Arc, Mutex};
+        let front = UdpSocket::bind("127.0.0.1:0")?;
+        let back = UdpSocket::bind("127.0.0.1:0")?;
+        back.connect(("127.0.0.1", target))?;
+        for s in [&front, &back] {
+            s.set_read_timeout(Some(Duration::from_millis(100)))?;
+        }
+        let port = front.local_addr()?.port();
+        let (front, back) = (Arc::new(front), Arc::new(back));
+        let client = Arc::new(Mutex::new(None));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let passed = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for inbound in [true, false] {
+            let (front, back, client) = (front.clone(), back.clone(), client.clone());
+            let (dropped, passed, stop) = (dropped.clone(), passed.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut seed: u64 = if inbound {
+                    0x9e37_79b9_7f4a_7c15
+                } else {
+                    0xd1b5_4a32_d192_ed03
+                };
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    let n = if inbound {
+                        match front.recv_from(&mut buf) {
+                            Ok((n, from)) => {
+                                *client.lock().unwrap() = Some(from);
+                                n
+                            }
+                            Err(_) => continue,
+                        }
+                    } else {
+                        match back.recv(&mut buf) {
+                            Ok(n) => n,
+                            Err(_) => continue,
+                        }
+                    };
+                    // xorshift64
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if (seed % 100) < u64::from(percent) {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    passed.fetch_add(1, Ordering::Relaxed);
+                    if inbound {
+                        let _ = back.send(&buf[..n]);
+                    } else if let Some(to) = *client.lock().unwrap() {
+                        let _ = front.send_to(&buf[..n], to);
+                    }
+                }
+            }));
+        }
+        Ok(LossyUdpRelay {
+            port,
+            dropped,
+            passed,
+            stop,
+            threads,
+        })
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.dropped.load(Ordering::Relaxed),
+            self.passed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for LossyUdpRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn with_5_percent_loss_on_the_way_in_the_destination_still_decodes_without_errors() -> Result<()> {
+    let nginx = Nginx::start()?;
+    let (antenne, port) = start_with_srt(Antenne::options())?;
+    let relay = LossyUdpRelay::start(port, 5)?;
+    let d = antenne.add_destination("N", &nginx.url(), "srt_lossy", true)?;
+    let publisher = SrtPublisher::start(
+        Publisher::options().size(640, 360),
+        &srt_url(relay.port, KEY, None),
+    )?;
+    antenne
+        .wait_for_state(&Antenne::id_of(&d), "live", Duration::from_secs(30))
+        .with_context(|| {
+            format!(
+                "ffmpeg:\n{}\nantenne:\n{}",
+                tail(&publisher.log(), 20),
+                tail(&antenne.log(), 30)
+            )
+        })?;
+    nginx
+        .wait_for_recording("srt_lossy", 100_000, Duration::from_secs(30))
+        .context("nginx records the stream")?;
+    std::thread::sleep(Duration::from_secs(8));
+    let (dropped, passed) = relay.counts();
+    assert!(
+        dropped * 100 >= (dropped + passed) * 3 && dropped > 50,
+        "the path lost about 5 % ({dropped} dropped, {passed} passed)"
+    );
+    let rec = nginx.latest_recording("srt_lossy").context("a recording")?;
+    let report = assert_good_recording(&rec, 6000);
+    let errors = decode_errors(&rec)?;
+    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+    eprintln!(
+        "5 % loss: {dropped} of {} datagrams dropped; {}",
+        dropped + passed,
+        report.summary()
+    );
+    Ok(())
+}
