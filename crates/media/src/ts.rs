@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 pub mod convert;
+pub mod mux;
 mod pes;
 mod psi;
 #[cfg(test)]
