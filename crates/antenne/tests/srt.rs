@@ -343,3 +343,111 @@ fn with_5_percent_loss_on_the_way_in_the_destination_still_decodes_without_error
     );
     Ok(())
 }
+
+/// `ffmpeg -i 'srt://127.0.0.1:P?mode=listener&passphrase=…' -c copy
+/// out.ts`: an SRT receiver, as a platform or a second relay is. Killed on
+/// drop.
+struct SrtReceiver {
+    child: ChildGuard,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SrtReceiver {
+    fn start(port: u16, passphrase: &str) -> Result<SrtReceiver> {
+        let ffmpeg = require_program(&["ffmpeg"], "ffmpeg")?;
+        let dir = tempfile::Builder::new()
+            .prefix("antenne-test-srt-receiver-")
+            .tempdir()?;
+        let out = dir.path().join("out.ts");
+        let mut cmd = Command::new(ffmpeg);
+        cmd.args(["-hide_banner", "-nostdin", "-loglevel", "info", "-y", "-i"])
+            .arg(format!(
+                "srt://127.0.0.1:{port}?mode=listener&passphrase={passphrase}"
+            ))
+            .args(["-c", "copy", "-f", "mpegts"])
+            .arg(&out)
+            .current_dir(dir.path());
+        let child = ChildGuard::spawn("ffmpeg-srt-listener", cmd, &dir.path().join("ffmpeg.log"))?;
+        Ok(SrtReceiver {
+            child,
+            out,
+            _dir: dir,
+        })
+    }
+
+    fn size(&self) -> u64 {
+        std::fs::metadata(&self.out).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+#[test]
+fn an_srt_destination_reaches_an_ffmpeg_listener_and_reconnects_after_it_restarts() -> Result<()> {
+    let port = free_port();
+    let secret = "dest-passphrase-42";
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .arg("--srt-listen")
+        .arg("")
+        .start()?;
+    let mut receiver = SrtReceiver::start(port, secret)?;
+    let url =
+        format!("srt://127.0.0.1:{port}?streamid=dest_stream_id&passphrase={secret}&latency=200");
+    let d = antenne.add_destination("SRT out", &url, "", true)?;
+    let shown = d["url"].as_str().unwrap_or_default();
+    assert!(
+        shown.starts_with(&format!("srt://127.0.0.1:{port}"))
+            && !shown.contains(secret)
+            && !shown.contains("dest_stream_id"),
+        "the destination URL is shown masked: {d}"
+    );
+    let id = Antenne::id_of(&d);
+    let _publisher = Publisher::options()
+        .size(640, 360)
+        .start(&antenne.ingest_url(KEY))?;
+    antenne
+        .wait_for_state(&id, "live", Duration::from_secs(30))
+        .with_context(|| {
+            format!(
+                "receiver:\n{}\nantenne:\n{}",
+                tail(&receiver.child.log(), 20),
+                tail(&antenne.log(), 30)
+            )
+        })?;
+    assert!(
+        wait_until(Duration::from_secs(30), || receiver.size() > 300_000),
+        "the receiver gets the stream: {}",
+        tail(&receiver.child.log(), 20)
+    );
+    receiver.child.terminate(Duration::from_secs(5));
+    let report = assert_good_recording(&receiver.out, 2000);
+    assert_eq!(report.width, Some(640), "{}", report.summary());
+    assert_eq!(
+        report.audio_codec.as_deref(),
+        Some("aac"),
+        "{}",
+        report.summary()
+    );
+
+    // The receiver went away: antenne retries, then reconnects to the new one.
+    drop(receiver);
+    let receiver = SrtReceiver::start(port, secret)?;
+    assert!(
+        wait_until(Duration::from_secs(60), || receiver.size() > 300_000),
+        "antenne reconnects to the restarted receiver: {}\nantenne:\n{}",
+        tail(&receiver.child.log(), 20),
+        tail(&antenne.log(), 30)
+    );
+    let state = antenne.get_destination(&id)?;
+    assert!(
+        state["status"]["reconnects"].as_u64().unwrap_or(0) >= 1,
+        "{state}"
+    );
+    let log = antenne.log();
+    assert!(!log.contains(secret), "the passphrase is not logged");
+    assert!(
+        !log.contains("dest_stream_id"),
+        "the stream id is not logged"
+    );
+    Ok(())
+}

@@ -16,7 +16,7 @@ use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::connection::{self, LiveEnd, Timeouts};
+use super::connection::{LiveEnd, Timeouts};
 use super::url::Target;
 use super::{OutputState, OutputStats};
 use crate::backoff::Backoff;
@@ -74,10 +74,10 @@ pub async fn supervise(
         });
         let opened = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = connection::open(&target, &ctx.tls, &ctx.timeouts) => r,
+            r = super::srt::open(&target, &ctx.tls, &ctx.timeouts) => r,
         };
         let error = match opened {
-            Ok((io, session)) => {
+            Ok(link) => {
                 let since = Instant::now();
                 set(OutputState::Live {
                     since: SystemTime::now(),
@@ -87,8 +87,7 @@ pub async fn supervise(
                 history.record(EventKind::WentLive, label, format!("live on {dest}"), None);
                 last_recorded = None;
                 let sub = hub.subscribe();
-                let result =
-                    connection::relay(io, session, sub, &stats, &ctx.timeouts, &cancel).await;
+                let result = super::srt::relay(link, sub, &stats, &ctx.timeouts, &cancel).await;
                 if since.elapsed() >= STABLE_AFTER {
                     backoff.reset();
                 }
