@@ -51,6 +51,7 @@ pub type ListenCallback = unsafe extern "C" fn(
 /// The functions antenne calls, each resolved by name.
 pub struct Api {
     pub startup: unsafe extern "C" fn() -> c_int,
+    pub setloglevel: unsafe extern "C" fn(c_int),
     pub create_socket: unsafe extern "C" fn() -> Sock,
     pub bind: unsafe extern "C" fn(Sock, *const libc::sockaddr, c_int) -> c_int,
     pub listen: unsafe extern "C" fn(Sock, c_int) -> c_int,
@@ -105,6 +106,7 @@ impl Api {
     fn resolve(lib: libloading::Library) -> Result<Api, String> {
         Ok(Api {
             startup: resolve!(lib, "srt_startup"),
+            setloglevel: resolve!(lib, "srt_setloglevel"),
             create_socket: resolve!(lib, "srt_create_socket"),
             bind: resolve!(lib, "srt_bind"),
             listen: resolve!(lib, "srt_listen"),

@@ -83,6 +83,10 @@ impl Srt {
                 if unsafe { (api.startup)() } < 0 {
                     return Err("SRT unavailable: srt_startup failed".into());
                 }
+                // libsrt writes its own log to stderr: errors only (a
+                // refused caller is antenne's to report, in its own log).
+                // SAFETY: takes a syslog level; 3 is LOG_ERR.
+                unsafe { (api.setloglevel)(3) };
                 Ok(Srt { api })
             })
             .clone()
