@@ -195,6 +195,11 @@ pub fn validate_backup(b: &Backup, presets: &Presets) -> Vec<String> {
             problems.push(format!("{who}: its ingest key is not in the backup"));
         }
     }
+    for (k, p) in &b.srt_passphrases {
+        if let Err(e) = ingest::srt::validate_passphrase(p) {
+            problems.push(format!("SRT passphrase of {}: {e}", crate::secret::mask(k)));
+        }
+    }
     problems
 }
 

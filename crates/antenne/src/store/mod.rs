@@ -252,6 +252,9 @@ pub struct Backup {
     pub settings: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub renditions: Vec<StoredRendition>,
+    /// SRT passphrases by ingest key (secrets, like the keys).
+    #[serde(default)]
+    pub srt_passphrases: std::collections::BTreeMap<String, String>,
 }
 
 /// The database.
@@ -550,6 +553,7 @@ mod tests {
             destinations: vec![dest("dup"), dest("dup")],
             settings: Default::default(),
             renditions: vec![],
+            srt_passphrases: Default::default(),
         };
         assert!(s.import(&bad).is_err());
         let ds = s.destinations().expect("loads");

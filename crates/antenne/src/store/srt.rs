@@ -53,6 +53,15 @@ mod tests {
             store.srt_passphrases().unwrap(),
             vec![("k1".to_owned(), "9876543210".to_owned())]
         );
+        let backup = store.export().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let restored = Store::open(other.path()).unwrap();
+        restored.import(&backup).unwrap();
+        assert_eq!(
+            restored.srt_passphrases().unwrap(),
+            vec![("k1".to_owned(), "9876543210".to_owned())],
+            "a backup carries the passphrases"
+        );
         store.set_srt_passphrase("k1", None).unwrap();
         assert!(store.srt_passphrases().unwrap().is_empty());
     }
