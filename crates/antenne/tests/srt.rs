@@ -451,3 +451,54 @@ fn an_srt_destination_reaches_an_ffmpeg_listener_and_reconnects_after_it_restart
     );
     Ok(())
 }
+
+#[test]
+fn real_obs_publishes_over_srt_and_a_destination_receives_it() -> Result<()> {
+    let nginx = Nginx::start()?;
+    let (antenne, port) = start_with_srt(Antenne::options())?;
+    set_passphrase(&antenne, PASSPHRASE)?;
+    let dest = antenne.add_destination("N", &nginx.url(), "srt_obs_dest", true)?;
+    // OBS's custom service with an srt:// server: OBS sends MPEG-TS over
+    // SRT (its ffmpeg output, libsrt).
+    let obs = Obs::start_with_service(
+        &format!("srt://127.0.0.1:{port}?streamid={KEY}&passphrase={PASSPHRASE}"),
+        "",
+    )?;
+    antenne.request_expect("PUT", "/api/v1/obs", Some(&obs.settings()), 200)?;
+    let connected = wait_until(Duration::from_secs(20), || {
+        antenne
+            .request("GET", "/api/v1/obs", None)
+            .is_ok_and(|(_, v)| v["state"] == "connected")
+    });
+    assert!(
+        connected,
+        "antenne controls OBS: {}",
+        tail(&antenne.log(), 20)
+    );
+    antenne.request_expect("POST", "/api/v1/obs/stream/start", None, 200)?;
+    antenne
+        .wait_for_state(&Antenne::id_of(&dest), "live", Duration::from_secs(40))
+        .with_context(|| {
+            format!(
+                "OBS publishes over SRT; antenne:\n{}\nOBS: {}",
+                tail(&antenne.log(), 30),
+                tail(&obs.log(), 30)
+            )
+        })?;
+    assert!(
+        antenne.log().contains("SRT publisher live"),
+        "{}",
+        tail(&antenne.log(), 20)
+    );
+    nginx
+        .wait_for_recording("srt_obs_dest", 100_000, Duration::from_secs(30))
+        .context("nginx records OBS's stream")?;
+    std::thread::sleep(Duration::from_secs(4));
+    let rec = nginx
+        .latest_recording("srt_obs_dest")
+        .context("a recording")?;
+    let report = assert_good_recording(&rec, 2000);
+    eprintln!("OBS over SRT: {}", report.summary());
+    let _ = antenne.request("POST", "/api/v1/obs/stream/stop", None);
+    Ok(())
+}
