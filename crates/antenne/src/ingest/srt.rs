@@ -126,13 +126,14 @@ impl SrtIngest {
             let hubs = self.hubs.clone();
             let passphrases = self.passphrases.clone();
             let active = active.clone();
+            let refusals = RefusalLog::default();
             Box::new(move |h: &antenne_srt::Handshake| {
                 let Some(key) = antenne_srt::key_from_stream_id(&h.stream_id) else {
-                    debug!(peer = ?h.peer, "SRT caller refused: not a publish stream id");
+                    refusals.note(h.peer, "not a publish stream id");
                     return Verdict::Reject(REJECT_BAD_MODE);
                 };
                 let Some(hub) = hubs.find(key) else {
-                    debug!(peer = ?h.peer, key = %crate::secret::mask(key), "SRT caller refused: wrong ingest key");
+                    refusals.note(h.peer, "wrong ingest key");
                     return Verdict::Reject(REJECT_UNAUTHORIZED);
                 };
                 if hub.is_live() {
@@ -195,6 +196,34 @@ impl SrtIngest {
         match spawned {
             Ok(_) => SrtStatus::Listening(addr),
             Err(e) => SrtStatus::Unavailable(format!("SRT unavailable: no thread: {e}")),
+        }
+    }
+}
+
+/// Refused callers, logged at most once per [`REFUSAL_LOG_PERIOD`] (with
+/// how many were refused since), so a flood of handshakes cannot flood
+/// the log; every refusal is logged at debug level.
+#[derive(Default)]
+struct RefusalLog {
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+/// Refused SRT callers are logged at most this often.
+const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(10);
+
+impl RefusalLog {
+    fn note(&self, peer: Option<SocketAddr>, why: &str) {
+        debug!(?peer, "SRT caller refused: {why}");
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.1 += 1;
+        if st.0.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_PERIOD) {
+            warn!(
+                ?peer,
+                refused = st.1,
+                "SRT caller refused: {why} (callers refused since the last such line: {})",
+                st.1
+            );
+            *st = (Some(Instant::now()), 0);
         }
     }
 }
