@@ -502,3 +502,20 @@ fn real_obs_publishes_over_srt_and_a_destination_receives_it() -> Result<()> {
     let _ = antenne.request("POST", "/api/v1/obs/stream/stop", None);
     Ok(())
 }
+
+#[test]
+fn the_ingest_card_shows_the_srt_url_in_chromium() -> Result<()> {
+    let (antenne, port) = start_with_srt(Antenne::options())?;
+    let browser = Browser::start("en-US")?;
+    browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
+    let text = browser.wait_text(
+        "[data-testid=ingest-card] [data-testid=obs-srt]",
+        Duration::from_secs(10),
+        |t| t.contains("srt://"),
+    )?;
+    assert!(
+        text.contains(&format!(":{port}?streamid=")),
+        "the card names antenne's SRT port: {text:?}"
+    );
+    Ok(())
+}
