@@ -1,6 +1,6 @@
 //! antenne's binding to Haivision's libsrt (the SRT library OBS and ffmpeg
 //! use, so interoperability holds by construction), loaded at run time with
-//! `dlopen` (`libsrt.so.1.5`, then `libsrt.so`; `ANTENNE_LIBSRT` names
+//! `dlopen` (`libsrt.so.1.5`, `libsrt-gnutls.so.1.5`, then `libsrt.so`; `ANTENNE_LIBSRT` names
 //! another file, e.g. `/nonexistent` to test antenne without it). antenne
 //! builds without libsrt's headers and runs without the library: [`Srt::get`]
 //! then says why SRT is unavailable.
@@ -26,8 +26,10 @@ use std::time::Duration;
 mod ffi;
 use ffi::{Api, Sock};
 
-/// The library names tried, in order, unless `ANTENNE_LIBSRT` names one.
-pub const LIBRARY_NAMES: [&str; 2] = ["libsrt.so.1.5", "libsrt.so"];
+/// The library names tried, in order, unless `ANTENNE_LIBSRT` names one:
+/// Debian's `libsrt1.5-openssl`, then `libsrt1.5-gnutls` (the same API;
+/// the one Debian's ffmpeg pulls in), then the development link.
+pub const LIBRARY_NAMES: [&str; 3] = ["libsrt.so.1.5", "libsrt-gnutls.so.1.5", "libsrt.so"];
 /// What the user should install when libsrt is missing.
 pub const INSTALL_HINT: &str = "install libsrt1.5-openssl";
 
