@@ -280,7 +280,7 @@ impl Publisher {
             format!("publisher {peer} live over SRT on ingest key {}", hub.key()),
             None,
         );
-        let reason = self.receive(guard.hub());
+        let reason = receive_into_hub(&self.socket, guard.hub(), &self.cancel);
         info!(%peer, key = %hub.key(), "SRT publisher left: {reason}");
         self.history.record(
             EventKind::IngestOffline,
@@ -290,41 +290,49 @@ impl Publisher {
         );
         drop(guard);
     }
+}
 
-    /// Receives until the publisher leaves; says why it ended.
-    fn receive(&self, hub: &Arc<crate::hub::Hub>) -> String {
-        if let Err(e) = self.socket.set_recv_timeout(POLL) {
-            return format!("cannot set a receive timeout: {e}");
+/// Receives MPEG-TS from a connected SRT socket (an accepted publisher,
+/// or a caller that connected to a remote listener, as a pull from
+/// `srt://` would) into `hub` until the peer leaves, nothing comes for
+/// [`IDLE_TIMEOUT`], or `cancel` fires; says why it ended. Blocks: call it
+/// on a dedicated thread, with the hub's [`crate::hub::PublishGuard`] held.
+pub fn receive_into_hub(
+    socket: &antenne_srt::Socket,
+    hub: &Arc<crate::hub::Hub>,
+    cancel: &CancellationToken,
+) -> String {
+    if let Err(e) = socket.set_recv_timeout(POLL) {
+        return format!("cannot set a receive timeout: {e}");
+    }
+    let mut converter = TsToFlv::new(Limits::default());
+    let mut buf = vec![0u8; 1500];
+    let mut tags = Vec::new();
+    let mut last_data = Instant::now();
+    loop {
+        if cancel.is_cancelled() {
+            return "antenne is stopping".into();
         }
-        let mut converter = TsToFlv::new(Limits::default());
-        let mut buf = vec![0u8; 1500];
-        let mut tags = Vec::new();
-        let mut last_data = Instant::now();
-        loop {
-            if self.cancel.is_cancelled() {
-                return "antenne is stopping".into();
+        match socket.recv(&mut buf) {
+            Ok(Received::Timeout) => {
+                if last_data.elapsed() >= IDLE_TIMEOUT {
+                    return format!("sent nothing for {} s", IDLE_TIMEOUT.as_secs());
+                }
             }
-            match self.socket.recv(&mut buf) {
-                Ok(Received::Timeout) => {
-                    if last_data.elapsed() >= IDLE_TIMEOUT {
-                        return format!("sent nothing for {} s", IDLE_TIMEOUT.as_secs());
+            Ok(Received::Data(0)) => return "the connection closed".into(),
+            Ok(Received::Data(n)) => {
+                last_data = Instant::now();
+                converter.push(&buf[..n], &mut tags);
+                for tag in tags.drain(..) {
+                    match tag.kind {
+                        TagKind::Video => hub.push_video(tag.timestamp, tag.body),
+                        TagKind::Audio => hub.push_audio(tag.timestamp, tag.body),
+                        TagKind::Script => hub.push_metadata(tag.body),
                     }
                 }
-                Ok(Received::Data(0)) => return "the connection closed".into(),
-                Ok(Received::Data(n)) => {
-                    last_data = Instant::now();
-                    converter.push(&buf[..n], &mut tags);
-                    for tag in tags.drain(..) {
-                        match tag.kind {
-                            TagKind::Video => hub.push_video(tag.timestamp, tag.body),
-                            TagKind::Audio => hub.push_audio(tag.timestamp, tag.body),
-                            TagKind::Script => hub.push_metadata(tag.body),
-                        }
-                    }
-                    hub.flush();
-                }
-                Err(e) => return format!("the connection ended ({e})"),
+                hub.flush();
             }
+            Err(e) => return format!("the connection ended ({e})"),
         }
     }
 }
