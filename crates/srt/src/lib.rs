@@ -19,11 +19,13 @@
 //!   the listener is closed; the callback never unwinds into C.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+mod addr;
 mod ffi;
+use addr::{from_sockaddr, to_sockaddr};
 use ffi::{Api, Sock};
 
 /// The library names tried, in order, unless `ANTENNE_LIBSRT` names one:
@@ -562,85 +564,6 @@ impl Drop for Listener {
     }
 }
 
-fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, c_int) {
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(*a.ip()).to_be(),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for
-            // sockaddr_in.
-            unsafe {
-                std::ptr::write(
-                    &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in,
-                    sin,
-                )
-            };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for
-            // sockaddr_in6.
-            unsafe {
-                std::ptr::write(
-                    &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6,
-                    sin6,
-                )
-            };
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as c_int)
-}
-
-/// # Safety
-/// `p` is null or points to a sockaddr_in/sockaddr_in6 of its family.
-unsafe fn from_sockaddr(p: *const libc::sockaddr) -> Option<SocketAddr> {
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: per this function's contract.
-    unsafe {
-        match c_int::from((*p).sa_family) {
-            libc::AF_INET => {
-                let sin = &*(p as *const libc::sockaddr_in);
-                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                Some(SocketAddr::V4(SocketAddrV4::new(
-                    ip,
-                    u16::from_be(sin.sin_port),
-                )))
-            }
-            libc::AF_INET6 => {
-                let sin6 = &*(p as *const libc::sockaddr_in6);
-                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                Some(SocketAddr::V6(SocketAddrV6::new(
-                    ip,
-                    u16::from_be(sin6.sin6_port),
-                    sin6.sin6_flowinfo,
-                    sin6.sin6_scope_id,
-                )))
-            }
-            _ => None,
-        }
-    }
-}
-
 /// The ingest key an SRT stream id carries: the whole id (`KEY`), or the
 /// `r` of the access-control form (`#!::r=live/KEY,m=publish`, or
 /// `#!::r=KEY`); `None` for an access-control id without `r` or with a mode
@@ -663,85 +586,4 @@ pub fn key_from_stream_id(id: &str) -> Option<&str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_key_from_plain_and_access_control_stream_ids() {
-        assert_eq!(key_from_stream_id("abc"), Some("abc"));
-        assert_eq!(key_from_stream_id("#!::r=live/abc,m=publish"), Some("abc"));
-        assert_eq!(key_from_stream_id("#!::m=publish,r=abc"), Some("abc"));
-        assert_eq!(key_from_stream_id("#!::r=abc"), Some("abc"));
-        assert_eq!(key_from_stream_id("#!::r=live/abc,m=request"), None);
-        assert_eq!(key_from_stream_id("#!::u=me"), None);
-        assert_eq!(key_from_stream_id("#!::garbage"), None);
-    }
-
-    #[test]
-    fn socket_addresses_survive_the_round_trip_through_sockaddr() {
-        for a in ["127.0.0.1:9000", "[::1]:1234"] {
-            let addr: SocketAddr = a.parse().unwrap();
-            let (storage, _) = to_sockaddr(addr);
-            // SAFETY: to_sockaddr wrote a sockaddr of the address's family.
-            let back = unsafe {
-                from_sockaddr(&storage as *const libc::sockaddr_storage as *const libc::sockaddr)
-            };
-            assert_eq!(back, Some(addr));
-        }
-    }
-
-    #[test]
-    fn connects_and_carries_messages_through_libsrt() {
-        let srt = Srt::get().expect("libsrt (libsrt1.5-openssl) is installed for the tests");
-        let listener = srt
-            .listen(
-                "127.0.0.1:0".parse().unwrap(),
-                4,
-                &ListenerOptions {
-                    latency: None,
-                    peer_idle_timeout: Duration::from_secs(5),
-                },
-                Box::new(|h| {
-                    if h.stream_id == "good" {
-                        Verdict::Accept {
-                            passphrase: Some("0123456789secret".into()),
-                        }
-                    } else {
-                        Verdict::Reject(1401)
-                    }
-                }),
-            )
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = std::thread::spawn(move || {
-            for _ in 0..100 {
-                if let Some((socket, _)) = listener.accept(Duration::from_millis(100)).unwrap() {
-                    socket.set_recv_timeout(Duration::from_secs(5)).unwrap();
-                    let mut buf = [0u8; 1500];
-                    let Received::Data(n) = socket.recv(&mut buf).unwrap() else {
-                        panic!("nothing received");
-                    };
-                    return (socket.stream_id(), buf[..n].to_vec());
-                }
-            }
-            panic!("no connection accepted");
-        });
-        let options = |id: &str, pass: &str| CallerOptions {
-            stream_id: Some(id.into()),
-            passphrase: Some(pass.into()),
-            ..CallerOptions::default()
-        };
-        let wrong_key = srt.connect(addr, &options("bad", "0123456789secret"));
-        let e = wrong_key.err().expect("a wrong stream id is refused");
-        assert!(e.message.contains("unauthorized"), "{e}");
-        let wrong_pass = srt.connect(addr, &options("good", "0123456789wrong!"));
-        assert!(wrong_pass.is_err(), "a wrong passphrase is refused");
-        let caller = srt
-            .connect(addr, &options("good", "0123456789secret"))
-            .unwrap();
-        caller.send(b"hello").unwrap();
-        let (id, data) = server.join().unwrap();
-        assert_eq!(id, "good");
-        assert_eq!(data, b"hello");
-    }
-}
+mod tests;
