@@ -96,8 +96,9 @@ fn ffmpeg_publishes_over_srt_with_a_passphrase_and_two_destinations_get_decodabl
     let b = antenne.add_destination("B", &nginx.url(), "srt_dest_b", true)?;
     // The access-control form, as some encoders send it.
     let stream_id = format!("#!::r=live/{KEY},m=publish");
+    // B-frames, as OBS's x264 sends by default: DTS runs behind PTS.
     let publisher = SrtPublisher::start(
-        Publisher::options().size(640, 360),
+        Publisher::options().size(640, 360).arg("-bf").arg("2"),
         &srt_url(port, &stream_id, Some(PASSPHRASE)),
     )?;
     for d in [&a, &b] {
