@@ -4,7 +4,8 @@
 # 1. Installs the real peers the integration tests use, if missing (Debian,
 #    as root): ffmpeg, nginx + libnginx-mod-rtmp, stunnel4, openssl,
 #    chromium + chromium-driver, and for the OBS tests obs-studio (with
-#    obs-websocket), xvfb, libgl1-mesa-dri, libegl1, x11-utils.
+#    obs-websocket), xvfb, libgl1-mesa-dri, libegl1, x11-utils, and
+#    libsrt1.5-openssl (SRT).
 # 2. Lints: cargo fmt --check, cargo clippy -D warnings (skip with --no-lint).
 # 3. cargo test --workspace.
 # 4. A short run of every fuzz target over its seeds (bash scripts/fuzz.sh
@@ -69,6 +70,9 @@ command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 rtmpsink >/dev/nul
 command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 x264enc >/dev/null 2>&1 || missing+=(gstreamer1.0-plugins-ugly)
 [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# SRT (tests/srt.rs, crates/srt): libsrt, which antenne loads at run time
+# (libsrt.so.1.5); ffmpeg's own SRT support links the same library.
+compgen -G '/usr/lib/*/libsrt.so.1.5' >/dev/null || missing+=(libsrt1.5-openssl)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

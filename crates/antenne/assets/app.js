@@ -409,6 +409,12 @@ function updateIngestCard(card, ing) {
   const tls = obsServerTls();
   r('server-tls-row').hidden = !tls;
   setText(r('server-tls'), tls || '');
+  // SRT: the URL OBS and ffmpeg publish to, or why SRT is unavailable.
+  const srtPort = state.settings && state.settings.srt_port;
+  const srtOff = state.settings && state.settings.srt_unavailable;
+  const srtEl = r('srt');
+  srtEl.hidden = !srtPort && !srtOff;
+  setText(srtEl, srtPort ? `SRT: srt://${publicHost()}:${srtPort}?streamid=<stream key>` : (srtOff || ''));
   const shown = state.shown.has(ing.key) && state.revealed.has(ing.key);
   setText(r('key'), shown ? state.revealed.get(ing.key) : ing.key);
   const revealBtn = card.querySelector('[data-action="reveal-key"]');
@@ -1673,7 +1679,7 @@ function validateDest() {
   if (!name.value.trim()) return fail(name, t('dialog.err_name'));
   const u = url.value.trim();
   if (!u && urlRequired(p)) return fail(url, t('dialog.err_url_required'));
-  if (u && !/^rtmps?:\/\/[^/\s]+/i.test(u)) return fail(url, t('dialog.err_url_scheme'));
+  if (u && !/^(rtmps?|srt):\/\/[^/\s]+/i.test(u)) return fail(url, t('dialog.err_url_scheme'));
   if (key.required && !key.value.trim()) return fail(key, t('dialog.err_key'));
   if (/\s/.test(key.value.trim())) return fail(key, t('dialog.err_key_spaces'));
   return null;
@@ -1931,8 +1937,12 @@ function updateSettingsPreview() {
   const host = v ? (v.includes(':') && !v.startsWith('[') ? `[${v}]` : v) : location.hostname;
   setText($('#settings-preview'), obsServer(host));
   const rtmps = state.settings && state.settings.rtmps_port;
+  const srt = state.settings && state.settings.srt_port;
+  const srtOff = state.settings && state.settings.srt_unavailable;
   setText($('#settings-port'), String((state.settings && state.settings.rtmp_port) || 1935)
-    + (rtmps ? ` · rtmps://${host}:${rtmps}/live` : ''));
+    + (rtmps ? ` · rtmps://${host}:${rtmps}/live` : '')
+    + (srt ? ` · srt://${host}:${srt}?streamid=<stream key>` : '')
+    + (srtOff ? ` · ${srtOff}` : ''));
   input.placeholder = location.hostname;
 }
 

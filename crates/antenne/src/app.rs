@@ -195,6 +195,11 @@ pub fn validate_backup(b: &Backup, presets: &Presets) -> Vec<String> {
             problems.push(format!("{who}: its ingest key is not in the backup"));
         }
     }
+    for (k, p) in &b.srt_passphrases {
+        if let Err(e) = ingest::srt::validate_passphrase(p) {
+            problems.push(format!("SRT passphrase of {}: {e}", crate::secret::mask(k)));
+        }
+    }
     problems
 }
 
@@ -428,6 +433,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if pulling > 0 {
         info!(pulls = pulling, "pulls configured");
     }
+    let srt_status = match cli.srt()? {
+        None => ingest::srt::SrtStatus::Off,
+        Some(listen) => ingest::srt::SrtIngest {
+            listen,
+            latency: cli.srt_latency_ms.map(Duration::from_millis),
+            hubs: hubs.clone(),
+            history: history.clone(),
+            passphrases: ingest_keys.srt_passphrases().clone(),
+        }
+        .start(shutdown.child_token()),
+    };
+    if let ingest::srt::SrtStatus::Listening(addr) = &srt_status {
+        println!(
+            "               or srt://{host}:{}?streamid=<stream key> (SRT)",
+            addr.port()
+        );
+    }
     let recorder = crate::recording::Recorder::start(
         cli.recordings_dir
             .clone()
@@ -474,6 +496,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             obs,
             rtmp_port: rtmp_addr.port(),
             rtmps_port: rtmps_addr.map(|a| a.port()),
+            srt: srt_status,
             alerts,
             secure_cookies: cli.behind_tls_proxy,
             recorder: recorder.clone(),

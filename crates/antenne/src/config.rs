@@ -30,6 +30,18 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
+    /// Where OBS and ffmpeg publish over SRT (UDP):
+    /// srt://HOST:PORT?streamid=<ingest key>. Empty: off. Needs libsrt
+    /// (Debian: libsrt1.5-openssl); without it antenne says SRT is
+    /// unavailable and serves RTMP as before.
+    #[arg(long, env = "ANTENNE_SRT_LISTEN", default_value = "0.0.0.0:9000")]
+    pub srt_listen: String,
+
+    /// SRT receive latency in ms (libsrt's default is 120; the larger of
+    /// this and the publisher's is used). More rides out more loss.
+    #[arg(long, env = "ANTENNE_SRT_LATENCY_MS")]
+    pub srt_latency_ms: Option<u64>,
+
     /// Web interface and REST API.
     #[arg(long, env = "ANTENNE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
@@ -224,6 +236,17 @@ impl Cli {
                  0.0.0.0:1936)"
             ),
         }
+    }
+
+    /// The SRT listener's address; `None` when `--srt-listen` is empty.
+    pub fn srt(&self) -> anyhow::Result<Option<SocketAddr>> {
+        let v = self.srt_listen.trim();
+        if v.is_empty() {
+            return Ok(None);
+        }
+        v.parse()
+            .map(Some)
+            .with_context(|| format!("--srt-listen {v:?} is not an address like 0.0.0.0:9000"))
     }
 
     /// The data directory, with the default applied.

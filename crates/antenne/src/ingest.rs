@@ -37,6 +37,7 @@ use crate::hub::{Hub, PublishGuard};
 
 mod admission;
 pub mod pull;
+pub mod srt;
 pub mod tls;
 use admission::{Admission, Refusals, Slot};
 

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::destinations::Destinations;
 use crate::history::{EventKind, History};
 use crate::hub::{Hub, QueueLimits};
+use crate::ingest::srt::Passphrases;
 use crate::ingest::Hubs;
 use crate::secret::StreamKey;
 use crate::store::{Store, StoreError, StoredIngestKey};
@@ -53,6 +54,8 @@ pub struct IngestKeys {
     fixed: bool,
     /// Serializes changes (check, save, apply as one step).
     writer: tokio::sync::Mutex<()>,
+    /// SRT passphrases by key (saved in the store, read at start).
+    srt: Passphrases,
 }
 
 /// A stable id for an ingest key that does not reveal it (for URLs).
@@ -78,7 +81,14 @@ impl IngestKeys {
         fixed: bool,
     ) -> Self {
         let hubs = Hubs::new(keys.iter().map(|k| make_hub(k.clone(), limits)).collect());
+        let srt = Passphrases::default();
+        // At start-up, before the runtime serves anything.
+        match store.srt_passphrases() {
+            Ok(list) => list.into_iter().for_each(|(k, p)| srt.set(&k, Some(p))),
+            Err(e) => tracing::warn!(error = %e, "cannot read the SRT passphrases"),
+        }
         Self {
+            srt,
             hubs,
             limits,
             store,
@@ -95,6 +105,51 @@ impl IngestKeys {
 
     pub fn hubs(&self) -> &Hubs {
         &self.hubs
+    }
+
+    /// The SRT passphrases the SRT ingest checks.
+    pub fn srt_passphrases(&self) -> &Passphrases {
+        &self.srt
+    }
+
+    /// Sets (or removes, with `None` or an empty one) the SRT passphrase of
+    /// the key with id `id`: saved first, then used by the next SRT
+    /// connection. Allowed for keys given on the command line too.
+    pub async fn set_srt_passphrase(
+        &self,
+        id: &str,
+        passphrase: Option<String>,
+        actor: &str,
+    ) -> Result<(), IngestKeyError> {
+        let passphrase = passphrase.filter(|p| !p.is_empty());
+        if let Some(p) = &passphrase {
+            crate::ingest::srt::validate_passphrase(p).map_err(IngestKeyError::Invalid)?;
+        }
+        let _writing = self.writer.lock().await;
+        let Some(hub) = self
+            .hubs
+            .all()
+            .into_iter()
+            .find(|h| id_of(h.key().expose()) == id)
+        else {
+            return Err(IngestKeyError::NotFound(id.to_owned()));
+        };
+        let key = hub.key().clone();
+        let (k, p) = (key.expose().to_owned(), passphrase.clone());
+        self.save(move |s| s.set_srt_passphrase(&k, p.as_deref()))
+            .await?;
+        let set = passphrase.is_some();
+        self.srt.set(key.expose(), passphrase);
+        self.history.record(
+            EventKind::Settings,
+            None,
+            format!(
+                "SRT passphrase of ingest key {key} {}",
+                if set { "set" } else { "removed" }
+            ),
+            Some(actor),
+        );
+        Ok(())
     }
 
     /// The queue limits every hub gets.
@@ -184,6 +239,11 @@ impl IngestKeys {
             };
             self.save(move |s| s.add_ingest_key(&stored)).await?;
             return Err(IngestKeyError::Live);
+        }
+        if self.srt.get(key.expose()).is_some() {
+            let k = key.expose().to_owned();
+            self.save(move |s| s.set_srt_passphrase(&k, None)).await?;
+            self.srt.set(key.expose(), None);
         }
         self.history.record(
             EventKind::IngestKeyDeleted,

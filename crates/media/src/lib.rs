@@ -5,7 +5,8 @@
 //! Today: [`flv`], the FLV stream writer and a bounded incremental reader,
 //! used to pipe a hub's stream into an ffmpeg child (`-f flv -i pipe:0`)
 //! and to read its output back (`-f flv pipe:1`); [`fmp4`], the fragmented
-//! MP4 muxer; [`ts`], the MPEG-TS demuxer (for SRT ingest).
+//! MP4 muxer; [`ts`], the MPEG-TS demuxer (SRT ingest, [`ts::to_flv`]) and
+//! muxer (SRT destinations, [`ts::mux`]).
 //!
 //! Why a crate of its own rather than `antenne-rtmp`: FLV files and pipes
 //! are containers, not the RTMP protocol (RTMP carries FLV tag *bodies*,

@@ -25,10 +25,12 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 pub mod convert;
+pub mod mux;
 mod pes;
 mod psi;
 #[cfg(test)]
 mod tests;
+pub mod to_flv;
 
 use psi::SectionBuffer;
 

@@ -45,6 +45,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/ingest-keys/{id}", delete(delete_ingest_key))
         .route(
+            "/api/v1/ingest-keys/{id}/srt-passphrase",
+            put(set_srt_passphrase),
+        )
+        .route(
             "/api/v1/ingest-keys/{id}/destinations/enable-all",
             post(enable_all),
         )
@@ -253,6 +257,26 @@ async fn delete_ingest_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SrtPassphraseBody {
+    /// `null` or empty: no passphrase (SRT without encryption).
+    passphrase: Option<String>,
+}
+
+async fn set_srt_passphrase(
+    State(st): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(id): Path<String>,
+    body: Result<Json<SrtPassphraseBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(body) = body?;
+    st.ingest_keys
+        .set_srt_passphrase(&id, body.passphrase, &who.actor())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // === destinations ===
 
 /// Every destination as the API shows it (also the live view's).
@@ -426,6 +450,14 @@ async fn settings(State(st): State<AppState>) -> Result<Json<SettingsJson>, ApiE
     Ok(Json(SettingsJson {
         rtmp_port: st.rtmp_port,
         rtmps_port: st.rtmps_port,
+        srt_port: match &st.srt {
+            crate::ingest::srt::SrtStatus::Listening(a) => Some(a.port()),
+            _ => None,
+        },
+        srt_unavailable: match &st.srt {
+            crate::ingest::srt::SrtStatus::Unavailable(why) => Some(why.clone()),
+            _ => None,
+        },
         public_host: host.unwrap_or_default(),
         ingest_keys_fixed: st.ingest_keys.fixed(),
     }))

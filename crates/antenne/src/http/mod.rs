@@ -68,6 +68,8 @@ pub struct AppState {
     pub rtmp_port: u16,
     /// The RTMPS ingest port, when `--rtmps-listen` is on.
     pub rtmps_port: Option<u16>,
+    /// The SRT ingest: listening, off, or unavailable and why.
+    pub srt: crate::ingest::srt::SrtStatus,
     /// Alert webhooks and their delivery.
     pub alerts: crate::alerts::Alerts,
     /// Mark cookies `Secure` (antenne is behind a TLS-terminating proxy).

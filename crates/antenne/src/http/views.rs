@@ -385,6 +385,10 @@ pub struct SettingsJson {
     pub rtmp_port: u16,
     /// `null` unless `--rtmps-listen` is on.
     pub rtmps_port: Option<u16>,
+    /// `null` unless the SRT ingest listens (`--srt-listen`, libsrt found).
+    pub srt_port: Option<u16>,
+    /// Why SRT ingest is unavailable (libsrt missing, port taken), or `null`.
+    pub srt_unavailable: Option<String>,
     pub public_host: String,
     pub ingest_keys_fixed: bool,
 }

@@ -189,6 +189,8 @@ pub async fn open(
         step.store(2, Relaxed);
         let mut io: Box<dyn Io> = match target.scheme {
             Scheme::Rtmp => Box::new(tcp),
+            // Sent by output::srt, never through here.
+            Scheme::Srt => return Err(OutputError::Io("srt:// is not RTMP".into())),
             Scheme::Rtmps => {
                 let name =
                     ServerName::try_from(target.host.clone()).map_err(|e| OutputError::Tls {
@@ -257,7 +259,7 @@ pub enum LiveEnd {
 
 /// Per-destination timestamps: start at 0, never go back per track.
 #[derive(Debug, Default)]
-struct Rebaser {
+pub(super) struct Rebaser {
     base: Option<i64>,
     last_audio: u32,
     last_video: u32,
@@ -265,7 +267,7 @@ struct Rebaser {
 }
 
 impl Rebaser {
-    fn map(&mut self, f: &Frame) -> u32 {
+    pub(super) fn map(&mut self, f: &Frame) -> u32 {
         if f.header || f.kind == FrameKind::Metadata {
             // Headers are sent "now" on this destination's clock.
             return self.last;
@@ -394,7 +396,11 @@ pub async fn relay(
 
 /// Cancels `gone` once the ingest has been offline for `grace` without
 /// coming back.
-async fn watch_ingest(mut live: watch::Receiver<bool>, grace: Duration, gone: CancellationToken) {
+pub(super) async fn watch_ingest(
+    mut live: watch::Receiver<bool>,
+    grace: Duration,
+    gone: CancellationToken,
+) {
     loop {
         while *live.borrow_and_update() {
             if live.changed().await.is_err() {
@@ -412,7 +418,7 @@ async fn watch_ingest(mut live: watch::Receiver<bool>, grace: Duration, gone: Ca
 }
 
 /// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

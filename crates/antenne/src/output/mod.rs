@@ -3,11 +3,14 @@
 //!
 //! - [`url`]: what the user typed, resolved into a [`url::Target`].
 //! - [`connection`]: one connection (TCP/TLS, publish, relay loop).
+//! - [`srt`]: SRT destinations (MPEG-TS over SRT), and the dispatch
+//!   between RTMP and SRT the supervisor calls.
 //! - [`supervisor`]: the retry loop and its state machine.
 //! - [`tls`]: failed TLS handshakes explained in plain words.
 
 pub mod connection;
 pub mod feed;
+pub mod srt;
 pub mod supervisor;
 pub mod tls;
 pub mod url;

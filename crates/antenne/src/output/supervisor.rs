@@ -16,7 +16,7 @@ use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::connection::{self, LiveEnd, Timeouts};
+use super::connection::{LiveEnd, Timeouts};
 use super::feed::Feed;
 use super::url::Target;
 use super::{OutputState, OutputStats};
@@ -76,17 +76,17 @@ pub async fn supervise(
         // looks at the ingest's tracks as they are).
         let picked = tokio::select! {
             _ = cancel.cancelled() => return,
-            p = feed.pick() => p.map_err(connection::OutputError::NoSource),
+            p = feed.pick() => p.map_err(super::connection::OutputError::NoSource),
         };
         let opened = match picked {
             Ok(picked) => tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = connection::open(&target, &ctx.tls, &ctx.timeouts) => r.map(|o| (o, picked)),
+                r = super::srt::open(&target, &ctx.tls, &ctx.timeouts) => r.map(|o| (o, picked)),
             },
             Err(e) => Err(e),
         };
         let error = match opened {
-            Ok(((io, session), picked)) => {
+            Ok((link, picked)) => {
                 let since = Instant::now();
                 set(OutputState::Live {
                     since: SystemTime::now(),
@@ -97,8 +97,7 @@ pub async fn supervise(
                 last_recorded = None;
                 let _hold = picked.hold;
                 let result =
-                    connection::relay(io, session, picked.sub, &stats, &ctx.timeouts, &cancel)
-                        .await;
+                    super::srt::relay(link, picked.sub, &stats, &ctx.timeouts, &cancel).await;
                 if since.elapsed() >= STABLE_AFTER {
                     backoff.reset();
                 }

@@ -19,12 +19,18 @@ use std::fmt;
 
 use crate::secret::StreamKey;
 
-/// `rtmp` or `rtmps`.
+mod srt;
+use srt::parse_srt;
+pub use srt::{srt_options, SrtOptions};
+
+/// `rtmp`, `rtmps` or `srt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     Rtmp,
     Rtmps,
+    /// MPEG-TS over SRT, as a caller (see [`srt_options`]).
+    Srt,
 }
 
 impl Scheme {
@@ -32,6 +38,8 @@ impl Scheme {
         match self {
             Scheme::Rtmp => 1935,
             Scheme::Rtmps => 443,
+            // SRT has no standard port: the URL must give one.
+            Scheme::Srt => 0,
         }
     }
 
@@ -39,6 +47,7 @@ impl Scheme {
         match self {
             Scheme::Rtmp => "rtmp",
             Scheme::Rtmps => "rtmps",
+            Scheme::Srt => "srt",
         }
     }
 }
@@ -61,6 +70,10 @@ impl Target {
         } else {
             self.host.clone()
         };
+        if self.scheme == Scheme::Srt {
+            // `app` holds the SRT options (the query).
+            return format!("srt://{host}:{}?{}", self.port, self.app);
+        }
         format!(
             "{}://{}:{}/{}",
             self.scheme.as_str(),
@@ -73,6 +86,9 @@ impl Target {
     /// The URL with the stream key masked, and any query value in the
     /// application (`?token=…`), for logs and the history.
     pub fn redacted(&self) -> String {
+        if self.scheme == Scheme::Srt {
+            return mask_query_values(&self.tc_url());
+        }
         format!(
             "{}/{}",
             mask_query_values(&self.tc_url()),
@@ -90,7 +106,7 @@ impl fmt::Debug for Target {
 /// Why a destination URL is not usable; the text is shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    #[error("the URL must start with rtmp:// or rtmps:// (got {0:?})")]
+    #[error("the URL must start with rtmp://, rtmps:// or srt:// (got {0:?})")]
     UnknownScheme(String),
     #[error("the URL has no host")]
     MissingHost,
@@ -104,6 +120,10 @@ pub enum UrlError {
     MissingStreamName,
     #[error("the URL contains spaces or control characters")]
     BadCharacters,
+    #[error("an srt:// URL needs a port (srt://host:port?streamid=…)")]
+    SrtPort,
+    #[error("{0}")]
+    SrtOption(String),
 }
 
 /// Parses a server URL and joins the stream key.
@@ -119,6 +139,7 @@ pub fn parse(url: &str, key: &str) -> Result<Target, UrlError> {
         Some((s, rest)) => match s.to_ascii_lowercase().as_str() {
             "rtmp" => (Scheme::Rtmp, rest),
             "rtmps" => (Scheme::Rtmps, rest),
+            "srt" => (Scheme::Srt, rest),
             _ => return Err(UrlError::UnknownScheme(s.to_owned())),
         },
         None => return Err(UrlError::UnknownScheme(url.chars().take(16).collect())),
@@ -137,6 +158,9 @@ pub fn parse(url: &str, key: &str) -> Result<Target, UrlError> {
     // that names another host.
     if host.contains(['[', ']']) {
         return Err(UrlError::BadHost(host.to_owned()));
+    }
+    if scheme == Scheme::Srt {
+        return parse_srt(host, port, path, key);
     }
     let port = match port {
         None => scheme.default_port(),

@@ -24,6 +24,7 @@ impl Store {
             destinations: self.destinations()?,
             settings,
             renditions: self.renditions()?,
+            srt_passphrases: self.srt_passphrases()?.into_iter().collect(),
         })
     }
 
@@ -34,7 +35,8 @@ impl Store {
         let tx = conn.transaction().map_err(write_error)?;
         let t = now();
         tx.execute_batch(
-            "DELETE FROM destinations; DELETE FROM ingest_keys; DELETE FROM settings;",
+            "DELETE FROM destinations; DELETE FROM ingest_keys; DELETE FROM settings;
+             DELETE FROM srt_passphrases;",
         )
         .map_err(write_error)?;
         for k in &b.ingest_keys {
@@ -53,6 +55,13 @@ impl Store {
             .map_err(write_error)?;
         }
         Store::import_renditions(&tx, &b.renditions)?;
+        for (k, p) in &b.srt_passphrases {
+            tx.execute(
+                "INSERT INTO srt_passphrases (key, passphrase) VALUES (?1, ?2)",
+                params![k, p],
+            )
+            .map_err(write_error)?;
+        }
         for (k, v) in &b.settings {
             tx.execute(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2)",

@@ -17,6 +17,7 @@ mod destinations;
 mod events;
 mod pulls;
 mod renditions;
+mod srt;
 mod webhooks;
 pub use pulls::StoredPull;
 pub use renditions::StoredRendition;
@@ -123,6 +124,12 @@ const MIGRATIONS: &[&str] = &[
     // 7: which of the ingest's tracks a destination takes (JSON of
     // `StoredTracks`; NULL: the main picture and audio track 0).
     "ALTER TABLE destinations ADD COLUMN tracks TEXT;",
+    // 8: SRT passphrases of ingest keys (a secret, like the key itself);
+    // its own table so keys given on the command line can have one too.
+    "CREATE TABLE srt_passphrases (
+        key TEXT PRIMARY KEY,
+        passphrase TEXT NOT NULL
+     );",
 ];
 
 /// Setting: the host OBS reaches antenne at (shown in the OBS settings,
@@ -264,6 +271,9 @@ pub struct Backup {
     pub settings: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub renditions: Vec<StoredRendition>,
+    /// SRT passphrases by ingest key (secrets, like the keys).
+    #[serde(default)]
+    pub srt_passphrases: std::collections::BTreeMap<String, String>,
 }
 
 /// The database.
@@ -563,6 +573,7 @@ mod tests {
             destinations: vec![dest("dup"), dest("dup")],
             settings: Default::default(),
             renditions: vec![],
+            srt_passphrases: Default::default(),
         };
         assert!(s.import(&bad).is_err());
         let ds = s.destinations().expect("loads");

@@ -277,6 +277,10 @@ impl Antenne {
         cmd.args(&self.opts.extra_args)
             .env("RUST_LOG", "info,antenne=debug")
             .env("NO_COLOR", "1")
+            // SRT off unless a test asks (`.arg("--srt-listen")`, which
+            // wins over the variable): tests bind only their own ports,
+            // never the default 0.0.0.0:9000.
+            .env("ANTENNE_SRT_LISTEN", "")
             .env("ANTENNE_API_TOKEN", &self.token)
             .env("ANTENNE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env_remove("RUST_LOG_STYLE")

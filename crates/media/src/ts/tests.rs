@@ -367,3 +367,81 @@ proptest! {
         prop_assert_eq!(units, whole);
     }
 }
+
+fn convert_all(data: &[u8]) -> Vec<crate::flv::Tag> {
+    let mut c = to_flv::TsToFlv::default();
+    let mut tags = Vec::new();
+    c.push(data, &mut tags);
+    c.finish(&mut tags);
+    tags
+}
+
+#[test]
+fn a_transport_stream_becomes_flv_tags_starting_at_zero_with_headers_first() {
+    let tags = convert_all(&sample_stream());
+    let summary: Vec<(crate::flv::TagKind, u32, u8, u8)> = tags
+        .iter()
+        .map(|t| (t.kind, t.timestamp, t.body[0], t.body[1]))
+        .collect();
+    use crate::flv::TagKind::{Audio, Video};
+    assert_eq!(
+        summary,
+        // In the order the PES packets end (the audio one has a length;
+        // a video one ends when the next starts).
+        vec![
+            (Audio, 0, 0xaf, 0x00),
+            (Audio, 0, 0xaf, 0x01),
+            // The second ADTS frame of the PES: 1024 samples at 48 kHz later.
+            (Audio, 21, 0xaf, 0x01),
+            (Video, 0, 0x17, 0x00),
+            (Video, 0, 0x17, 0x01),
+            (Video, 33, 0x27, 0x01),
+            (Video, 66, 0x27, 0x01),
+        ]
+    );
+}
+
+#[test]
+fn repeated_parameter_sets_send_one_sequence_header() {
+    let mut m = Mux::default();
+    m.tables();
+    m.pes(VIDEO, 0xe0, 0, 0, &idr(100), false);
+    m.pes(VIDEO, 0xe0, 3000, 3000, &idr(100), false);
+    m.pes(VIDEO, 0xe0, 6000, 6000, &p_frame(10), false);
+    let tags = convert_all(&m.out);
+    let headers = tags.iter().filter(|t| t.body[1] == 0).count();
+    assert_eq!((tags.len(), headers), (4, 1));
+}
+
+#[test]
+fn video_before_the_first_sps_is_dropped() {
+    let mut m = Mux::default();
+    m.tables();
+    m.pes(VIDEO, 0xe0, 0, 0, &p_frame(10), false);
+    m.pes(VIDEO, 0xe0, 3000, 3000, &idr(10), false);
+    let mut c = to_flv::TsToFlv::default();
+    let mut tags = Vec::new();
+    c.push(&m.out, &mut tags);
+    c.finish(&mut tags);
+    assert_eq!(c.stats().video_dropped, 1);
+    assert_eq!(tags[0].body[..2], [0x17, 0x00]);
+    assert_eq!(tags[0].timestamp, 33);
+}
+
+#[test]
+fn timestamps_stay_continuous_across_the_33_bit_wrap() {
+    let mut m = Mux::default();
+    m.tables();
+    let start = WRAP - 3000;
+    for i in 0..4u64 {
+        let t = (start + i * 3000) % WRAP;
+        let es = if i == 0 { idr(10) } else { p_frame(10) };
+        m.pes(VIDEO, 0xe0, t, t, &es, false);
+    }
+    let times: Vec<u32> = convert_all(&m.out)
+        .iter()
+        .skip(1)
+        .map(|t| t.timestamp)
+        .collect();
+    assert_eq!(times, vec![0, 33, 66, 100]);
+}
