@@ -173,7 +173,11 @@ pub(crate) fn ingests(st: &AppState, keys: Keys) -> Vec<IngestJson> {
     st.hubs
         .all()
         .iter()
-        .map(|h| IngestJson::new(h, keys))
+        .map(|h| {
+            let mut j = IngestJson::new(h, keys);
+            j.standby = st.standby.status(&j.id);
+            j
+        })
         .collect()
 }
 

@@ -24,6 +24,7 @@ pub mod recordings;
 pub mod renditions;
 pub mod serve;
 pub mod session;
+pub mod standby;
 pub mod views;
 pub mod web;
 
@@ -73,6 +74,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     pub recorder: Arc<crate::recording::Recorder>,
     pub renditions: Arc<crate::encoders::registry::Renditions>,
+    /// The standby picture of each ingest, and the breaks.
+    pub standby: Arc<crate::standby::Standby>,
 }
 
 /// The whole HTTP application.
@@ -87,6 +90,7 @@ pub fn router(state: AppState, hosts: AllowedHosts) -> Router {
         .merge(alerts::routes())
         .merge(import::routes())
         .merge(renditions::routes())
+        .merge(standby::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)

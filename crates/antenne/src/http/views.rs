@@ -238,6 +238,9 @@ pub struct IngestJson {
     pub frame_rate: Option<f64>,
     pub bitrate_kbps: f64,
     pub destinations_attached: usize,
+    /// The standby picture: its state, and why it is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby: Option<crate::standby::StandbyStatus>,
 }
 
 impl IngestJson {
@@ -256,6 +259,7 @@ impl IngestJson {
             frame_rate: s.frame_rate.map(|f| (f * 100.0).round() / 100.0),
             bitrate_kbps: s.bitrate_kbps.round(),
             destinations_attached: s.destinations_attached,
+            standby: None,
         }
     }
 }

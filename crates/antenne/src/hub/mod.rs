@@ -22,18 +22,25 @@
 //!   [`QueueLimits::max_lag`] behind has its queue emptied and skips to the
 //!   next keyframe (with the current headers replayed first), and the
 //!   frames it missed are counted.
+//! - While the publisher is away, or on a break the streamer asked for,
+//!   the outputs can be fed a standby stream instead ([`feed`]): the hub
+//!   knows which source feeds them ([`Feed`]), holds the publisher's
+//!   frames back meanwhile, and switches back at its first keyframe.
 
 mod cache;
+mod feed;
 mod queue;
 mod registry;
 mod timeline;
 mod tracks;
 
+pub use feed::{FeedKind, PublisherParams, StandbyHeaders};
 pub use queue::Subscription;
 pub use registry::Hubs;
 pub use tracks::TrackSnapshot;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -48,6 +55,7 @@ use crate::rate::RateMeter;
 use crate::secret::StreamKey;
 
 use cache::Cache;
+use feed::Feed;
 use queue::Queue;
 use timeline::Timeline;
 use tracks::Tracks;
@@ -137,6 +145,10 @@ struct StreamInfo {
     height: Option<u32>,
     metadata_frame_rate: Option<f64>,
     has_video: bool,
+    /// The publisher's sequence header bodies (what a standby stream must
+    /// match).
+    video_config: Option<Bytes>,
+    audio_config: Option<Bytes>,
 }
 
 #[derive(Debug)]
@@ -149,6 +161,18 @@ struct HubState {
     info: StreamInfo,
     /// Tracks 1.. of a multitrack ingest.
     tracks: Tracks,
+    /// Which source feeds the outputs.
+    feed: Feed,
+    /// The publisher's headers while the outputs are on standby, sent
+    /// when they switch back to it.
+    pending: Cache,
+    /// The publisher left and the outputs are held open (by the standby
+    /// controller, until its hold limit).
+    holding: bool,
+    /// The streamer asked for a break: outputs stay on standby while the
+    /// publisher keeps sending.
+    on_break: bool,
+    next_standby: u64,
 }
 
 /// The hub of one ingest key.
@@ -157,6 +181,10 @@ pub struct Hub {
     key: StreamKey,
     state: Mutex<HubState>,
     live: watch::Sender<bool>,
+    /// Whether the outputs have something to send: a publisher, or a hold
+    /// (see [`Hub::set_hold_managed`]).
+    on_air: watch::Sender<bool>,
+    hold_managed: AtomicBool,
     bytes_in: RateMeter,
     video_frames: RateMeter,
     limits: QueueLimits,
@@ -174,8 +202,15 @@ impl Hub {
                 timeline: Timeline::default(),
                 info: StreamInfo::default(),
                 tracks: Tracks::default(),
+                feed: Feed::Nothing,
+                pending: Cache::default(),
+                holding: false,
+                on_break: false,
+                next_standby: 0,
             }),
             live: watch::channel(false).0,
+            on_air: watch::channel(false).0,
+            hold_managed: AtomicBool::new(false),
             bytes_in: RateMeter::default(),
             video_frames: RateMeter::default(),
             limits,
@@ -201,6 +236,33 @@ impl Hub {
         *self.live.borrow()
     }
 
+    /// Whether outputs should be connected: a publisher is live, or the
+    /// hub holds them open while it is away. Without a hold controller
+    /// this is [`Hub::watch_live`].
+    pub fn watch_on_air(&self) -> watch::Receiver<bool> {
+        self.on_air.subscribe()
+    }
+
+    /// A controller (the standby module) holds this hub's outputs open
+    /// when the publisher leaves and ends the hold itself
+    /// ([`Hub::end_hold`]); outputs then close at once rather than after
+    /// their own grace period.
+    pub fn set_hold_managed(&self, managed: bool) {
+        self.hold_managed.store(managed, Ordering::Relaxed);
+    }
+
+    pub fn hold_managed(&self) -> bool {
+        self.hold_managed.load(Ordering::Relaxed)
+    }
+
+    /// Sets `on_air` from the state (under the hub's lock, so updates keep
+    /// their order).
+    fn update_on_air(&self, st: &HubState) {
+        let on = st.publisher.is_some() || st.holding;
+        self.on_air
+            .send_if_modified(|v| std::mem::replace(v, on) != on);
+    }
+
     /// Starts a publisher session; the guard ends it when dropped.
     pub fn start_publish(self: &Arc<Self>, addr: SocketAddr) -> Result<PublishGuard, AlreadyLive> {
         let mut st = self.lock();
@@ -214,10 +276,19 @@ impl Hub {
             addr,
             since: SystemTime::now(),
         });
-        st.cache.reset();
+        st.holding = false;
+        if matches!(st.feed, Feed::Standby(_)) {
+            // The outputs stay on standby until this publisher's first
+            // keyframe; its headers are kept for the switch.
+            st.pending.reset();
+        } else {
+            st.feed = Feed::Publisher;
+            st.cache.reset();
+            st.timeline.new_session();
+        }
         st.info = StreamInfo::default();
         st.tracks.reset();
-        st.timeline.new_session();
+        self.update_on_air(&st);
         drop(st);
         self.bytes_in.reset_window();
         self.live.send_replace(true);
@@ -227,10 +298,16 @@ impl Hub {
     fn end_publish(&self) {
         let mut st = self.lock();
         st.publisher = None;
-        st.cache.clear_gop();
+        if st.feed == Feed::Publisher {
+            st.feed = Feed::Nothing;
+            st.cache.clear_gop();
+        } else {
+            st.pending.reset();
+        }
         st.tracks.clear_gops();
-        drop(st);
+        st.holding = self.hold_managed();
         self.live.send_replace(false);
+        self.update_on_air(&st);
     }
 
     /// Takes a video message from the publisher.
@@ -249,19 +326,26 @@ impl Hub {
         self.bytes_in.add(payload.len());
         // Laid out (a copy for frames over one chunk) before taking the
         // lock that the API and joining destinations also take.
+        let body = payload.clone();
         let payload = client::prepare_media(true, payload);
         let mut st = self.lock();
-        let ts = st.timeline.map(timestamp, Instant::now());
         st.info.has_video = true;
-        let frame = Frame {
+        if tag.sequence_header {
+            st.info.video_codec = Some(tag.codec.name());
+            st.info.video_config = Some(body);
+        }
+        let mut frame = Frame {
             kind: FrameKind::Video,
-            timestamp: ts,
+            timestamp: 0,
             payload,
             keyframe: tag.keyframe && !tag.sequence_header,
             header: tag.sequence_header,
         };
+        if !self.admit(&mut st, &frame) {
+            return;
+        }
+        frame.timestamp = st.timeline.map(timestamp, Instant::now());
         if tag.sequence_header {
-            st.info.video_codec = Some(tag.codec.name());
             st.cache.video_header = Some(frame.clone());
         } else {
             self.video_frames.add(1);
@@ -279,19 +363,26 @@ impl Hub {
             return;
         };
         self.bytes_in.add(payload.len());
+        let body = payload.clone();
         let payload = client::prepare_media(false, payload);
         let mut st = self.lock();
-        let ts = st.timeline.map(timestamp, Instant::now());
-        let frame = Frame {
+        if tag.sequence_header {
+            st.info.audio_codec = Some(tag.codec.name());
+            st.info.audio_config = Some(body);
+        }
+        let mut frame = Frame {
             kind: FrameKind::Audio,
-            timestamp: ts,
+            timestamp: 0,
             payload,
             // Without video, any audio frame is a place to start.
             keyframe: !st.info.has_video && !tag.sequence_header,
             header: tag.sequence_header,
         };
+        if !self.admit(&mut st, &frame) {
+            return;
+        }
+        frame.timestamp = st.timeline.map(timestamp, Instant::now());
         if tag.sequence_header {
-            st.info.audio_codec = Some(tag.codec.name());
             st.cache.audio_header = Some(frame.clone());
         } else {
             st.cache.push_media(&frame);
@@ -329,6 +420,9 @@ impl Hub {
             header: true,
         };
         st.tracks.set_metadata(&frame);
+        if !self.admit(&mut st, &frame) {
+            return;
+        }
         st.cache.metadata = Some(frame.clone());
         self.fan_out(&st, frame);
     }
@@ -363,7 +457,7 @@ impl Hub {
             let mut q = queue.lock();
             // Start on the cached keyframe if there is one; otherwise wait
             // for the next (the headers are queued when it comes).
-            let gop_ready = st.publisher.is_some() && st.cache.gop_ready();
+            let gop_ready = st.feed != Feed::Nothing && st.cache.gop_ready();
             if gop_ready {
                 for f in st.cache.headers().chain(st.cache.gop.iter()) {
                     q.push(f.clone());

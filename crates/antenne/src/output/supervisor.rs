@@ -54,7 +54,9 @@ pub async fn supervise(
 ) {
     let dest = target.redacted();
     let set = |state| stats.set_state_unless_cancelled(&cancel, state);
-    let mut live = hub.watch_live();
+    // On the air: a publisher, or the standby holding the destinations
+    // open while it is away.
+    let mut live = hub.watch_on_air();
     let mut backoff = BACKOFF;
     // The history gets the first failure of a streak and any change of
     // error, not every retry.
@@ -98,11 +100,11 @@ pub async fn supervise(
                         return;
                     }
                     Ok(LiveEnd::IngestGone) => {
-                        info!(destination = %id, url = %dest, "ingest gone past the grace period: stream closed");
+                        info!(destination = %id, url = %dest, "ingest gone past the hold limit: stream closed");
                         history.record(
                             EventKind::Closed,
                             label,
-                            "ingest offline past the grace period: stream closed",
+                            "ingest offline past the hold limit: stream closed",
                             None,
                         );
                         continue;

@@ -1,0 +1,246 @@
+//! Which source feeds the hub's outputs: the publisher, or a standby
+//! stream played in its place (the publisher is away, or the streamer
+//! asked for a break), and the switches between them.
+//!
+//! Invariants:
+//! - Outputs only ever see one source at a time. While the standby feeds
+//!   them, the publisher's frames are held back and its headers kept in
+//!   `pending`; the switch back happens at the publisher's first video
+//!   keyframe, after its headers, never mid-GOP.
+//! - Each switch starts a new session of the hub's one timeline, so
+//!   timestamps keep going forward across every switch.
+//! - A standby session is an id: frames of a session that was replaced
+//!   (the publisher came back, the hold ended) are refused, so a late
+//!   standby frame can never reach the outputs after the switch.
+
+use std::time::Instant;
+
+use antenne_rtmp::chunked::ChunkedPayload;
+use bytes::Bytes;
+
+use super::{Frame, FrameKind, Hub, HubState};
+
+/// Which source feeds the outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Feed {
+    /// Nothing: no publisher, no standby (yet).
+    Nothing,
+    Publisher,
+    /// The standby session with this id.
+    Standby(u64),
+}
+
+/// Which source feeds the outputs, for the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedKind {
+    Nothing,
+    Publisher,
+    Standby,
+}
+
+/// The standby stream's headers: what outputs get when it starts.
+#[derive(Debug, Clone)]
+pub struct StandbyHeaders {
+    /// `onMetaData` body (starting at the `onMetaData` string).
+    pub metadata: Bytes,
+    /// AVC sequence header tag body.
+    pub video: Bytes,
+    /// AAC sequence header tag body.
+    pub audio: Option<Bytes>,
+}
+
+/// What the publisher sends, for a standby stream to match.
+#[derive(Debug, Clone, Default)]
+pub struct PublisherParams {
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    /// Video sequence header tag body.
+    pub video_config: Option<Bytes>,
+    /// Audio sequence header tag body.
+    pub audio_config: Option<Bytes>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// From `onMetaData`, else measured (frames per second).
+    pub frame_rate: Option<f64>,
+}
+
+impl Hub {
+    /// Whether a frame of the publisher reaches the outputs. While they
+    /// are on standby its headers are kept for the switch and its frames
+    /// held back, until its first keyframe once no break is asked for.
+    pub(super) fn admit(&self, st: &mut HubState, frame: &Frame) -> bool {
+        let Feed::Standby(_) = st.feed else {
+            return true;
+        };
+        if frame.header {
+            let slot = match frame.kind {
+                FrameKind::Metadata => &mut st.pending.metadata,
+                FrameKind::Video => &mut st.pending.video_header,
+                FrameKind::Audio => &mut st.pending.audio_header,
+            };
+            *slot = Some(frame.clone());
+            return false;
+        }
+        let switch = frame.kind == FrameKind::Video
+            && frame.keyframe
+            && !st.on_break
+            && st.publisher.is_some()
+            && st.pending.video_header.is_some();
+        if switch {
+            self.switch_to_publisher(st);
+        }
+        switch
+    }
+
+    /// The outputs go back to the publisher: a new timeline session, its
+    /// headers, then (by the caller) its keyframe.
+    fn switch_to_publisher(&self, st: &mut HubState) {
+        st.feed = Feed::Publisher;
+        st.timeline.new_session();
+        let pending = std::mem::take(&mut st.pending);
+        st.cache.reset();
+        st.cache.metadata = pending.metadata;
+        st.cache.video_header = pending.video_header;
+        st.cache.audio_header = pending.audio_header;
+        let headers: Vec<Frame> = st.cache.headers().cloned().collect();
+        for h in headers {
+            self.fan_out(st, h);
+        }
+    }
+
+    /// Starts a standby session in place of the publisher: its headers go
+    /// out now; its frames follow through [`Hub::push_standby`]. `None`
+    /// when the standby is not wanted any more (the publisher is back and
+    /// no break is asked for, or the hold ended).
+    pub fn start_standby(&self, headers: &StandbyHeaders) -> Option<u64> {
+        let mut st = self.lock();
+        if st.publisher.is_some() && !st.on_break {
+            return None;
+        }
+        if st.publisher.is_none() && !st.holding {
+            return None;
+        }
+        if st.feed == Feed::Publisher {
+            // A break while live: the publisher's headers, for the way back.
+            st.pending.reset();
+            st.pending.metadata = st.cache.metadata.clone();
+            st.pending.video_header = st.cache.video_header.clone();
+            st.pending.audio_header = st.cache.audio_header.clone();
+        }
+        st.next_standby += 1;
+        let id = st.next_standby;
+        st.feed = Feed::Standby(id);
+        st.timeline.new_session();
+        st.cache.reset();
+        let now = st.timeline.now();
+        let header = |kind, payload| Frame {
+            kind,
+            timestamp: now,
+            payload,
+            keyframe: false,
+            header: true,
+        };
+        st.cache.metadata = Some(header(
+            FrameKind::Metadata,
+            ChunkedPayload::whole(headers.metadata.clone()),
+        ));
+        st.cache.video_header = Some(header(
+            FrameKind::Video,
+            antenne_rtmp::client::prepare_media(true, headers.video.clone()),
+        ));
+        st.cache.audio_header = headers.audio.clone().map(|a| {
+            header(
+                FrameKind::Audio,
+                antenne_rtmp::client::prepare_media(false, a),
+            )
+        });
+        let out: Vec<Frame> = st.cache.headers().cloned().collect();
+        for h in out {
+            self.fan_out(&st, h);
+        }
+        for (_, q) in &st.subscribers {
+            q.wake();
+        }
+        Some(id)
+    }
+
+    /// Plays one standby frame (its timestamp on the session's own clock,
+    /// from 0). `false` once the session no longer feeds the outputs: the
+    /// player stops.
+    pub fn push_standby(
+        &self,
+        session: u64,
+        kind: FrameKind,
+        timestamp: u32,
+        payload: &ChunkedPayload,
+        keyframe: bool,
+    ) -> bool {
+        let mut st = self.lock();
+        if st.feed != Feed::Standby(session) {
+            return false;
+        }
+        let frame = Frame {
+            kind,
+            timestamp: st.timeline.map(timestamp, Instant::now()),
+            payload: payload.clone(),
+            keyframe,
+            header: false,
+        };
+        st.cache.push_media(&frame);
+        self.fan_out(&st, frame);
+        for (_, q) in &st.subscribers {
+            q.wake();
+        }
+        true
+    }
+
+    /// The hold is over: without a publisher, the outputs close.
+    pub fn end_hold(&self) {
+        let mut st = self.lock();
+        st.holding = false;
+        if st.publisher.is_none() {
+            st.feed = Feed::Nothing;
+            st.cache.clear_gop();
+        }
+        self.update_on_air(&st);
+    }
+
+    /// Asks for (or ends) a break: while on, the outputs stay on standby
+    /// even with the publisher sending; once off, they switch back at its
+    /// next keyframe.
+    pub fn set_break(&self, on: bool) {
+        self.lock().on_break = on;
+    }
+
+    pub fn on_break(&self) -> bool {
+        self.lock().on_break
+    }
+
+    /// Which source feeds the outputs now.
+    pub fn feed(&self) -> FeedKind {
+        match self.lock().feed {
+            Feed::Nothing => FeedKind::Nothing,
+            Feed::Publisher => FeedKind::Publisher,
+            Feed::Standby(_) => FeedKind::Standby,
+        }
+    }
+
+    /// What the current (or last) publisher sends.
+    pub fn publisher_params(&self) -> PublisherParams {
+        let measured = self.video_frames.per_second();
+        let st = self.lock();
+        PublisherParams {
+            video_codec: st.info.video_codec.clone(),
+            audio_codec: st.info.audio_codec.clone(),
+            video_config: st.info.video_config.clone(),
+            audio_config: st.info.audio_config.clone(),
+            width: st.info.width,
+            height: st.info.height,
+            frame_rate: st
+                .info
+                .metadata_frame_rate
+                .or((measured > 0.0).then_some(measured)),
+        }
+    }
+}

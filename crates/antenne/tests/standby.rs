@@ -1,0 +1,333 @@
+//! "Never dark" end to end: a real ffmpeg publisher, nginx-rtmp receivers
+//! recording, ffprobe/ffmpeg reading what they recorded. While the
+//! publisher is away the receivers get antenne's standby picture and
+//! silence on the same connection; when it comes back they get its
+//! stream again from a keyframe.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use support::*;
+
+const KEY: &str = "standby_ingest_key_0123456789";
+/// The generated card's background (0x1d2733).
+const CARD: [u8; 3] = [0x1d, 0x27, 0x33];
+
+/// One decoded video frame of a recording: its size, whether it is a
+/// keyframe, and the mean colour of its top-left 8x8 pixels.
+#[derive(Debug, Clone)]
+struct Decoded {
+    width: u32,
+    height: u32,
+    key: bool,
+    corner: [u8; 3],
+}
+
+impl Decoded {
+    fn is_card(&self, colour: [u8; 3]) -> bool {
+        self.corner
+            .iter()
+            .zip(colour)
+            .all(|(a, b)| (*a as i32 - b as i32).abs() <= 12)
+    }
+}
+
+/// Decodes every video frame of a recording (one ffmpeg: `showinfo`
+/// tells each frame's size and key flag, the raw output its corner).
+fn decode_frames(path: &Path) -> Result<Vec<Decoded>> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "info", "-i"])
+        .arg(path)
+        .args(["-map", "0:v:0", "-vsync", "passthrough", "-vf"])
+        .args([
+            "showinfo,crop=8:8:0:0,scale=1:1:flags=area",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .context("ffmpeg runs")?;
+    let mut frames = Vec::new();
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        if !line.contains("Parsed_showinfo") || !line.contains(" n:") {
+            continue;
+        }
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .map(str::to_owned)
+        };
+        let size = field("s:").context("showinfo size")?;
+        let (w, h) = size.split_once('x').context("WxH")?;
+        frames.push(Decoded {
+            key: field("iskey:").as_deref() == Some("1"),
+            width: w.parse()?,
+            height: h.parse()?,
+            corner: [0; 3],
+        });
+    }
+    let corners: Vec<[u8; 3]> = out
+        .stdout
+        .chunks_exact(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    if corners.len() != frames.len() || frames.is_empty() {
+        bail!(
+            "showinfo saw {} frames, ffmpeg wrote {}",
+            frames.len(),
+            corners.len()
+        );
+    }
+    for (f, c) in frames.iter_mut().zip(corners) {
+        f.corner = c;
+    }
+    Ok(frames)
+}
+
+/// The standby runs in a recording: (first, last) index of each run of
+/// frames showing `colour`.
+fn runs(frames: &[Decoded], colour: [u8; 3]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, f) in frames.iter().enumerate() {
+        match (f.is_card(colour), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((s, i - 1));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, frames.len() - 1));
+    }
+    out
+}
+
+fn ingest_id(antenne: &Antenne) -> Result<String> {
+    let i = antenne.ingest()?;
+    i["ingests"][0]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("ingest id")
+}
+
+fn standby_state(antenne: &Antenne) -> Option<String> {
+    let i = antenne.ingest().ok()?;
+    i["ingests"][0]["standby"]["state"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn wait_standby_ready(antenne: &Antenne) -> bool {
+    wait_until(Duration::from_secs(30), || {
+        antenne
+            .ingest()
+            .is_ok_and(|i| i["ingests"][0]["standby"]["ready"] == true)
+    })
+}
+
+#[test]
+fn destinations_get_the_standby_picture_while_the_publisher_is_away_then_its_stream_again(
+) -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::options().ingest_key(KEY).start()?;
+    let streams = ["sb_a", "sb_b", "sb_c"];
+    let ids: Vec<String> = streams
+        .iter()
+        .map(|s| {
+            antenne
+                .add_destination(s, &nginx.url(), s, true)
+                .map(|d| Antenne::id_of(&d))
+        })
+        .collect::<Result<_>>()?;
+    let opts = || Publisher::options().size(320, 180).video_kbps(300);
+    let mut publisher = opts().start(&antenne.ingest_url(KEY))?;
+    for id in &ids {
+        antenne.wait_for_state(id, "live", Duration::from_secs(15))?;
+    }
+    assert!(
+        wait_standby_ready(&antenne),
+        "standby loop prepared: {}",
+        antenne.ingest()?
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    publisher.kill();
+    assert!(
+        wait_until(Duration::from_secs(10), || standby_state(&antenne)
+            .as_deref()
+            == Some("standby")),
+        "standby on air: {}",
+        antenne.ingest()?
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    for id in &ids {
+        let d = antenne.get_destination(id)?;
+        assert_eq!(d["status"]["state"], "live", "kept open: {d}");
+    }
+    let _back = opts().start(&antenne.ingest_url(KEY))?;
+    assert!(
+        wait_until(Duration::from_secs(15), || standby_state(&antenne)
+            .as_deref()
+            == Some("live")),
+        "back on the live stream: {}",
+        antenne.ingest()?
+    );
+    std::thread::sleep(Duration::from_secs(3));
+
+    for (id, stream) in ids.iter().zip(streams) {
+        let d = antenne.get_destination(id)?;
+        assert_eq!(d["status"]["reconnects"], 0, "{d}");
+        assert_eq!(nginx.publish_count(stream), 1, "{stream}: one publish");
+        let recs = nginx.recordings(stream);
+        assert_eq!(recs.len(), 1, "{stream}: one file: {recs:?}");
+        let report = assert_good_recording(&recs[0], 8000);
+        let what = format!("{stream}: {}", report.summary());
+        assert!(report.max_video_gap_ms() < 2000, "{what}");
+        assert!(report.max_audio_gap_ms() < 2000, "audio throughout: {what}");
+        let frames = decode_frames(&recs[0])?;
+        assert!(
+            frames.iter().all(|f| (f.width, f.height) == (320, 180)),
+            "{stream}: every frame decodes at 320x180"
+        );
+        let card = runs(&frames, CARD);
+        assert_eq!(card.len(), 1, "{stream}: one standby run: {card:?}");
+        let (first, last) = card[0];
+        assert!(last - first >= 90, "{stream}: seconds of standby: {card:?}");
+        assert!(frames[first].key, "{stream}: standby starts on a keyframe");
+        assert!(
+            last + 1 < frames.len(),
+            "{stream}: the live stream came back"
+        );
+        assert!(
+            frames[last + 1].key,
+            "{stream}: the live stream comes back on a keyframe"
+        );
+        println!(
+            "{stream}: {} frames, standby {first}..={last}, max video gap {} ms",
+            frames.len(),
+            report.max_video_gap_ms()
+        );
+    }
+    let history = antenne
+        .request("GET", "/api/v1/events", None)?
+        .1
+        .to_string();
+    assert!(history.contains("standby_started"), "{history}");
+    assert!(history.contains("standby_ended"), "{history}");
+    Ok(())
+}
+
+#[test]
+fn past_the_hold_limit_destinations_close_cleanly_and_reconnect_when_the_publisher_returns(
+) -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .arg("--hold-limit")
+        .arg("4")
+        .start()?;
+    let d = antenne.add_destination("held", &nginx.url(), "held", true)?;
+    let id = Antenne::id_of(&d);
+    let opts = || Publisher::options().size(256, 144).video_kbps(200);
+    let mut publisher = opts().start(&antenne.ingest_url(KEY))?;
+    antenne.wait_for_state(&id, "live", Duration::from_secs(15))?;
+    assert!(wait_standby_ready(&antenne), "{}", antenne.ingest()?);
+    publisher.kill();
+    assert!(
+        wait_until(Duration::from_secs(10), || standby_state(&antenne)
+            .as_deref()
+            == Some("standby")),
+        "{}",
+        antenne.ingest()?
+    );
+    antenne.wait_for_state(&id, "idle", Duration::from_secs(20))?;
+    assert!(
+        wait_until(Duration::from_secs(5), || nginx
+            .error_log()
+            .contains("deleteStream")),
+        "clean close: {}",
+        nginx.error_log()
+    );
+    let d = antenne.get_destination(&id)?;
+    assert!(d["status"]["last_error"].is_null(), "not an error: {d}");
+    let rec = nginx.latest_recording("held").context("recorded")?;
+    let frames = decode_frames(&rec)?;
+    assert!(
+        runs(&frames, CARD).len() == 1,
+        "the standby was sent until the limit"
+    );
+    // nginx names recordings by the second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let _back = opts().start(&antenne.ingest_url(KEY))?;
+    antenne.wait_for_state(&id, "live", Duration::from_secs(15))?;
+    nginx.wait_for_publish_count("held", 2, Duration::from_secs(10))?;
+    Ok(())
+}
+
+#[test]
+fn a_break_sends_the_standby_picture_while_the_publisher_keeps_sending_then_its_stream_again(
+) -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::options().ingest_key(KEY).start()?;
+    let d = antenne.add_destination("brb", &nginx.url(), "brb", true)?;
+    let id = Antenne::id_of(&d);
+    let _publisher = Publisher::options()
+        .size(320, 180)
+        .video_kbps(300)
+        .start(&antenne.ingest_url(KEY))?;
+    antenne.wait_for_state(&id, "live", Duration::from_secs(15))?;
+    assert!(wait_standby_ready(&antenne), "{}", antenne.ingest()?);
+    let ingest = ingest_id(&antenne)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let path = format!("/api/v1/ingest/{ingest}/standby/break");
+    let (code, body) = antenne.request("POST", &path, Some(&json!({})))?;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        wait_until(Duration::from_secs(5), || standby_state(&antenne)
+            .as_deref()
+            == Some("standby")),
+        "{}",
+        antenne.ingest()?
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let i = antenne.ingest()?;
+    assert_eq!(i["ingests"][0]["live"], true, "OBS untouched: {i}");
+    assert_eq!(i["ingests"][0]["standby"]["on_break"], true, "{i}");
+    let (code, body) = antenne.request("DELETE", &path, None)?;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        wait_until(Duration::from_secs(10), || standby_state(&antenne)
+            .as_deref()
+            == Some("live")),
+        "{}",
+        antenne.ingest()?
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(nginx.publish_count("brb"), 1, "no reconnect");
+    let recs = nginx.recordings("brb");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let report = assert_good_recording(&recs[0], 6000);
+    assert!(report.max_video_gap_ms() < 2000, "{}", report.summary());
+    let frames = decode_frames(&recs[0])?;
+    let card = runs(&frames, CARD);
+    assert_eq!(card.len(), 1, "one break: {card:?}");
+    let (first, last) = card[0];
+    assert!(last - first >= 60, "seconds of standby: {card:?}");
+    assert!(frames[first].key, "the break starts on a keyframe");
+    assert!(last + 1 < frames.len(), "the live stream came back");
+    assert!(
+        frames[last + 1].key,
+        "the live stream comes back on a keyframe"
+    );
+    Ok(())
+}
