@@ -331,3 +331,110 @@ fn a_break_sends_the_standby_picture_while_the_publisher_keeps_sending_then_its_
     );
     Ok(())
 }
+
+#[test]
+fn each_ingest_gets_a_standby_picture_of_its_own_size() -> Result<()> {
+    const KEY2: &str = "standby_second_key_0123456789";
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .ingest_key(KEY2)
+        .start()?;
+    let mut ids = Vec::new();
+    for (key, stream) in [(KEY, "size_a"), (KEY2, "size_b")] {
+        let body = json!({"name": stream, "url": nginx.url(), "key": stream, "enabled": true, "ingest": key});
+        let d = antenne.request_expect("POST", "/api/v1/destinations", Some(&body), 201)?;
+        ids.push(Antenne::id_of(&d));
+    }
+    let sizes = [(320, 180), (256, 144)];
+    let mut publishers = Vec::new();
+    for (key, (w, h)) in [KEY, KEY2].iter().zip(sizes) {
+        publishers.push(
+            Publisher::options()
+                .size(w, h)
+                .video_kbps(200)
+                .start(&antenne.ingest_url(key))?,
+        );
+    }
+    for id in &ids {
+        antenne.wait_for_state(id, "live", Duration::from_secs(15))?;
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || antenne.ingest().is_ok_and(
+            |i| {
+                i["ingests"].as_array().is_some_and(|a| {
+                    a.len() == 2 && a.iter().all(|x| x["standby"]["ready"] == true)
+                })
+            }
+        )),
+        "{}",
+        antenne.ingest()?
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    for p in &mut publishers {
+        p.kill();
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    for (stream, (w, h)) in ["size_a", "size_b"].iter().zip(sizes) {
+        let rec = nginx.latest_recording(stream).context("recorded")?;
+        let frames = decode_frames(&rec)?;
+        let card = runs(&frames, CARD);
+        assert_eq!(card.len(), 1, "{stream}: standby sent: {card:?}");
+        let (first, last) = card[0];
+        assert!(last - first >= 60, "{stream}: {card:?}");
+        assert!(
+            frames.iter().all(|f| (f.width, f.height) == (w, h)),
+            "{stream}: standby at {w}x{h}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn without_ffmpeg_the_ingest_says_why_and_destinations_wait_without_a_picture() -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .arg("--ffmpeg")
+        .arg("/nonexistent/ffmpeg")
+        .arg("--hold-limit")
+        .arg("30")
+        .start()?;
+    let d = antenne.add_destination("plain", &nginx.url(), "plain", true)?;
+    let id = Antenne::id_of(&d);
+    let mut publisher = Publisher::options()
+        .size(256, 144)
+        .video_kbps(200)
+        .start(&antenne.ingest_url(KEY))?;
+    antenne.wait_for_state(&id, "live", Duration::from_secs(15))?;
+    assert!(
+        wait_until(Duration::from_secs(20), || antenne.ingest().is_ok_and(
+            |i| i["ingests"][0]["standby"]["unavailable"].is_string()
+        )),
+        "{}",
+        antenne.ingest()?
+    );
+    let i = antenne.ingest()?;
+    let why = i["ingests"][0]["standby"]["unavailable"]
+        .as_str()
+        .unwrap_or("");
+    assert!(why.contains("ffmpeg"), "names ffmpeg: {why}");
+    let (code, body) = antenne.request(
+        "POST",
+        &format!("/api/v1/ingest/{}/standby/break", ingest_id(&antenne)?),
+        Some(&json!({})),
+    )?;
+    assert_eq!(code, 409, "no break without a picture: {body}");
+    assert!(body.to_string().contains("ffmpeg"), "{body}");
+    std::thread::sleep(Duration::from_secs(1));
+    publisher.kill();
+    std::thread::sleep(Duration::from_secs(4));
+    // As before: the connection is held, nothing is sent.
+    let d = antenne.get_destination(&id)?;
+    assert_eq!(d["status"]["state"], "live", "held open: {d}");
+    assert_eq!(standby_state(&antenne).as_deref(), Some("holding"));
+    let rec = nginx.latest_recording("plain").context("recorded")?;
+    let frames = decode_frames(&rec)?;
+    assert!(runs(&frames, CARD).is_empty(), "no standby picture");
+    Ok(())
+}
