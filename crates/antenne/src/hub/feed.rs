@@ -244,3 +244,151 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{QueueLimits, Subscription};
+    use crate::secret::StreamKey;
+
+    const AVC_SEQ: &[u8] = &[0x17, 0, 0, 0, 0, 1];
+    const AVC_KEY: &[u8] = &[0x17, 1, 0, 0, 0, 2];
+    const AVC_INTER: &[u8] = &[0x27, 1, 0, 0, 0, 3];
+    const STANDBY_SEQ: &[u8] = &[0x17, 0, 0, 0, 0, 9];
+
+    fn standby_headers() -> StandbyHeaders {
+        StandbyHeaders {
+            metadata: Bytes::from_static(b"meta"),
+            video: Bytes::from_static(STANDBY_SEQ),
+            audio: None,
+        }
+    }
+
+    fn frame(video: bool, body: &'static [u8]) -> ChunkedPayload {
+        antenne_rtmp::client::prepare_media(video, Bytes::from_static(body))
+    }
+
+    async fn drain(sub: &Subscription) -> Vec<Frame> {
+        let mut out = Vec::new();
+        while !sub.queue.lock().frames.is_empty() {
+            sub.recv_many(&mut out, 1000).await;
+        }
+        out
+    }
+
+    fn held_hub() -> Arc<Hub> {
+        let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
+        hub.set_hold_managed(true);
+        hub
+    }
+
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn the_hold_keeps_outputs_on_air_until_it_ends() {
+        let hub = held_hub();
+        let on_air = hub.watch_on_air();
+        let guard = hub.start_publish("127.0.0.1:1".parse().expect("addr"));
+        assert!(*on_air.borrow());
+        drop(guard);
+        assert!(!hub.is_live());
+        assert!(*on_air.borrow(), "held while the publisher is away");
+        hub.end_hold();
+        assert!(!*on_air.borrow());
+    }
+
+    #[tokio::test]
+    async fn standby_frames_follow_the_publisher_and_it_comes_back_at_its_keyframe() {
+        let hub = held_hub();
+        let guard = hub
+            .start_publish("127.0.0.1:1".parse().expect("addr"))
+            .expect("publisher");
+        hub.push_video(0, Bytes::from_static(AVC_SEQ));
+        hub.push_video(0, Bytes::from_static(AVC_KEY));
+        hub.push_video(1000, Bytes::from_static(AVC_INTER));
+        let sub = hub.subscribe();
+        let before = drain(&sub).await;
+        let last = before.last().expect("frames").timestamp;
+        drop(guard);
+        let session = hub.start_standby(&standby_headers()).expect("held");
+        assert_eq!(hub.feed(), FeedKind::Standby);
+        assert!(hub.push_standby(session, FrameKind::Video, 0, &frame(true, AVC_KEY), true));
+        assert!(hub.push_standby(
+            session,
+            FrameKind::Video,
+            33,
+            &frame(true, AVC_INTER),
+            false
+        ));
+        let standby = drain(&sub).await;
+        // Its headers, then its frames, after the publisher's.
+        assert!(standby[1].header && standby[1].kind == FrameKind::Video);
+        assert!(standby
+            .iter()
+            .filter(|f| !f.header)
+            .all(|f| f.timestamp > last));
+
+        // The publisher is back: held back until its keyframe.
+        let _guard = hub
+            .start_publish("127.0.0.1:1".parse().expect("addr"))
+            .expect("publisher again");
+        hub.push_video(0, Bytes::from_static(AVC_SEQ));
+        hub.push_video(0, Bytes::from_static(AVC_INTER));
+        assert!(drain(&sub).await.is_empty(), "nothing before its keyframe");
+        assert!(hub.push_standby(
+            session,
+            FrameKind::Video,
+            66,
+            &frame(true, AVC_INTER),
+            false
+        ));
+        let standby_last = drain(&sub).await.last().expect("frame").timestamp;
+        hub.push_video(40, Bytes::from_static(AVC_KEY));
+        let back = drain(&sub).await;
+        assert!(back[0].header, "its headers first: {back:?}");
+        let key = back.iter().find(|f| !f.header).expect("keyframe");
+        assert!(key.keyframe && key.timestamp > standby_last);
+        assert_eq!(hub.feed(), FeedKind::Publisher);
+        // The replaced session's frames are refused.
+        assert!(!hub.push_standby(
+            session,
+            FrameKind::Video,
+            99,
+            &frame(true, AVC_INTER),
+            false
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_break_holds_the_publisher_back_until_it_ends() {
+        let hub = held_hub();
+        let _guard = hub
+            .start_publish("127.0.0.1:1".parse().expect("addr"))
+            .expect("publisher");
+        hub.push_video(0, Bytes::from_static(AVC_SEQ));
+        hub.push_video(0, Bytes::from_static(AVC_KEY));
+        let sub = hub.subscribe();
+        drain(&sub).await;
+        assert!(
+            hub.start_standby(&standby_headers()).is_none(),
+            "not while live"
+        );
+        hub.set_break(true);
+        let session = hub.start_standby(&standby_headers()).expect("break");
+        hub.push_video(33, Bytes::from_static(AVC_KEY));
+        assert!(hub.push_standby(session, FrameKind::Video, 0, &frame(true, AVC_KEY), true));
+        let got = drain(&sub).await;
+        assert!(got
+            .iter()
+            .all(|f| f.header || f.payload.len() == AVC_KEY.len()));
+        assert_eq!(hub.feed(), FeedKind::Standby);
+        hub.set_break(false);
+        hub.push_video(66, Bytes::from_static(AVC_INTER));
+        assert_eq!(hub.feed(), FeedKind::Standby, "not mid-GOP");
+        hub.push_video(100, Bytes::from_static(AVC_KEY));
+        assert_eq!(hub.feed(), FeedKind::Publisher);
+        let back = drain(&sub).await;
+        let headers: Vec<_> = back.iter().filter(|f| f.header).collect();
+        assert_eq!(headers.len(), 1, "the publisher's header again: {back:?}");
+    }
+}
