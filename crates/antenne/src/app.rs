@@ -437,10 +437,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             wait: Duration::from_millis(cli.standby_wait_ms),
             hold_limit: cli.hold_limit(),
         },
+        data_dir.join("standby"),
+        store.clone(),
         hubs.clone(),
         history.clone(),
         shutdown.child_token(),
-    );
+    )
+    .await?;
     if let Some(addr) = cli.metrics_listen {
         let listener = TcpListener::bind(addr)
             .await

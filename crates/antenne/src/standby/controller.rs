@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::encode::{self, Loop, LoopSpec};
-use super::{HoldLimit, StandbyConfig, StandbyState, StandbyStatus};
-use crate::history::{EventKind, History};
+use super::{HoldLimit, Shared, StandbyState, StandbyStatus};
+use crate::history::EventKind;
 use crate::hub::Hub;
 
 /// How often the controller looks at the hub when nothing wakes it.
@@ -34,8 +34,7 @@ const TICK: Duration = Duration::from_millis(200);
 pub(super) struct Controller {
     pub(super) hub: Arc<Hub>,
     pub(super) ingest: String,
-    pub(super) config: StandbyConfig,
-    pub(super) history: History,
+    pub(super) shared: Arc<Shared>,
     pub(super) status: watch::Sender<StandbyStatus>,
     pub(super) on_break: watch::Receiver<bool>,
     pub(super) stop: CancellationToken,
@@ -58,7 +57,7 @@ enum Playing {
 
 impl Controller {
     fn record(&self, kind: EventKind, message: String) {
-        self.history.record(kind, None, message, None);
+        self.shared.history.record(kind, None, message, None);
     }
 
     pub(super) async fn run(mut self) {
@@ -89,6 +88,7 @@ impl Controller {
             };
             let holding = !is_live && self.hub.watch_on_air().borrow().to_owned();
             let now = Instant::now();
+            let settings = self.shared.effective(&self.ingest);
             let mut state = StandbyState::Idle;
             let mut ends_at = None;
             if is_live {
@@ -105,7 +105,7 @@ impl Controller {
                 };
             } else if holding {
                 let (left_at, left_wall) = *away.get_or_insert((now, SystemTime::now()));
-                let limit = self.config.hold_limit;
+                let limit = settings.hold_limit;
                 if let HoldLimit::For(d) = limit {
                     ends_at = Some(left_wall + d);
                 }
@@ -124,14 +124,14 @@ impl Controller {
                     );
                     ends_at = None;
                 } else {
-                    if player.is_none() && now >= left_at + self.config.wait {
+                    if player.is_none() && now >= left_at + settings.wait {
                         if let Some(lp) = &ready {
                             self.start(&mut player, Playing::Away, lp.clone());
                         }
                     }
                     state = if player.is_some() {
                         StandbyState::Standby
-                    } else if ready.is_some() && now < left_at + self.config.wait {
+                    } else if ready.is_some() && now < left_at + settings.wait {
                         StandbyState::Waiting
                     } else {
                         StandbyState::Holding
@@ -226,8 +226,15 @@ impl Controller {
         if params.video_config.is_none() {
             return;
         }
-        let wanted = if self.config.enabled {
-            LoopSpec::for_publisher(&params)
+        let wanted = if self.shared.config.enabled {
+            LoopSpec::for_publisher(&params).map(|spec| {
+                let image = self.shared.effective(&self.ingest).image;
+                LoopSpec {
+                    image_version: image.as_ref().map_or(0, |(_, v)| *v),
+                    image: image.map(|(p, _)| p),
+                    ..spec
+                }
+            })
         } else {
             Err("the standby picture is switched off (--no-standby)".to_string())
         };
@@ -238,7 +245,7 @@ impl Controller {
         };
         match wanted {
             Ok(spec) if current != Some(&spec) => {
-                let ffmpeg = self.config.ffmpeg.clone();
+                let ffmpeg = self.shared.config.ffmpeg.clone();
                 let s = spec.clone();
                 let handle = tokio::spawn(async move { encode::encode(&ffmpeg, &s).await });
                 *prepared = Prepared::Encoding(spec, handle);

@@ -102,30 +102,27 @@ impl LoopSpec {
         ((self.fps() * LOOP_SECS as f64).round() as u32).max(1)
     }
 
-    /// ffmpeg's arguments; `text`: whether to draw the card's text (needs
-    /// a font; without one the card is a plain colour).
-    pub fn ffmpeg_args(&self, text: bool) -> Vec<String> {
+    /// The picture's input arguments and filter; `text`: whether to draw
+    /// the card's text (needs a font; without one the card is a plain
+    /// colour).
+    fn picture(&self, text: bool) -> (Vec<String>, String) {
         let (w, h) = (self.width, self.height);
         let fps = format!("{:.3}", self.fps());
-        let n = self.frames();
-        let mut a: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "error"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let mut push = |v: &[&str]| a.extend(v.iter().map(|s| s.to_string()));
-        let vf = match &self.image {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match &self.image {
             Some(path) => {
-                push(&["-loop", "1", "-framerate", &fps, "-i"]);
-                push(&[&path.to_string_lossy()]);
-                format!(
+                let mut input = strings(&["-loop", "1", "-framerate", &fps, "-i"]);
+                input.push(path.to_string_lossy().into_owned());
+                let vf = format!(
                     "scale={w}:{h}:force_original_aspect_ratio=decrease,\
                      pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,format=yuv420p"
-                )
+                );
+                (input, vf)
             }
             None => {
-                push(&["-f", "lavfi", "-i"]);
-                push(&[&format!("color=c=0x1d2733:s={w}x{h}:r={fps}")]);
-                if text {
+                let mut input = strings(&["-f", "lavfi", "-i"]);
+                input.push(format!("color=c=0x1d2733:s={w}x{h}:r={fps}"));
+                let vf = if text {
                     let big = (h / 10).max(8);
                     let small = (h / 16).max(6);
                     format!(
@@ -136,9 +133,23 @@ impl LoopSpec {
                     )
                 } else {
                     "format=yuv420p".to_string()
-                }
+                };
+                (input, vf)
             }
-        };
+        }
+    }
+
+    /// ffmpeg's arguments for the loop (FLV on stdout).
+    pub fn ffmpeg_args(&self, text: bool) -> Vec<String> {
+        let fps = format!("{:.3}", self.fps());
+        let n = self.frames();
+        let mut a: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "error"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (input, vf) = self.picture(text);
+        a.extend(input);
+        let mut push = |v: &[&str]| a.extend(v.iter().map(|s| s.to_string()));
         if let Some((rate, channels)) = self.audio {
             let layout = if channels == 1 { "mono" } else { "stereo" };
             push(&["-f", "lavfi", "-i"]);
@@ -212,6 +223,41 @@ impl Loop {
 
     pub fn audio_ts(&self, j: u64) -> u64 {
         (j as f64 * self.audio_frame_ms).round() as u64
+    }
+}
+
+/// One PNG of the picture, for the dashboard's preview.
+pub async fn preview_png(ffmpeg: &Path, spec: &LoopSpec) -> Result<Vec<u8>, String> {
+    let args = |text| {
+        let (input, vf) = spec.picture(text);
+        let mut a: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "error"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(input)
+            .collect();
+        a.extend(
+            [
+                "-vf",
+                &vf,
+                "-frames:v",
+                "1",
+                "-f",
+                "image2",
+                "-c:v",
+                "png",
+                "pipe:1",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        a
+    };
+    match run(ffmpeg, &args(true)).await {
+        Ok(png) => Ok(png),
+        Err(RunError::Failed(_)) if spec.image.is_none() => {
+            run(ffmpeg, &args(false)).await.map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -19,10 +19,11 @@
 pub mod controller;
 pub mod encode;
 pub mod player;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
@@ -30,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::history::History;
 use crate::hub::{Hub, Hubs};
+use crate::store::{Store, StoredStandby};
+use settings::{Effective, SettingsJson};
 
 /// How long the hold may last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +142,10 @@ pub enum BreakError {
     Unavailable(String),
     #[error("the standby picture is not ready yet (it is made once the stream's format is known)")]
     NotReady,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// One ingest's controller, as the registry holds it.
@@ -150,25 +157,103 @@ struct Entry {
     stop: CancellationToken,
 }
 
+/// Whether a save changes the picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ImageChange {
+    Keep,
+    Replaced,
+}
+
+/// What the controllers share: settings, defaults, history.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: StandbyConfig,
+    pub(crate) history: History,
+    /// Each ingest's stored settings (without the picture's bytes) and the
+    /// picture's version.
+    stored: RwLock<HashMap<String, (StoredStandby, u64)>>,
+    /// Where pictures are written for ffmpeg.
+    dir: PathBuf,
+}
+
+impl Shared {
+    /// An ingest's settings with the defaults filled in.
+    pub(crate) fn effective(&self, ingest: &str) -> Effective {
+        let stored = self.stored.read().unwrap_or_else(|e| e.into_inner());
+        let s = stored.get(ingest);
+        let hold_limit = match s {
+            Some((s, _)) if s.hold_forever => HoldLimit::Forever,
+            Some((
+                StoredStandby {
+                    hold_secs: Some(secs),
+                    ..
+                },
+                _,
+            )) => HoldLimit::For(Duration::from_secs(*secs)),
+            _ => self.config.hold_limit,
+        };
+        Effective {
+            wait: s
+                .and_then(|(s, _)| s.wait_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(self.config.wait),
+            hold_limit,
+            image: s
+                .filter(|(s, _)| s.image.is_some())
+                .map(|(_, v)| (settings::image_path(&self.dir, ingest), *v)),
+        }
+    }
+}
+
 /// The standby of every ingest.
 #[derive(Debug)]
 pub struct Standby {
-    config: StandbyConfig,
-    history: History,
+    shared: Arc<Shared>,
+    store: Arc<Store>,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl Standby {
-    /// Starts controllers for the hubs there are and those added later.
-    pub fn start(
+    /// Loads the settings (pictures written to `dir` for ffmpeg) and
+    /// starts controllers for the hubs there are and those added later.
+    pub async fn start(
         config: StandbyConfig,
+        dir: PathBuf,
+        store: Arc<Store>,
         hubs: Hubs,
         history: History,
         shutdown: CancellationToken,
-    ) -> Arc<Standby> {
+    ) -> anyhow::Result<Arc<Standby>> {
+        let d = dir.clone();
+        let stored = store
+            .off_runtime(move |s| {
+                let rows = s.standby_settings()?;
+                let mut map = HashMap::new();
+                for mut row in rows {
+                    if let Some((bytes, _)) = &row.image {
+                        let path = settings::image_path(&d, &row.ingest_id);
+                        let written = std::fs::create_dir_all(&d)
+                            .and_then(|()| std::fs::write(&path, bytes));
+                        if let Err(e) = written {
+                            tracing::warn!(file = %path.display(), error = %e, "cannot write the standby picture: antenne's card is used");
+                            row.image = None;
+                        } else {
+                            row.image = Some((Vec::new(), String::new()));
+                        }
+                    }
+                    map.insert(row.ingest_id.clone(), (row, 1));
+                }
+                Ok(map)
+            })
+            .await?;
         let standby = Arc::new(Standby {
-            config,
-            history,
+            shared: Arc::new(Shared {
+                config,
+                history,
+                stored: RwLock::new(stored),
+                dir,
+            }),
+            store,
             entries: Mutex::default(),
         });
         standby.reconcile(&hubs, &shutdown);
@@ -182,7 +267,7 @@ impl Standby {
                 }
             }
         });
-        standby
+        Ok(standby)
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -213,8 +298,7 @@ impl Standby {
                 controller::Controller {
                     hub: hub.clone(),
                     ingest: id.clone(),
-                    config: self.config.clone(),
-                    history: self.history.clone(),
+                    shared: self.shared.clone(),
                     status: status_tx,
                     on_break: break_rx,
                     stop: stop.clone(),
@@ -267,5 +351,129 @@ impl Standby {
         e.on_break.send_replace(on);
         let status = e.status.borrow().clone();
         Ok(status)
+    }
+
+    fn stored(&self, ingest: &str) -> Result<StoredStandby, BreakError> {
+        if !self.entries().contains_key(ingest) {
+            return Err(BreakError::NoSuchIngest(ingest.to_owned()));
+        }
+        let stored = self.shared.stored.read().unwrap_or_else(|e| e.into_inner());
+        Ok(stored
+            .get(ingest)
+            .map(|(s, _)| s.clone())
+            .unwrap_or_else(|| StoredStandby {
+                ingest_id: ingest.to_owned(),
+                ..StoredStandby::default()
+            }))
+    }
+
+    /// An ingest's settings as the API shows them.
+    pub fn settings(&self, ingest: &str) -> Result<SettingsJson, BreakError> {
+        let s = self.stored(ingest)?;
+        Ok(SettingsJson {
+            wait_ms: s.wait_ms,
+            hold_limit: if s.hold_forever {
+                Some(serde_json::Value::from("forever"))
+            } else {
+                s.hold_secs.map(serde_json::Value::from)
+            },
+            image: s.image.is_some(),
+        })
+    }
+
+    /// Saves (off the runtime) and applies an ingest's settings. The
+    /// picture is left as it is.
+    pub async fn set_settings(
+        &self,
+        ingest: &str,
+        json: SettingsJson,
+    ) -> Result<SettingsJson, BreakError> {
+        json.check().map_err(BreakError::Invalid)?;
+        let hold = json.hold().map_err(BreakError::Invalid)?;
+        let mut row = self.stored(ingest)?;
+        row.wait_ms = json.wait_ms;
+        row.hold_forever = hold == Some(HoldLimit::Forever);
+        row.hold_secs = match hold {
+            Some(HoldLimit::For(d)) => Some(d.as_secs()),
+            _ => None,
+        };
+        self.save(row, ImageChange::Keep).await?;
+        self.settings(ingest)
+    }
+
+    /// Checks, saves and applies an ingest's picture (`None`: back to
+    /// antenne's card).
+    pub async fn set_image(&self, ingest: &str, bytes: Option<Vec<u8>>) -> Result<(), BreakError> {
+        let row = self.stored(ingest)?;
+        let Some(bytes) = bytes else {
+            let path = settings::image_path(&self.shared.dir, ingest);
+            let _ = tokio::fs::remove_file(&path).await;
+            return self
+                .save(StoredStandby { image: None, ..row }, ImageChange::Replaced)
+                .await;
+        };
+        let kind = settings::image_type(&bytes).map_err(BreakError::Invalid)?;
+        // Checked in a file of its own: the one in use stays until this
+        // one is known good.
+        let dir = self.shared.dir.clone();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| BreakError::Invalid(format!("cannot write the picture: {e}")))?;
+        let trial = dir.join(format!("{ingest}.new"));
+        tokio::fs::write(&trial, &bytes)
+            .await
+            .map_err(|e| BreakError::Invalid(format!("cannot write the picture: {e}")))?;
+        if let Err(e) = settings::decodes(&self.shared.config.ffmpeg, &trial).await {
+            let _ = tokio::fs::remove_file(&trial).await;
+            return Err(BreakError::Invalid(e));
+        }
+        tokio::fs::rename(&trial, settings::image_path(&dir, ingest))
+            .await
+            .map_err(|e| BreakError::Invalid(format!("cannot write the picture: {e}")))?;
+        let image = Some((bytes, kind.to_string()));
+        self.save(StoredStandby { image, ..row }, ImageChange::Replaced)
+            .await
+    }
+
+    /// Stores a row, then swaps it in (the picture's bytes stay in SQLite
+    /// only; a replaced picture bumps the version the controllers compare).
+    async fn save(&self, row: StoredStandby, change: ImageChange) -> Result<(), BreakError> {
+        let r = row.clone();
+        self.store
+            .off_runtime(move |s| match change {
+                ImageChange::Keep => s.put_standby_limits(&r),
+                ImageChange::Replaced => s.put_standby_settings(&r),
+            })
+            .await?;
+        let mut stored = self
+            .shared
+            .stored
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let version = stored.get(&row.ingest_id).map_or(1, |(_, v)| *v)
+            + u64::from(change == ImageChange::Replaced);
+        let light = StoredStandby {
+            image: row.image.as_ref().map(|_| (Vec::new(), String::new())),
+            ..row
+        };
+        stored.insert(light.ingest_id.clone(), (light, version));
+        Ok(())
+    }
+
+    /// A PNG of the standby picture (at most 640x360, the ingest's shape
+    /// when known).
+    pub async fn preview(&self, ingest: &str, size: (u32, u32)) -> Result<Vec<u8>, BreakError> {
+        self.stored(ingest)?;
+        let spec = encode::LoopSpec {
+            width: size.0,
+            height: size.1,
+            fps_milli: 1000,
+            audio: None,
+            image: self.shared.effective(ingest).image.map(|(p, _)| p),
+            image_version: 0,
+        };
+        encode::preview_png(&self.shared.config.ffmpeg, &spec)
+            .await
+            .map_err(BreakError::Invalid)
     }
 }

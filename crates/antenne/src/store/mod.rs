@@ -16,8 +16,10 @@ mod backup;
 mod destinations;
 mod events;
 mod renditions;
+mod standby;
 mod webhooks;
 pub use renditions::StoredRendition;
+pub use standby::StoredStandby;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -110,6 +112,17 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
      );
      ALTER TABLE destinations ADD COLUMN source TEXT;",
+    // 6: each ingest's standby settings (NULL: antenne's defaults;
+    // hold_secs NULL with hold_forever 1: no limit) and uploaded picture.
+    "CREATE TABLE standby_settings (
+        ingest_id TEXT PRIMARY KEY,
+        wait_ms INTEGER,
+        hold_secs INTEGER,
+        hold_forever INTEGER NOT NULL DEFAULT 0,
+        image BLOB,
+        image_type TEXT,
+        updated_at INTEGER NOT NULL
+     );",
 ];
 
 /// Setting: the host OBS reaches antenne at (shown in the OBS settings,
