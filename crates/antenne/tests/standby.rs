@@ -521,3 +521,62 @@ fn the_uploaded_picture_is_what_the_platforms_see() -> Result<()> {
     assert!(runs(&frames, CARD).is_empty(), "not antenne's card");
     Ok(())
 }
+
+#[test]
+fn the_ingest_card_shows_the_standby_and_its_be_right_back_button_works() -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::options().ingest_key(KEY).start()?;
+    let d = antenne.add_destination("ui", &nginx.url(), "ui", true)?;
+    let id = Antenne::id_of(&d);
+    let _publisher = Publisher::options()
+        .size(256, 144)
+        .video_kbps(200)
+        .start(&antenne.ingest_url(KEY))?;
+    antenne.wait_for_state(&id, "live", Duration::from_secs(15))?;
+    assert!(wait_standby_ready(&antenne), "{}", antenne.ingest()?);
+    let browser = Browser::start("en-US")?;
+    browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
+    let card = "[data-testid=ingest-card]";
+    let button = format!("{card} [data-testid=standby-break]");
+    browser.wait_text(
+        &format!("{card} [data-testid=standby-state]"),
+        Duration::from_secs(10),
+        |t| t.contains("Standby picture ready"),
+    )?;
+    browser.wait_attr(&button, "aria-pressed", "false", Duration::from_secs(5))?;
+    browser.click(&button)?;
+    browser.wait_attr(&button, "aria-pressed", "true", Duration::from_secs(10))?;
+    browser.wait_text(
+        &format!("{card} [data-testid=standby-state]"),
+        Duration::from_secs(10),
+        |t| t.contains("Be right back since"),
+    )?;
+    assert_eq!(standby_state(&antenne).as_deref(), Some("standby"));
+    // The picture's preview loads in the settings.
+    browser.click(&format!("{card} .standby-settings summary"))?;
+    let loaded = wait_until(Duration::from_secs(15), || {
+        browser
+            .js(
+                "const i = document.querySelector('[data-testid=standby-preview]'); \
+                 return i && i.complete ? i.naturalWidth : 0;",
+                json!([]),
+            )
+            .is_ok_and(|v| v.as_u64() == Some(256))
+    });
+    assert!(loaded, "the preview shows the picture at the ingest's size");
+    browser.click(&button)?;
+    browser.wait_attr(&button, "aria-pressed", "false", Duration::from_secs(10))?;
+    assert!(
+        wait_until(Duration::from_secs(10), || standby_state(&antenne)
+            .as_deref()
+            == Some("live")),
+        "{}",
+        antenne.ingest()?
+    );
+    let events = antenne
+        .request("GET", "/api/v1/events", None)?
+        .1
+        .to_string();
+    assert!(events.contains("standby_started"), "{events}");
+    Ok(())
+}
