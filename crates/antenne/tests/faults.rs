@@ -439,7 +439,13 @@ fn publisher_back_within_the_grace_period_keeps_connections_and_time() -> Result
 
 #[test]
 fn publisher_gone_past_the_grace_period_closes_cleanly_then_resumes() -> Result<()> {
-    let mut m = Matrix::start("grace over", opts().grace_period_secs(2), &[])?;
+    // Without the standby picture: each recording must be exactly the clip
+    // (the standby case is tests/standby.rs).
+    let mut m = Matrix::start(
+        "grace over",
+        opts().grace_period_secs(2).arg("--no-standby"),
+        &[],
+    )?;
     if let Some(mut p) = m.publisher.take() {
         p.kill();
     }
