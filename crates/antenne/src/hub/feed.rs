@@ -13,12 +13,13 @@
 //!   (the publisher came back, the hold ended) are refused, so a late
 //!   standby frame can never reach the outputs after the switch.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use antenne_rtmp::chunked::ChunkedPayload;
 use bytes::Bytes;
 
-use super::{Frame, FrameKind, Hub, HubState};
+use super::{Frame, FrameKind, Hub, HubState, Subscription};
 
 /// Which source feeds the outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,59 @@ pub struct PublisherParams {
 }
 
 impl Hub {
+    /// Keeps and passes on a publisher frame for the publisher's own
+    /// stream (recording, preview), whichever source feeds the outputs.
+    /// `timestamp`: the publisher's, `None` for metadata ("now").
+    pub(super) fn offer_own(&self, st: &mut HubState, frame: &Frame, timestamp: Option<u32>) {
+        let mut f = frame.clone();
+        f.timestamp = match timestamp {
+            Some(ts) => st.own_timeline.map(ts, Instant::now()),
+            None => st.own_timeline.now(),
+        };
+        if f.header {
+            let slot = match f.kind {
+                FrameKind::Metadata => &mut st.own_cache.metadata,
+                FrameKind::Video => &mut st.own_cache.video_header,
+                FrameKind::Audio => &mut st.own_cache.audio_header,
+            };
+            *slot = Some(f.clone());
+        } else {
+            st.own_cache.push_media(&f);
+        }
+        for (_, q) in &st.own_subscribers {
+            q.offer(&f, &st.own_cache, &self.limits);
+        }
+    }
+
+    /// Attaches a reader of the publisher's own stream (recording,
+    /// preview): never the standby picture, and the publisher's frames
+    /// during a break. Starts like [`Hub::subscribe`], on the cached
+    /// keyframe while live.
+    pub fn subscribe_publisher(self: &Arc<Self>) -> Subscription {
+        let queue = Arc::new(super::queue::Queue::default());
+        let mut st = self.lock();
+        let id = st.next_subscriber;
+        st.next_subscriber += 1;
+        {
+            let mut q = queue.lock();
+            if st.publisher.is_some() && st.own_cache.gop_ready() {
+                for f in st.own_cache.headers().chain(st.own_cache.gop.iter()) {
+                    q.push(f.clone());
+                }
+            } else {
+                q.skipping = true;
+            }
+        }
+        st.own_subscribers.push((id, queue.clone()));
+        drop(st);
+        queue.notify.notify_one();
+        Subscription {
+            hub: self.clone(),
+            id,
+            queue,
+        }
+    }
+
     /// Whether a frame of the publisher reaches the outputs. While they
     /// are on standby its headers are kept for the switch and its frames
     /// held back, until its first keyframe once no break is asked for.
@@ -248,7 +302,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{QueueLimits, Subscription};
+    use crate::hub::QueueLimits;
     use crate::secret::StreamKey;
 
     const AVC_SEQ: &[u8] = &[0x17, 0, 0, 0, 0, 1];
@@ -281,8 +335,6 @@ mod tests {
         hub.set_hold_managed(true);
         hub
     }
-
-    use std::sync::Arc;
 
     #[tokio::test]
     async fn the_hold_keeps_outputs_on_air_until_it_ends() {
@@ -357,6 +409,31 @@ mod tests {
             &frame(true, AVC_INTER),
             false
         ));
+    }
+
+    #[tokio::test]
+    async fn the_publishers_own_stream_never_carries_the_standby() {
+        let hub = held_hub();
+        let _guard = hub
+            .start_publish("127.0.0.1:1".parse().expect("addr"))
+            .expect("publisher");
+        hub.push_video(0, Bytes::from_static(AVC_SEQ));
+        hub.push_video(0, Bytes::from_static(AVC_KEY));
+        let own = hub.subscribe_publisher();
+        assert_eq!(drain(&own).await.len(), 2, "header and keyframe");
+        hub.set_break(true);
+        let session = hub.start_standby(&standby_headers()).expect("break");
+        assert!(hub.push_standby(
+            session,
+            FrameKind::Video,
+            0,
+            &frame(true, STANDBY_SEQ),
+            true
+        ));
+        hub.push_video(33, Bytes::from_static(AVC_INTER));
+        let got = drain(&own).await;
+        assert_eq!(got.len(), 1, "only the publisher's frame: {got:?}");
+        assert_eq!(got[0].payload.len(), AVC_INTER.len());
     }
 
     #[tokio::test]

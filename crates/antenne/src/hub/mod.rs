@@ -173,6 +173,12 @@ struct HubState {
     /// publisher keeps sending.
     on_break: bool,
     next_standby: u64,
+    /// The publisher's own stream, never the standby: what recording and
+    /// preview get ([`Hub::subscribe_publisher`]). Its own cache and
+    /// timeline, since it goes on while the outputs are on standby.
+    own_cache: Cache,
+    own_timeline: Timeline,
+    own_subscribers: Vec<(u64, Arc<Queue>)>,
 }
 
 /// The hub of one ingest key.
@@ -207,6 +213,9 @@ impl Hub {
                 holding: false,
                 on_break: false,
                 next_standby: 0,
+                own_cache: Cache::default(),
+                own_timeline: Timeline::default(),
+                own_subscribers: Vec::new(),
             }),
             live: watch::channel(false).0,
             on_air: watch::channel(false).0,
@@ -286,6 +295,8 @@ impl Hub {
             st.cache.reset();
             st.timeline.new_session();
         }
+        st.own_cache.reset();
+        st.own_timeline.new_session();
         st.info = StreamInfo::default();
         st.tracks.reset();
         self.update_on_air(&st);
@@ -304,6 +315,7 @@ impl Hub {
         } else {
             st.pending.reset();
         }
+        st.own_cache.clear_gop();
         st.tracks.clear_gops();
         st.holding = self.hold_managed();
         self.live.send_replace(false);
@@ -341,6 +353,7 @@ impl Hub {
             keyframe: tag.keyframe && !tag.sequence_header,
             header: tag.sequence_header,
         };
+        self.offer_own(&mut st, &frame, Some(timestamp));
         if !self.admit(&mut st, &frame) {
             return;
         }
@@ -378,6 +391,7 @@ impl Hub {
             keyframe: !st.info.has_video && !tag.sequence_header,
             header: tag.sequence_header,
         };
+        self.offer_own(&mut st, &frame, Some(timestamp));
         if !self.admit(&mut st, &frame) {
             return;
         }
@@ -420,6 +434,7 @@ impl Hub {
             header: true,
         };
         st.tracks.set_metadata(&frame);
+        self.offer_own(&mut st, &frame, None);
         if !self.admit(&mut st, &frame) {
             return;
         }
@@ -440,7 +455,12 @@ impl Hub {
     /// together cost one wake-up per destination, not one each.
     pub fn flush(&self) {
         let st = self.lock();
-        for (_, q) in st.subscribers.iter().chain(st.tracks.subscribers()) {
+        for (_, q) in st
+            .subscribers
+            .iter()
+            .chain(st.own_subscribers.iter())
+            .chain(st.tracks.subscribers())
+        {
             q.wake();
         }
     }
@@ -546,6 +566,7 @@ impl Hub {
     pub(crate) fn unsubscribe(&self, id: u64) {
         let mut st = self.lock();
         st.subscribers.retain(|(i, _)| *i != id);
+        st.own_subscribers.retain(|(i, _)| *i != id);
         st.tracks.unsubscribe(id);
     }
 
@@ -570,7 +591,9 @@ impl Hub {
             } else {
                 0.0
             },
-            destinations_attached: st.subscribers.len() + st.tracks.subscriber_count(),
+            destinations_attached: st.subscribers.len()
+                + st.own_subscribers.len()
+                + st.tracks.subscriber_count(),
             tracks: if st.tracks.is_empty() {
                 Vec::new()
             } else {
