@@ -244,7 +244,7 @@ impl Controller {
             _ => None,
         };
         match wanted {
-            Ok(spec) if current != Some(&spec) => {
+            Ok(spec) if !current.is_some_and(|c| c.serves(&spec)) => {
                 let ffmpeg = self.shared.config.ffmpeg.clone();
                 let s = spec.clone();
                 let handle = tokio::spawn(async move { encode::encode(&ffmpeg, &s).await });

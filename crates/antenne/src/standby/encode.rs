@@ -93,6 +93,20 @@ impl LoopSpec {
         })
     }
 
+    /// Whether a loop made for `other` serves this spec too: same size,
+    /// audio and picture, frame rate within 5 % (a measured frame rate
+    /// wobbles; re-encoding for each wobble would waste CPU).
+    pub fn serves(&self, other: &LoopSpec) -> bool {
+        let (a, b) = (self.fps_milli as f64, other.fps_milli as f64);
+        LoopSpec {
+            fps_milli: 0,
+            ..self.clone()
+        } == LoopSpec {
+            fps_milli: 0,
+            ..other.clone()
+        } && (a - b).abs() <= 0.05 * a.max(b)
+    }
+
     fn fps(&self) -> f64 {
         self.fps_milli as f64 / 1000.0
     }
@@ -433,6 +447,33 @@ mod tests {
             audio_config: audio.map(Bytes::copy_from_slice),
             ..PublisherParams::default()
         }
+    }
+
+    #[test]
+    fn a_wobbling_frame_rate_does_not_call_for_a_new_loop() {
+        let spec = LoopSpec {
+            width: 320,
+            height: 180,
+            fps_milli: 30_000,
+            audio: Some((44_100, 2)),
+            image: None,
+            image_version: 0,
+        };
+        let wobble = LoopSpec {
+            fps_milli: 29_400,
+            ..spec.clone()
+        };
+        assert!(spec.serves(&wobble));
+        let other = LoopSpec {
+            fps_milli: 60_000,
+            ..spec.clone()
+        };
+        assert!(!spec.serves(&other));
+        let bigger = LoopSpec {
+            width: 640,
+            ..spec.clone()
+        };
+        assert!(!spec.serves(&bigger));
     }
 
     #[test]
