@@ -833,11 +833,11 @@ def measure_standby(res, relay, peers, tag, groups, ctx):
     win = peers.cmd(cmd="window_end", prefix=tag + "s", drain_ms=ctx.drain_ms, timeout=60)
     res["standby_cpu"] = m["relay"]["cpu"]
     res["standby_open"] = win.get("open", 0)
-    res["standby_video"] = win.get("video_received")
+    res["standby_mbps"] = win.get("rx_mbps_mean")
     log(f"  standby: on air {res['standby_after_s']:.2f} s after the publisher stopped "
         f"(wait 1 s); relay cpu {res['standby_cpu']:.1f} % on standby vs "
         f"{res.get('cpu', float('nan')):.1f} % relaying; sink {res['standby_open']} open, "
-        f"video in window {res['standby_video']}")
+        f"receiving {fmt(res['standby_mbps'], '.3f')} Mbit/s each")
 
 
 # ---------------------------------------------------------------- output
