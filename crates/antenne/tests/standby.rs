@@ -231,11 +231,23 @@ fn destinations_get_the_standby_picture_while_the_publisher_is_away_then_its_str
 fn past_the_hold_limit_destinations_close_cleanly_and_reconnect_when_the_publisher_returns(
 ) -> Result<()> {
     let nginx = Nginx::start()?;
+    // The old flag still works (as the default hold limit); this ingest's
+    // own limit, set through the API, wins.
     let antenne = Antenne::options()
         .ingest_key(KEY)
-        .arg("--hold-limit")
-        .arg("4")
+        .grace_period_secs(600)
         .start()?;
+    let settings = format!("/api/v1/ingest/{}/standby/settings", ingest_id(&antenne)?);
+    for bad in [
+        json!({"hold_limit": 0}),
+        json!({"hold_limit": "soon"}),
+        json!({"wait_ms": 600_000}),
+    ] {
+        let (code, body) = antenne.request("PUT", &settings, Some(&bad))?;
+        assert_eq!(code, 400, "{bad} refused: {body}");
+    }
+    let saved = antenne.request_expect("PUT", &settings, Some(&json!({"hold_limit": 4})), 200)?;
+    assert_eq!(saved["hold_limit"], 4, "{saved}");
     let d = antenne.add_destination("held", &nginx.url(), "held", true)?;
     let id = Antenne::id_of(&d);
     let opts = || Publisher::options().size(256, 144).video_kbps(200);
@@ -249,6 +261,11 @@ fn past_the_hold_limit_destinations_close_cleanly_and_reconnect_when_the_publish
             == Some("standby")),
         "{}",
         antenne.ingest()?
+    );
+    let i = antenne.ingest()?;
+    assert!(
+        i["ingests"][0]["standby"]["ends_at"].is_string(),
+        "the card can say when it ends: {i}"
     );
     antenne.wait_for_state(&id, "idle", Duration::from_secs(20))?;
     assert!(
