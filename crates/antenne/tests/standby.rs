@@ -597,3 +597,47 @@ fn the_ingest_card_shows_the_standby_and_its_be_right_back_button_works() -> Res
     assert!(events.contains("standby_started"), "{events}");
     Ok(())
 }
+
+#[test]
+fn a_renditions_destinations_get_the_standby_too() -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::options().ingest_key(KEY).start()?;
+    let body = json!({"name": "Vertical", "spec": {"width": 180, "height": 320, "video_kbps": 300, "max_fps": 30}});
+    let r = antenne.request_expect("POST", "/api/v1/renditions", Some(&body), 201)?;
+    let rid = r["id"].as_str().context("rendition id")?.to_owned();
+    let body =
+        json!({"name": "vert", "url": nginx.url(), "key": "vert", "source": {"rendition": rid}});
+    let d = antenne.request_expect("POST", "/api/v1/destinations", Some(&body), 201)?;
+    let id = Antenne::id_of(&d);
+    let mut publisher = Publisher::options()
+        .size(320, 180)
+        .video_kbps(300)
+        .start(&antenne.ingest_url(KEY))?;
+    antenne.wait_for_state(&id, "live", Duration::from_secs(60))?;
+    assert!(wait_standby_ready(&antenne), "{}", antenne.ingest()?);
+    std::thread::sleep(Duration::from_secs(2));
+    let before = analyze(&nginx.latest_recording("vert").context("recorded")?)?.video_duration_ms();
+    publisher.kill();
+    assert!(
+        wait_until(Duration::from_secs(10), || standby_state(&antenne)
+            .as_deref()
+            == Some("standby")),
+        "{}",
+        antenne.ingest()?
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let d = antenne.get_destination(&id)?;
+    assert_eq!(d["status"]["state"], "live", "{d}");
+    assert_eq!(nginx.publish_count("vert"), 1, "no reconnect");
+    let rec = nginx.latest_recording("vert").context("recorded")?;
+    let report = assert_good_recording(&rec, 0);
+    assert!(
+        report.video_duration_ms() >= before + 4000,
+        "the rendition kept going on the standby: {} ms before, {}",
+        before,
+        report.summary()
+    );
+    assert!(report.max_video_gap_ms() < 2000, "{}", report.summary());
+    assert_eq!((report.width, report.height), (Some(180), Some(320)));
+    Ok(())
+}
