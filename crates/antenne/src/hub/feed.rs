@@ -13,11 +13,13 @@
 //!   (the publisher came back, the hold ended) are refused, so a late
 //!   standby frame can never reach the outputs after the switch.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use antenne_rtmp::chunked::ChunkedPayload;
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use super::{Frame, FrameKind, Hub, HubState, Subscription};
 
@@ -67,6 +69,33 @@ pub struct PublisherParams {
 }
 
 impl Hub {
+    /// Whether outputs should be connected: a publisher is live, or the
+    /// hub holds them open while it is away. Without a hold controller
+    /// this is [`Hub::watch_live`].
+    pub fn watch_on_air(&self) -> watch::Receiver<bool> {
+        self.on_air.subscribe()
+    }
+
+    /// A controller (the standby module) holds this hub's outputs open
+    /// when the publisher leaves and ends the hold itself
+    /// ([`Hub::end_hold`]); outputs then close at once rather than after
+    /// their own grace period.
+    pub fn set_hold_managed(&self, managed: bool) {
+        self.hold_managed.store(managed, Ordering::Relaxed);
+    }
+
+    pub fn hold_managed(&self) -> bool {
+        self.hold_managed.load(Ordering::Relaxed)
+    }
+
+    /// Sets `on_air` from the state (under the hub's lock, so updates keep
+    /// their order).
+    pub(super) fn update_on_air(&self, st: &HubState) {
+        let on = st.publisher.is_some() || st.holding;
+        self.on_air
+            .send_if_modified(|v| std::mem::replace(v, on) != on);
+    }
+
     /// Keeps and passes on a publisher frame for the publisher's own
     /// stream (recording, preview), whichever source feeds the outputs.
     /// `timestamp`: the publisher's, `None` for metadata ("now").

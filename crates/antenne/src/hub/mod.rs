@@ -40,7 +40,7 @@ pub use registry::Hubs;
 pub use tracks::TrackSnapshot;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -243,33 +243,6 @@ impl Hub {
 
     pub fn is_live(&self) -> bool {
         *self.live.borrow()
-    }
-
-    /// Whether outputs should be connected: a publisher is live, or the
-    /// hub holds them open while it is away. Without a hold controller
-    /// this is [`Hub::watch_live`].
-    pub fn watch_on_air(&self) -> watch::Receiver<bool> {
-        self.on_air.subscribe()
-    }
-
-    /// A controller (the standby module) holds this hub's outputs open
-    /// when the publisher leaves and ends the hold itself
-    /// ([`Hub::end_hold`]); outputs then close at once rather than after
-    /// their own grace period.
-    pub fn set_hold_managed(&self, managed: bool) {
-        self.hold_managed.store(managed, Ordering::Relaxed);
-    }
-
-    pub fn hold_managed(&self) -> bool {
-        self.hold_managed.load(Ordering::Relaxed)
-    }
-
-    /// Sets `on_air` from the state (under the hub's lock, so updates keep
-    /// their order).
-    fn update_on_air(&self, st: &HubState) {
-        let on = st.publisher.is_some() || st.holding;
-        self.on_air
-            .send_if_modified(|v| std::mem::replace(v, on) != on);
     }
 
     /// Starts a publisher session; the guard ends it when dropped.
