@@ -590,6 +590,14 @@ class AntenneRelay:
                             f"log tail:\n{tail(self.log)}")
         return body
 
+    def standby_state(self):
+        code, body = http_json("GET", f"{self.api}/ingest")
+        if code != 200 or not isinstance(body, dict):
+            return None
+        for i in body.get("ingests", []):
+            return (i.get("standby") or {}).get("state")
+        return None
+
     def destinations(self):
         code, body = http_json("GET", f"{self.api}/destinations")
         return body if code == 200 and isinstance(body, list) else []
@@ -766,6 +774,8 @@ def run_case(design, n, ctx):
                         res["notes"].append(f"enable test: {et['errors'][:2]}")
                 else:
                     res["notes"].append(f"enable test failed: {et.get('error')}")
+        if design.startswith("antenne") and ctx.standby and n:
+            measure_standby(res, relay, peers, tag, groups, ctx)
         if (win.get("drained_s") or 0) > 2:
             res["notes"].append(f"late delivery: the sink kept receiving window frames "
                                 f"{win['drained_s']:.1f} s after the window")
@@ -799,6 +809,35 @@ def run_case(design, n, ctx):
         f"peers cpu {res.get('peers_cpu', float('nan')):.0f} %  load {res.get('load', '?')}  "
         f"({time.monotonic() - t_case:.0f} s)")
     return res
+
+
+def measure_standby(res, relay, peers, tag, groups, ctx):
+    """--standby: the publisher stops; how long until antenne plays the
+    standby picture, then the relay's CPU while every destination gets it
+    (a window as long as the live one), and the frames the sink received."""
+    if not wait_until(30, lambda: relay.standby_state() == "live", interval=0.2):
+        res["notes"].append(f"standby: loop never ready ({relay.standby_state()})")
+        return
+    t0 = time.monotonic()
+    peers.cmd(cmd="unpublish")
+    if not wait_until(15, lambda: relay.standby_state() == "standby", interval=0.02):
+        res["notes"].append(f"standby: never started ({relay.standby_state()})")
+        return
+    res["standby_after_s"] = time.monotonic() - t0
+    time.sleep(ctx.settle)
+    meter = Meter(groups)
+    peers.cmd(cmd="window_start", prefix=tag + "s")
+    meter.start()
+    time.sleep(ctx.seconds)
+    m = meter.stop()
+    win = peers.cmd(cmd="window_end", prefix=tag + "s", drain_ms=ctx.drain_ms, timeout=60)
+    res["standby_cpu"] = m["relay"]["cpu"]
+    res["standby_open"] = win.get("open", 0)
+    res["standby_mbps"] = win.get("rx_mbps_mean")
+    log(f"  standby: on air {res['standby_after_s']:.2f} s after the publisher stopped "
+        f"(wait 1 s); relay cpu {res['standby_cpu']:.1f} % on standby vs "
+        f"{res.get('cpu', float('nan')):.1f} % relaying; sink {res['standby_open']} open, "
+        f"receiving {fmt(res['standby_mbps'], '.3f')} Mbit/s each")
 
 
 # ---------------------------------------------------------------- output
@@ -1083,6 +1122,10 @@ def main():
                     help="small N, short windows: a few minutes")
     ap.add_argument("--no-build", action="store_true",
                     help="do not run cargo build (use the existing binaries)")
+    ap.add_argument("--standby", action="store_true",
+                    help="antenne designs: after the live window, stop the publisher and "
+                         "measure the standby (time to start, CPU while every destination "
+                         "gets the standby picture)")
     ap.add_argument("--json", metavar="FILE",
                     help="also write the raw results of every run to FILE")
     ap.add_argument("--keep-tmp", action="store_true",
@@ -1137,6 +1180,7 @@ def main():
     ctx.seconds, ctx.settle, ctx.enable_repeat = a.seconds, a.settle, enable_repeat
     ctx.drain_ms = 1000
     ctx.antenne_threads = a.antenne_threads
+    ctx.standby = a.standby
     ctx.tmp = tempfile.mkdtemp(prefix="antenne-bench-")
     log(f"temp dir {ctx.tmp}; {load_start}")
     ok = False

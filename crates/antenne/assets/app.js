@@ -1800,6 +1800,8 @@ const KINDS = [
   'rendition_added',
   'rendition_edited',
   'rendition_deleted',
+  'standby_started',
+  'standby_ended',
 ];
 
 function kindLabel(kind) {

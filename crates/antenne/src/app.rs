@@ -301,7 +301,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         tls: Arc::new(tls_config(cli.extra_ca_file.as_deref())?),
         timeouts: Timeouts {
             stall: Duration::from_secs(cli.stall_timeout_secs.max(1)),
-            grace: Duration::from_secs(cli.grace_period_secs),
+            // Renditions' hubs (their encoder restarting); ingest hubs are
+            // held by the standby for the hold limit.
+            grace: Duration::from_secs(cli.grace_period_secs.unwrap_or(30)),
             ..Timeouts::default()
         },
     });
@@ -457,7 +459,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         hubs.clone(),
         store.clone(),
         history.clone(),
-        Duration::from_secs(cli.grace_period_secs),
+        cli.hold_limit().as_duration(),
+        shutdown.child_token(),
+    )
+    .await?;
+    let standby = crate::standby::Standby::start(
+        crate::standby::StandbyConfig {
+            ffmpeg: cli.ffmpeg.clone(),
+            enabled: !cli.no_standby,
+            wait: Duration::from_millis(cli.standby_wait_ms),
+            hold_limit: cli.hold_limit(),
+        },
+        data_dir.join("standby"),
+        store.clone(),
+        hubs.clone(),
+        history.clone(),
         shutdown.child_token(),
     )
     .await?;
@@ -502,6 +518,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             recorder: recorder.clone(),
             renditions,
             pulls,
+            standby,
         },
         http::AllowedHosts::new(&cli.allowed_hosts, store.clone()),
     );

@@ -96,10 +96,24 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_STALL_TIMEOUT_SECS", default_value_t = 10)]
     pub stall_timeout_secs: u64,
 
-    /// How long destinations stay connected after OBS drops, waiting for it
-    /// to come back.
-    #[arg(long, env = "ANTENNE_GRACE_PERIOD_SECS", default_value_t = 30)]
-    pub grace_period_secs: u64,
+    /// How long destinations stay connected after OBS drops, receiving the
+    /// standby picture: seconds, or `forever`. Default 600.
+    #[arg(long, env = "ANTENNE_HOLD_LIMIT", value_parser = crate::standby::HoldLimit::parse)]
+    pub hold_limit: Option<crate::standby::HoldLimit>,
+
+    /// The hold limit's former name (seconds): still accepted, used when
+    /// --hold-limit is not given.
+    #[arg(long, env = "ANTENNE_GRACE_PERIOD_SECS")]
+    pub grace_period_secs: Option<u64>,
+
+    /// No standby picture: while OBS is away destinations stay connected
+    /// for the hold limit but receive nothing (antenne before 0.x).
+    #[arg(long, env = "ANTENNE_NO_STANDBY")]
+    pub no_standby: bool,
+
+    /// Milliseconds between OBS dropping and the standby picture starting.
+    #[arg(long, env = "ANTENNE_STANDBY_WAIT_MS", default_value_t = 1000)]
+    pub standby_wait_ms: u64,
 
     /// How far (media time) a destination may fall behind before it skips
     /// to the next keyframe.
@@ -204,6 +218,17 @@ fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<String> {
 }
 
 impl Cli {
+    /// The hold limit: `--hold-limit`, else the former
+    /// `--grace-period-secs`, else 10 minutes.
+    pub fn hold_limit(&self) -> crate::standby::HoldLimit {
+        use crate::standby::HoldLimit;
+        self.hold_limit
+            .or(self
+                .grace_period_secs
+                .map(|s| HoldLimit::For(std::time::Duration::from_secs(s))))
+            .unwrap_or(HoldLimit::For(std::time::Duration::from_secs(600)))
+    }
+
     /// Reads the secrets given as files (`--…-file`) into their fields.
     pub fn read_secret_files(&mut self) -> anyhow::Result<()> {
         if let Some(p) = &self.admin_password_file {

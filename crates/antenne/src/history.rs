@@ -66,11 +66,14 @@ pub enum EventKind {
     RenditionAdded,
     RenditionEdited,
     RenditionDeleted,
+    // Standby.
+    StandbyStarted,
+    StandbyEnded,
 }
 
 impl EventKind {
     /// Every kind, for look-ups by name.
-    pub const ALL: [EventKind; 41] = [
+    pub const ALL: [EventKind; 43] = [
         EventKind::Started,
         EventKind::Added,
         EventKind::Edited,
@@ -112,6 +115,8 @@ impl EventKind {
         EventKind::RenditionAdded,
         EventKind::RenditionEdited,
         EventKind::RenditionDeleted,
+        EventKind::StandbyStarted,
+        EventKind::StandbyEnded,
     ];
 
     /// The stored name (`went_live`).
@@ -158,6 +163,8 @@ impl EventKind {
             EventKind::RenditionAdded => "rendition_added",
             EventKind::RenditionEdited => "rendition_edited",
             EventKind::RenditionDeleted => "rendition_deleted",
+            EventKind::StandbyStarted => "standby_started",
+            EventKind::StandbyEnded => "standby_ended",
         }
     }
 

@@ -30,4 +30,5 @@ pub mod preview;
 pub mod rate;
 pub mod recording;
 pub mod secret;
+pub mod standby;
 pub mod store;

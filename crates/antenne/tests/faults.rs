@@ -348,7 +348,13 @@ fn a_server_that_never_answers_connect_times_out_clearly_and_recovers() -> Resul
 
 #[test]
 fn publisher_back_within_the_grace_period_keeps_connections_and_time() -> Result<()> {
-    let mut m = Matrix::start("grace kept", opts().grace_period_secs(20), &[])?;
+    // Without the standby picture: the recording must be exactly the two
+    // clips (the standby case is tests/standby.rs).
+    let mut m = Matrix::start(
+        "grace kept",
+        opts().grace_period_secs(20).arg("--no-standby"),
+        &[],
+    )?;
     // Another encoder setting on return: its own sequence headers.
     let second = clip(426, 240)?;
     std::thread::sleep(Duration::from_secs(1));
@@ -433,7 +439,13 @@ fn publisher_back_within_the_grace_period_keeps_connections_and_time() -> Result
 
 #[test]
 fn publisher_gone_past_the_grace_period_closes_cleanly_then_resumes() -> Result<()> {
-    let mut m = Matrix::start("grace over", opts().grace_period_secs(2), &[])?;
+    // Without the standby picture: each recording must be exactly the clip
+    // (the standby case is tests/standby.rs).
+    let mut m = Matrix::start(
+        "grace over",
+        opts().grace_period_secs(2).arg("--no-standby"),
+        &[],
+    )?;
     if let Some(mut p) = m.publisher.take() {
         p.kill();
     }

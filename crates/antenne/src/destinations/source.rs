@@ -169,7 +169,7 @@ struct RenditionFeed {
 
 impl Feed for RenditionFeed {
     fn live(&self) -> watch::Receiver<bool> {
-        self.hub.watch_live()
+        self.hub.watch_on_air()
     }
 
     fn pick(&self) -> PickFuture<'_> {
@@ -283,7 +283,7 @@ impl TrackFeed {
 
 impl Feed for TrackFeed {
     fn live(&self) -> watch::Receiver<bool> {
-        self.ingest.watch_live()
+        self.ingest.watch_on_air()
     }
 
     fn pick(&self) -> PickFuture<'_> {

@@ -70,7 +70,10 @@ impl Task {
     }
 
     pub(super) async fn run(self) {
-        let mut live = self.input.watch_live();
+        // On the air, not only live: through the standby (OBS away, the hold)
+        // the encoder keeps running on the standby picture, so the
+        // rendition's destinations get it too.
+        let mut live = self.input.watch_on_air();
         let mut demand = self.demand.clone();
         let spec = RenditionSpec {
             encoder: self.spec.encoder.resolve(&self.config.hardware),

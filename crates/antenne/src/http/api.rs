@@ -183,6 +183,7 @@ pub(crate) fn ingests(st: &AppState, keys: Keys) -> Vec<IngestJson> {
                 .pulls
                 .get(h.key().expose())
                 .map(|v| super::pull::PullJson::new(Some(v), keys));
+            json.standby = st.standby.status(&json.id);
             json
         })
         .collect()

@@ -25,6 +25,7 @@ pub mod recordings;
 pub mod renditions;
 pub mod serve;
 pub mod session;
+pub mod standby;
 pub mod views;
 pub mod web;
 
@@ -78,6 +79,8 @@ pub struct AppState {
     pub renditions: Arc<crate::encoders::registry::Renditions>,
     /// Ingest keys pulled from a URL.
     pub pulls: Arc<crate::ingest::pull::Pulls>,
+    /// The standby picture of each ingest, and the breaks.
+    pub standby: Arc<crate::standby::Standby>,
 }
 
 /// The whole HTTP application.
@@ -93,6 +96,7 @@ pub fn router(state: AppState, hosts: AllowedHosts) -> Router {
         .merge(import::routes())
         .merge(renditions::routes())
         .merge(pull::routes())
+        .merge(standby::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(api)

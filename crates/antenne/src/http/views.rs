@@ -267,6 +267,9 @@ pub struct IngestJson {
     /// first; absent for an ordinary single-track ingest.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tracks: Vec<crate::hub::TrackSnapshot>,
+    /// The standby picture: its state, and why it is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby: Option<crate::standby::StandbyStatus>,
 }
 
 impl IngestJson {
@@ -288,6 +291,7 @@ impl IngestJson {
             destinations_attached: s.destinations_attached,
             pull: None,
             tracks: tracks_json(s.tracks, s.bitrate_kbps),
+            standby: None,
         }
     }
 }

@@ -22,18 +22,25 @@
 //!   [`QueueLimits::max_lag`] behind has its queue emptied and skips to the
 //!   next keyframe (with the current headers replayed first), and the
 //!   frames it missed are counted.
+//! - While the publisher is away, or on a break the streamer asked for,
+//!   the outputs can be fed a standby stream instead ([`feed`]): the hub
+//!   knows which source feeds them ([`Feed`]), holds the publisher's
+//!   frames back meanwhile, and switches back at its first keyframe.
 
 mod cache;
+mod feed;
 mod queue;
 mod registry;
 mod timeline;
 mod tracks;
 
+pub use feed::{FeedKind, PublisherParams, StandbyHeaders};
 pub use queue::Subscription;
 pub use registry::Hubs;
 pub use tracks::TrackSnapshot;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -48,6 +55,7 @@ use crate::rate::RateMeter;
 use crate::secret::StreamKey;
 
 use cache::Cache;
+use feed::Feed;
 use queue::Queue;
 use timeline::Timeline;
 use tracks::Tracks;
@@ -144,6 +152,10 @@ struct StreamInfo {
     /// Hub time of the last keyframe, and the last gaps between keyframes.
     last_keyframe: Option<i64>,
     keyframe_gaps: std::collections::VecDeque<i64>,
+    /// The publisher's sequence header bodies (what a standby stream must
+    /// match).
+    video_config: Option<Bytes>,
+    audio_config: Option<Bytes>,
 }
 
 impl StreamInfo {
@@ -175,6 +187,24 @@ struct HubState {
     info: StreamInfo,
     /// Tracks 1.. of a multitrack ingest.
     tracks: Tracks,
+    /// Which source feeds the outputs.
+    feed: Feed,
+    /// The publisher's headers while the outputs are on standby, sent
+    /// when they switch back to it.
+    pending: Cache,
+    /// The publisher left and the outputs are held open (by the standby
+    /// controller, until its hold limit).
+    holding: bool,
+    /// The streamer asked for a break: outputs stay on standby while the
+    /// publisher keeps sending.
+    on_break: bool,
+    next_standby: u64,
+    /// The publisher's own stream, never the standby: what recording and
+    /// preview get ([`Hub::subscribe_publisher`]). Its own cache and
+    /// timeline, since it goes on while the outputs are on standby.
+    own_cache: Cache,
+    own_timeline: Timeline,
+    own_subscribers: Vec<(u64, Arc<Queue>)>,
 }
 
 /// The hub of one ingest key.
@@ -183,6 +213,10 @@ pub struct Hub {
     key: StreamKey,
     state: Mutex<HubState>,
     live: watch::Sender<bool>,
+    /// Whether the outputs have something to send: a publisher, or a hold
+    /// (see [`Hub::set_hold_managed`]).
+    on_air: watch::Sender<bool>,
+    hold_managed: AtomicBool,
     bytes_in: RateMeter,
     video_frames: RateMeter,
     limits: QueueLimits,
@@ -200,8 +234,18 @@ impl Hub {
                 timeline: Timeline::default(),
                 info: StreamInfo::default(),
                 tracks: Tracks::default(),
+                feed: Feed::Nothing,
+                pending: Cache::default(),
+                holding: false,
+                on_break: false,
+                next_standby: 0,
+                own_cache: Cache::default(),
+                own_timeline: Timeline::default(),
+                own_subscribers: Vec::new(),
             }),
             live: watch::channel(false).0,
+            on_air: watch::channel(false).0,
+            hold_managed: AtomicBool::new(false),
             bytes_in: RateMeter::default(),
             video_frames: RateMeter::default(),
             limits,
@@ -240,10 +284,21 @@ impl Hub {
             addr,
             since: SystemTime::now(),
         });
-        st.cache.reset();
+        st.holding = false;
+        if matches!(st.feed, Feed::Standby(_)) {
+            // The outputs stay on standby until this publisher's first
+            // keyframe; its headers are kept for the switch.
+            st.pending.reset();
+        } else {
+            st.feed = Feed::Publisher;
+            st.cache.reset();
+            st.timeline.new_session();
+        }
+        st.own_cache.reset();
+        st.own_timeline.new_session();
         st.info = StreamInfo::default();
         st.tracks.reset();
-        st.timeline.new_session();
+        self.update_on_air(&st);
         drop(st);
         self.bytes_in.reset_window();
         self.live.send_replace(true);
@@ -253,10 +308,17 @@ impl Hub {
     fn end_publish(&self) {
         let mut st = self.lock();
         st.publisher = None;
-        st.cache.clear_gop();
+        if st.feed == Feed::Publisher {
+            st.feed = Feed::Nothing;
+            st.cache.clear_gop();
+        } else {
+            st.pending.reset();
+        }
+        st.own_cache.clear_gop();
         st.tracks.clear_gops();
-        drop(st);
+        st.holding = self.hold_managed();
         self.live.send_replace(false);
+        self.update_on_air(&st);
     }
 
     /// Takes a video message from the publisher.
@@ -275,25 +337,35 @@ impl Hub {
         self.bytes_in.add(payload.len());
         // Laid out (a copy for frames over one chunk) before taking the
         // lock that the API and joining destinations also take.
+        let body = payload.clone();
         let payload = client::prepare_media(true, payload);
         let mut st = self.lock();
-        let ts = st.timeline.map(timestamp, Instant::now());
         st.info.has_video = true;
-        let frame = Frame {
+        if tag.sequence_header {
+            st.info.video_codec = Some(tag.codec.name());
+            st.info.video_config = Some(body);
+        }
+        let mut frame = Frame {
             kind: FrameKind::Video,
-            timestamp: ts,
+            timestamp: 0,
             payload,
             keyframe: tag.keyframe && !tag.sequence_header,
             header: tag.sequence_header,
         };
+        self.offer_own(&mut st, &frame, Some(timestamp));
+        if frame.keyframe {
+            // The publisher's own keyframe interval (also while the
+            // standby is on the air).
+            st.info.keyframe_at(i64::from(timestamp));
+        }
+        if !self.admit(&mut st, &frame) {
+            return;
+        }
+        frame.timestamp = st.timeline.map(timestamp, Instant::now());
         if tag.sequence_header {
-            st.info.video_codec = Some(tag.codec.name());
             st.cache.video_header = Some(frame.clone());
         } else {
             self.video_frames.add(1);
-            if frame.keyframe {
-                st.info.keyframe_at(ts);
-            }
             st.cache.push_media(&frame);
         }
         self.fan_out(&st, frame);
@@ -308,19 +380,27 @@ impl Hub {
             return;
         };
         self.bytes_in.add(payload.len());
+        let body = payload.clone();
         let payload = client::prepare_media(false, payload);
         let mut st = self.lock();
-        let ts = st.timeline.map(timestamp, Instant::now());
-        let frame = Frame {
+        if tag.sequence_header {
+            st.info.audio_codec = Some(tag.codec.name());
+            st.info.audio_config = Some(body);
+        }
+        let mut frame = Frame {
             kind: FrameKind::Audio,
-            timestamp: ts,
+            timestamp: 0,
             payload,
             // Without video, any audio frame is a place to start.
             keyframe: !st.info.has_video && !tag.sequence_header,
             header: tag.sequence_header,
         };
+        self.offer_own(&mut st, &frame, Some(timestamp));
+        if !self.admit(&mut st, &frame) {
+            return;
+        }
+        frame.timestamp = st.timeline.map(timestamp, Instant::now());
         if tag.sequence_header {
-            st.info.audio_codec = Some(tag.codec.name());
             st.cache.audio_header = Some(frame.clone());
         } else {
             st.cache.push_media(&frame);
@@ -358,6 +438,10 @@ impl Hub {
             header: true,
         };
         st.tracks.set_metadata(&frame);
+        self.offer_own(&mut st, &frame, None);
+        if !self.admit(&mut st, &frame) {
+            return;
+        }
         st.cache.metadata = Some(frame.clone());
         self.fan_out(&st, frame);
     }
@@ -376,7 +460,12 @@ impl Hub {
     /// together cost one wake-up per destination, not one each.
     pub fn flush(&self) {
         let st = self.lock();
-        for (_, q) in st.subscribers.iter().chain(st.tracks.subscribers()) {
+        for (_, q) in st
+            .subscribers
+            .iter()
+            .chain(st.own_subscribers.iter())
+            .chain(st.tracks.subscribers())
+        {
             q.wake();
         }
     }
@@ -393,7 +482,7 @@ impl Hub {
             let mut q = queue.lock();
             // Start on the cached keyframe if there is one; otherwise wait
             // for the next (the headers are queued when it comes).
-            let gop_ready = st.publisher.is_some() && st.cache.gop_ready();
+            let gop_ready = st.feed != Feed::Nothing && st.cache.gop_ready();
             if gop_ready {
                 for f in st.cache.headers().chain(st.cache.gop.iter()) {
                     q.push(f.clone());
@@ -482,6 +571,7 @@ impl Hub {
     pub(crate) fn unsubscribe(&self, id: u64) {
         let mut st = self.lock();
         st.subscribers.retain(|(i, _)| *i != id);
+        st.own_subscribers.retain(|(i, _)| *i != id);
         st.tracks.unsubscribe(id);
     }
 
@@ -507,7 +597,9 @@ impl Hub {
                 0.0
             },
             keyframe_interval_s: st.info.keyframe_interval_s(),
-            destinations_attached: st.subscribers.len() + st.tracks.subscriber_count(),
+            destinations_attached: st.subscribers.len()
+                + st.own_subscribers.len()
+                + st.tracks.subscriber_count(),
             tracks: if st.tracks.is_empty() {
                 Vec::new()
             } else {

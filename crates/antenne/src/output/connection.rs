@@ -32,7 +32,10 @@ pub struct Timeouts {
     pub connect: Duration,
     /// A socket that accepts nothing for this long is dead.
     pub stall: Duration,
-    /// How long connections stay open after the publisher left.
+    /// How long connections stay open after the publisher left, for hubs
+    /// whose hold is not managed by the standby module (renditions' hubs
+    /// while their encoder restarts). Ingest hubs are held by the standby
+    /// module for its hold limit, and close as soon as that ends.
     pub grace: Duration,
     /// Time to send the closing commands.
     pub close: Duration,
@@ -253,7 +256,8 @@ pub async fn open(
 pub enum LiveEnd {
     /// Stopped from outside (disabled, deleted, edited, shutdown).
     Cancelled,
-    /// The publisher stayed away longer than the grace period.
+    /// The publisher stayed away longer than the hold limit (or the grace
+    /// period of a hub without standby).
     IngestGone,
 }
 
@@ -309,9 +313,14 @@ pub async fn relay(
     // it cancels `ingest_gone` once the publisher stayed away past the
     // grace period, so the loop itself polls no timer per frame.
     let ingest_gone = cancel.child_token();
+    let grace = if sub.hub().hold_managed() {
+        Duration::ZERO
+    } else {
+        timeouts.grace
+    };
     let watcher = tokio::spawn(watch_ingest(
-        sub.hub().watch_live(),
-        timeouts.grace,
+        sub.hub().watch_on_air(),
+        grace,
         ingest_gone.clone(),
     ));
     let _stop_watcher = AbortOnDrop(watcher);
@@ -394,8 +403,8 @@ pub async fn relay(
     Ok(end)
 }
 
-/// Cancels `gone` once the ingest has been offline for `grace` without
-/// coming back.
+/// Cancels `gone` once the ingest has been off the air (no publisher, no
+/// hold) for `grace` without coming back.
 pub(super) async fn watch_ingest(
     mut live: watch::Receiver<bool>,
     grace: Duration,

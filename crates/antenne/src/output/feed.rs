@@ -44,7 +44,7 @@ pub trait Feed: Send + Sync {
 
 impl Feed for Arc<Hub> {
     fn live(&self) -> watch::Receiver<bool> {
-        self.watch_live()
+        self.watch_on_air()
     }
 
     fn pick(&self) -> PickFuture<'_> {

@@ -161,7 +161,7 @@ async fn relay_srt(
 ) -> Result<LiveEnd, OutputError> {
     let ingest_gone = cancel.child_token();
     let watcher = tokio::spawn(connection::watch_ingest(
-        sub.hub().watch_live(),
+        sub.hub().watch_on_air(),
         timeouts.grace,
         ingest_gone.clone(),
     ));

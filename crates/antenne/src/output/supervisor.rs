@@ -54,6 +54,8 @@ pub async fn supervise(
 ) {
     let dest = target.redacted();
     let set = |state| stats.set_state_unless_cancelled(&cancel, state);
+    // On the air: a publisher, or the standby holding the destinations
+    // open while it is away.
     let mut live = feed.live();
     let mut backoff = BACKOFF;
     // The history gets the first failure of a streak and any change of
@@ -107,11 +109,11 @@ pub async fn supervise(
                         return;
                     }
                     Ok(LiveEnd::IngestGone) => {
-                        info!(destination = %id, url = %dest, "ingest gone past the grace period: stream closed");
+                        info!(destination = %id, url = %dest, "ingest gone past the hold limit: stream closed");
                         history.record(
                             EventKind::Closed,
                             label,
-                            "ingest offline past the grace period: stream closed",
+                            "ingest offline past the hold limit: stream closed",
                             None,
                         );
                         continue;

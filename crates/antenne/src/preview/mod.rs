@@ -126,7 +126,8 @@ pub async fn open(hub: &Arc<Hub>) -> Result<Preview, PreviewError> {
         return Err(PreviewError::NotLive);
     }
     let viewer = Viewer::new();
-    let sub = hub.subscribe();
+    // The publisher's own stream, never the standby picture.
+    let sub = hub.subscribe_publisher();
     let (frames, video, audio) = start_frames(&sub).await?;
     let muxer = Muxer::new(
         video.clone(),

@@ -64,7 +64,9 @@ pub(super) async fn run(ctx: SessionCtx) -> SessionEnd {
     };
     let tx = writer.tx;
     let mut end_rx = writer.end;
-    let sub = ctx.hub.subscribe();
+    // The publisher's own stream: never the standby picture (its own
+    // sequence headers could not share the file's).
+    let sub = ctx.hub.subscribe_publisher();
     let mut live = ctx.hub.watch_live();
     let grace = ctx.shared.grace;
     let mut offline_since = (!*live.borrow_and_update()).then(Instant::now);

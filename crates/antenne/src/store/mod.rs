@@ -18,9 +18,11 @@ mod events;
 mod pulls;
 mod renditions;
 mod srt;
+mod standby;
 mod webhooks;
 pub use pulls::StoredPull;
 pub use renditions::StoredRendition;
+pub use standby::StoredStandby;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -129,6 +131,17 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE srt_passphrases (
         key TEXT PRIMARY KEY,
         passphrase TEXT NOT NULL
+     );",
+    // 9: each ingest's standby settings (NULL: antenne's defaults;
+    // hold_secs NULL with hold_forever 1: no limit) and uploaded picture.
+    "CREATE TABLE standby_settings (
+        ingest_id TEXT PRIMARY KEY,
+        wait_ms INTEGER,
+        hold_secs INTEGER,
+        hold_forever INTEGER NOT NULL DEFAULT 0,
+        image BLOB,
+        image_type TEXT,
+        updated_at INTEGER NOT NULL
      );",
 ];
 
