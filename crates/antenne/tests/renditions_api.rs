@@ -569,7 +569,9 @@ fn renditions_need_a_login_survive_a_restart_and_are_in_the_history() -> Result<
 fn a_rendition_destination_stays_connected_across_an_obs_drop_within_the_grace_period() -> Result<()>
 {
     let nginx = Nginx::start()?;
-    let antenne = start_antenne(&[])?;
+    // Without the standby picture (which keeps the encoder running while
+    // OBS is away: tests/standby.rs), the encoder stops with its ingest.
+    let antenne = start_antenne(&["--no-standby"])?;
     let mut publisher = publish(&antenne)?;
     let r = add_rendition(
         &antenne,

@@ -70,10 +70,10 @@ impl Task {
     }
 
     pub(super) async fn run(self) {
-        // On the air, not only live: through the standby (OBS away, the hold)
-        // the encoder keeps running on the standby picture, so the
-        // rendition's destinations get it too.
-        let mut live = self.input.watch_on_air();
+        // Fed, not only live: while the standby picture plays (OBS away,
+        // or a break) the encoder keeps running on it, so the rendition's
+        // destinations get it too; a hold without a picture stops it.
+        let mut live = self.input.watch_feeding();
         let mut demand = self.demand.clone();
         let spec = RenditionSpec {
             encoder: self.spec.encoder.resolve(&self.config.hardware),

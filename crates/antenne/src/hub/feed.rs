@@ -76,6 +76,24 @@ impl Hub {
         self.on_air.subscribe()
     }
 
+    /// Whether frames reach the outputs: a publisher is live, or the
+    /// standby picture plays. What an encoder follows (a hold without a
+    /// picture gives it nothing to encode).
+    pub fn watch_feeding(&self) -> watch::Receiver<bool> {
+        self.feeding.subscribe()
+    }
+
+    /// Whether the standby picture is ready to play when the publisher
+    /// leaves (set by the standby module): then an encoder keeps running
+    /// through the short wait before it starts.
+    pub fn set_picture_ready(&self, ready: bool) {
+        let mut st = self.lock();
+        if st.picture_ready != ready {
+            st.picture_ready = ready;
+            self.update_on_air(&st);
+        }
+    }
+
     /// A controller (the standby module) holds this hub's outputs open
     /// when the publisher leaves and ends the hold itself
     /// ([`Hub::end_hold`]); outputs then close at once rather than after
@@ -94,6 +112,11 @@ impl Hub {
         let on = st.publisher.is_some() || st.holding;
         self.on_air
             .send_if_modified(|v| std::mem::replace(v, on) != on);
+        let feeding = st.publisher.is_some()
+            || matches!(st.feed, Feed::Standby(_))
+            || (st.holding && st.picture_ready);
+        self.feeding
+            .send_if_modified(|v| std::mem::replace(v, feeding) != feeding);
     }
 
     /// Keeps and passes on a publisher frame for the publisher's own
@@ -245,6 +268,7 @@ impl Hub {
         for (_, q) in &st.subscribers {
             q.wake();
         }
+        self.update_on_air(&st);
         Some(id)
     }
 

@@ -195,6 +195,8 @@ struct HubState {
     /// The publisher left and the outputs are held open (by the standby
     /// controller, until its hold limit).
     holding: bool,
+    /// The standby module has a picture ready for this hub.
+    picture_ready: bool,
     /// The streamer asked for a break: outputs stay on standby while the
     /// publisher keeps sending.
     on_break: bool,
@@ -216,6 +218,9 @@ pub struct Hub {
     /// Whether the outputs have something to send: a publisher, or a hold
     /// (see [`Hub::set_hold_managed`]).
     on_air: watch::Sender<bool>,
+    /// Whether frames reach the outputs: a publisher, or the standby
+    /// picture playing (not a hold without a picture).
+    feeding: watch::Sender<bool>,
     hold_managed: AtomicBool,
     bytes_in: RateMeter,
     video_frames: RateMeter,
@@ -237,6 +242,7 @@ impl Hub {
                 feed: Feed::Nothing,
                 pending: Cache::default(),
                 holding: false,
+                picture_ready: false,
                 on_break: false,
                 next_standby: 0,
                 own_cache: Cache::default(),
@@ -245,6 +251,7 @@ impl Hub {
             }),
             live: watch::channel(false).0,
             on_air: watch::channel(false).0,
+            feeding: watch::channel(false).0,
             hold_managed: AtomicBool::new(false),
             bytes_in: RateMeter::default(),
             video_frames: RateMeter::default(),

@@ -202,6 +202,12 @@ impl Controller {
     /// the publisher's parameters call for a different loop, and collects
     /// a finished one.
     async fn advance(&self, prepared: &mut Prepared) {
+        self.advance_loop(prepared).await;
+        self.hub
+            .set_picture_ready(matches!(prepared, Prepared::Ready(_)));
+    }
+
+    async fn advance_loop(&self, prepared: &mut Prepared) {
         if let Prepared::Encoding(spec, handle) = prepared {
             if handle.is_finished() {
                 let spec = spec.clone();
