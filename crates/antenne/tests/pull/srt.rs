@@ -3,7 +3,8 @@
 //! serves the stream, antenne calls it, pulls it into the ingest and relays
 //! it to an nginx-rtmp destination; ffprobe checks what arrived. (ffmpeg
 //! as a listener takes one caller, then ends when it leaves: each test
-//! starts its own.)
+//! starts its own.) A silent source is srt-live-transmit (srt-tools)
+//! listening with nothing to relay.
 
 use std::process::Command;
 use std::time::Duration;
@@ -244,5 +245,49 @@ fn without_libsrt_an_srt_pull_says_what_to_install() -> Result<()> {
         error.contains("SRT unavailable") && error.contains("install libsrt1.5-openssl"),
         "{retrying}"
     );
+    assert_secrets_hidden(&antenne, &id, PASSPHRASE)
+}
+
+#[test]
+fn drops_an_srt_source_that_sends_nothing_and_tries_again() -> Result<()> {
+    // srt-live-transmit accepts the caller and relays a UDP input nobody
+    // sends to: the connection stays up (libsrt's keepalives), no media
+    // comes, and the pull's 20 s watchdog drops it.
+    let program = require_program(&["srt-live-transmit"], "srt-tools")?;
+    let dir = tempfile::Builder::new()
+        .prefix("antenne-test-srt-silent-")
+        .tempdir()?;
+    let (udp, port) = (free_port(), free_port());
+    let mut cmd = Command::new(program);
+    cmd.arg(format!("udp://127.0.0.1:{udp}"))
+        .arg(format!(
+            "srt://127.0.0.1:{port}?mode=listener&passphrase={PASSPHRASE}"
+        ))
+        .current_dir(dir.path());
+    let silent = ChildGuard::spawn("srt-live-transmit", cmd, &dir.path().join("slt.log"))?;
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .arg("--srt-listen")
+        .arg("")
+        .start()?;
+    let id = ingest_id(&antenne)?;
+    set_pull(&antenne, &id, &srt_pull_url(port, PASSPHRASE))?;
+    let mut seen = vec![];
+    wait_for_pull(&antenne, &id, "waiting", Duration::from_secs(15), &mut seen)
+        .with_context(|| format!("srt-live-transmit:\n{}", tail(&silent.log(), 20)))?;
+    let retrying = wait_for_pull(
+        &antenne,
+        &id,
+        "retrying",
+        Duration::from_secs(40),
+        &mut seen,
+    )?;
+    assert!(
+        retrying["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no media for 20 s")),
+        "{retrying}"
+    );
+    assert_eq!(antenne.ingest()?["ingests"][0]["live"], false);
     assert_secrets_hidden(&antenne, &id, PASSPHRASE)
 }
