@@ -131,7 +131,19 @@ fn relays_a_stream_pulled_from_an_srt_listener_with_a_passphrase() -> Result<()>
     let revealed =
         antenne.request_expect("GET", &format!("{}?reveal=keys", pull_path(&id)), None, 200)?;
     assert_eq!(revealed["url"], srt_pull_url(port, PASSPHRASE));
-    assert_secrets_hidden(&antenne, &id, PASSPHRASE)
+    assert_secrets_hidden(&antenne, &id, PASSPHRASE)?;
+
+    // Switched off: when the answer comes, the pull's thread has ended
+    // its publish session.
+    let off = antenne.request_expect(
+        "PUT",
+        &pull_path(&id),
+        Some(&json!({"enabled": false})),
+        200,
+    )?;
+    assert_eq!(off["state"], "off", "{off}");
+    assert_eq!(antenne.ingest()?["ingests"][0]["live"], false);
+    Ok(())
 }
 
 #[test]
