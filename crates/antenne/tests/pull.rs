@@ -2,7 +2,10 @@
 //! nginx-rtmp (the streamer's existing server, "Solution 3"), antenne
 //! pulls the stream from it (directly, or through stunnel for rtmps) and
 //! relays it to an nginx-rtmp destination; ffprobe checks what arrived.
+//! Pulling from `srt://` (ffmpeg as an SRT listener) is in `pull/srt.rs`.
 
+#[path = "pull/srt.rs"]
+mod srt;
 mod support;
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Pulling: an ingest key takes its stream from a URL (the streamer's
-//! existing nginx-rtmp, another server) instead of waiting for a publisher.
+//! existing nginx-rtmp, another server) instead of waiting for a publisher:
+//! `rtmp://`, `rtmps://` ([`run`]) or `srt://` as a caller ([`srt`]).
 //!
 //! antenne connects, plays, and feeds the ingest's hub exactly as a
 //! publisher does ([`Hub::start_publish`], then `push_*` with the FLV tag
@@ -22,7 +23,10 @@
 //!   live"); while a publisher is live the pull waits and retries (its
 //!   state says so). Switch the pull off to push.
 //! - the pulled stream is untrusted input: the player decodes with the
-//!   limits of a publisher whose key was checked ([`DecoderLimits::MEDIA`]).
+//!   limits of a publisher whose key was checked ([`DecoderLimits::MEDIA`]);
+//!   MPEG-TS from an SRT source with the SRT ingest's demuxer bounds;
+//! - libsrt's blocking calls run on a dedicated thread per SRT attempt,
+//!   never on the runtime's.
 //!
 //! [`DecoderLimits::MEDIA`]: antenne_rtmp::chunk::DecoderLimits::MEDIA
 
@@ -37,21 +41,24 @@ use tracing::info;
 
 use crate::history::{EventKind, History};
 use crate::hub::Hubs;
-use crate::output::url::{self, Scheme, Target};
+use crate::output::url::{self, srt_options, Scheme, Target};
 use crate::store::{Store, StoreError, StoredPull};
 
 mod run;
+mod srt;
 pub use run::STALL;
 
 /// Where a pull takes its stream from. Each variant has its own way of
-/// connecting in [`run`]; an `srt://` source (caller mode, stream id)
-/// becomes one more variant here, parsed in [`PullSource::parse`].
+/// connecting ([`run`] for RTMP(S), [`srt`] for SRT).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullSource {
     /// `rtmp://host[:port]/app/stream`.
     Rtmp(Target),
     /// `rtmps://host[:port]/app/stream` (TLS, verified like destinations).
     Rtmps(Target),
+    /// `srt://host:port?streamid=…&passphrase=…&latency=…`: MPEG-TS over
+    /// SRT, antenne calling the source's listener.
+    Srt(Target),
 }
 
 impl PullSource {
@@ -62,41 +69,41 @@ impl PullSource {
         if raw.is_empty() {
             return Err(PullError::Invalid("the pull URL is empty".into()));
         }
-        if raw.to_ascii_lowercase().starts_with("srt://") {
-            return Err(PullError::Invalid(
-                "srt:// pulls are not supported yet: use rtmp:// or rtmps://".into(),
-            ));
-        }
         let target = url::parse(raw, "").map_err(|e| PullError::Invalid(e.to_string()))?;
-        match target.scheme {
-            Scheme::Rtmp => Ok(PullSource::Rtmp(target)),
-            Scheme::Rtmps => Ok(PullSource::Rtmps(target)),
-            // Schemes the validator may learn for destinations (srt://)
-            // are not pulled until a variant above runs them.
-            #[allow(unreachable_patterns)]
-            _ => Err(PullError::Invalid(
-                "only rtmp:// and rtmps:// sources can be pulled".into(),
-            )),
+        Ok(match target.scheme {
+            Scheme::Rtmp => PullSource::Rtmp(target),
+            Scheme::Rtmps => PullSource::Rtmps(target),
+            Scheme::Srt => PullSource::Srt(target),
+        })
+    }
+
+    fn target(&self) -> &Target {
+        match self {
+            PullSource::Rtmp(t) | PullSource::Rtmps(t) | PullSource::Srt(t) => t,
         }
     }
 
-    /// The URL with its key masked, for logs and the history.
+    /// The URL with its key (SRT: stream id and passphrase) masked, for
+    /// logs and the history.
     pub fn redacted(&self) -> String {
-        match self {
-            PullSource::Rtmp(t) | PullSource::Rtmps(t) => t.redacted(),
-        }
+        self.target().redacted()
     }
 
     /// `text` (an error from the source, which might quote the stream
-    /// name) with the source's stream key masked.
-    pub fn scrub(&self, text: String) -> String {
-        let key = match self {
-            PullSource::Rtmp(t) | PullSource::Rtmps(t) => &t.stream,
-        };
-        if key.expose().is_empty() || !text.contains(key.expose()) {
-            return text;
+    /// name) with the source's stream key (SRT: stream id and passphrase)
+    /// masked.
+    pub fn scrub(&self, mut text: String) -> String {
+        let t = self.target();
+        let mut secrets = vec![t.stream.clone()];
+        if let PullSource::Srt(_) = self {
+            secrets.extend(srt_options(t).passphrase.map(crate::secret::StreamKey::new));
         }
-        text.replace(key.expose(), &key.masked())
+        for key in secrets {
+            if !key.expose().is_empty() && text.contains(key.expose()) {
+                text = text.replace(key.expose(), &key.masked());
+            }
+        }
+        text
     }
 }
 
@@ -396,8 +403,35 @@ mod tests {
         assert!(text("http://example.org/live/x").contains("rtmp://"));
         assert!(text("rtmp://127.0.0.1:1935/live").contains("stream"));
         assert!(text("rtmp://127.0.0.1:99999/live/x").contains("port"));
-        assert!(text("srt://127.0.0.1:9000").contains("srt://"));
+        assert!(text("srt://127.0.0.1").contains("port"));
+        assert!(text("srt://127.0.0.1:9000?mode=listener").contains("mode"));
         assert!(text("").contains("empty"));
+    }
+
+    #[test]
+    fn parses_srt_sources_with_their_options() {
+        let s = PullSource::parse(
+            "srt://127.0.0.1:9000?streamid=live/src&passphrase=0123456789ab&latency=200",
+        )
+        .expect("valid");
+        let PullSource::Srt(t) = &s else {
+            panic!("srt expected, got {s:?}");
+        };
+        let o = srt_options(t);
+        assert_eq!(o.stream_id.as_deref(), Some("live/src"));
+        assert_eq!(o.passphrase.as_deref(), Some("0123456789ab"));
+        assert_eq!(o.latency_ms, Some(200));
+        let shown = s.redacted();
+        assert!(shown.starts_with("srt://127.0.0.1:9000?"), "{shown}");
+        assert!(
+            !shown.contains("0123456789ab") && !shown.contains("live/src"),
+            "{shown}"
+        );
+        let said = s.scrub("rejected live/src with 0123456789ab".into());
+        assert!(
+            !said.contains("0123456789ab") && !said.contains("live/src"),
+            "{said}"
+        );
     }
 
     #[test]

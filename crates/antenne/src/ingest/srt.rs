@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use antenne_media::flv::TagKind;
+use antenne_media::flv::{Tag, TagKind};
 use antenne_media::ts::to_flv::TsToFlv;
 use antenne_media::ts::Limits;
 use antenne_srt::{ListenerOptions, Received, Srt, Verdict};
@@ -292,18 +292,77 @@ impl Publisher {
     }
 }
 
-/// Receives MPEG-TS from a connected SRT socket (an accepted publisher,
-/// or a caller that connected to a remote listener, as a pull from
-/// `srt://` would) into `hub` until the peer leaves, nothing comes for
-/// [`IDLE_TIMEOUT`], or `cancel` fires; says why it ended. Blocks: call it
-/// on a dedicated thread, with the hub's [`crate::hub::PublishGuard`] held.
+/// Receives MPEG-TS from a connected SRT socket (an accepted publisher)
+/// into `hub` until the peer leaves, nothing comes for [`IDLE_TIMEOUT`], or
+/// `cancel` fires; says why it ended. Blocks: call it on a dedicated
+/// thread, with the hub's [`crate::hub::PublishGuard`] held.
 pub fn receive_into_hub(
     socket: &antenne_srt::Socket,
     hub: &Arc<crate::hub::Hub>,
     cancel: &CancellationToken,
 ) -> String {
+    let end = receive_tags(socket, cancel, IDLE_TIMEOUT, |tags| {
+        push_tags(hub, tags);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    end.to_string()
+}
+
+/// Pushes demultiplexed tags into `hub` (draining `tags`) and wakes its
+/// outputs.
+pub fn push_tags(hub: &crate::hub::Hub, tags: &mut Vec<Tag>) {
+    for tag in tags.drain(..) {
+        match tag.kind {
+            TagKind::Video => hub.push_video(tag.timestamp, tag.body),
+            TagKind::Audio => hub.push_audio(tag.timestamp, tag.body),
+            TagKind::Script => hub.push_metadata(tag.body),
+        }
+    }
+    hub.flush();
+}
+
+/// Why [`receive_tags`] ended.
+#[derive(Debug)]
+pub enum ReceiveEnd<E> {
+    Cancelled,
+    /// Nothing came for this long.
+    Idle(Duration),
+    Closed,
+    /// libsrt says the connection ended (broken, peer gone…).
+    Lost(antenne_srt::Error),
+    /// Cannot even set up the receive timeout.
+    Setup(antenne_srt::Error),
+    /// `on_tags` said stop.
+    Stopped(E),
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for ReceiveEnd<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReceiveEnd::Cancelled => f.write_str("antenne is stopping"),
+            ReceiveEnd::Idle(d) => write!(f, "sent nothing for {} s", d.as_secs()),
+            ReceiveEnd::Closed => f.write_str("the connection closed"),
+            ReceiveEnd::Lost(e) => write!(f, "the connection ended ({e})"),
+            ReceiveEnd::Setup(e) => write!(f, "cannot set a receive timeout: {e}"),
+            ReceiveEnd::Stopped(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The receive loop of a connected SRT socket, whichever side connected
+/// (an accepted publisher, or a pull's caller): MPEG-TS in, demultiplexed
+/// ([`TsToFlv`], bounded by [`Limits`]) into FLV tags handed to `on_tags`
+/// (a batch per SRT message; `Err` stops the loop), until the peer leaves,
+/// nothing comes for `idle`, or `cancel` fires (seen within [`POLL`]).
+/// Blocks: call it on a dedicated thread.
+pub fn receive_tags<E>(
+    socket: &antenne_srt::Socket,
+    cancel: &CancellationToken,
+    idle: Duration,
+    mut on_tags: impl FnMut(&mut Vec<Tag>) -> Result<(), E>,
+) -> ReceiveEnd<E> {
     if let Err(e) = socket.set_recv_timeout(POLL) {
-        return format!("cannot set a receive timeout: {e}");
+        return ReceiveEnd::Setup(e);
     }
     let mut converter = TsToFlv::new(Limits::default());
     let mut buf = vec![0u8; 1500];
@@ -311,28 +370,27 @@ pub fn receive_into_hub(
     let mut last_data = Instant::now();
     loop {
         if cancel.is_cancelled() {
-            return "antenne is stopping".into();
+            return ReceiveEnd::Cancelled;
         }
         match socket.recv(&mut buf) {
             Ok(Received::Timeout) => {
-                if last_data.elapsed() >= IDLE_TIMEOUT {
-                    return format!("sent nothing for {} s", IDLE_TIMEOUT.as_secs());
+                if last_data.elapsed() >= idle {
+                    return ReceiveEnd::Idle(idle);
                 }
             }
-            Ok(Received::Data(0)) => return "the connection closed".into(),
+            Ok(Received::Data(0)) => return ReceiveEnd::Closed,
             Ok(Received::Data(n)) => {
                 last_data = Instant::now();
                 converter.push(&buf[..n], &mut tags);
-                for tag in tags.drain(..) {
-                    match tag.kind {
-                        TagKind::Video => hub.push_video(tag.timestamp, tag.body),
-                        TagKind::Audio => hub.push_audio(tag.timestamp, tag.body),
-                        TagKind::Script => hub.push_metadata(tag.body),
-                    }
+                if tags.is_empty() {
+                    continue;
                 }
-                hub.flush();
+                if let Err(e) = on_tags(&mut tags) {
+                    return ReceiveEnd::Stopped(e);
+                }
+                tags.clear();
             }
-            Err(e) => return format!("the connection ended ({e})"),
+            Err(e) => return ReceiveEnd::Lost(e),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! One pull's task: connect (TCP, TLS for rtmps), play, feed the hub, and
-//! on any failure wait with the one backoff and try again, until stopped.
+//! One pull's task: connect (TCP, TLS for rtmps; SRT in [`super::srt`]),
+//! play, feed the hub, and on any failure wait with the one backoff and try
+//! again, until stopped.
 //!
 //! Time limits: the connection must be playing within [`CONNECT_TIMEOUT`]
 //! (resolving, TCP, TLS, RTMP handshake, connect, play, each counted in);
@@ -21,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::{PullSource, PullState, PullStatus};
@@ -64,6 +66,9 @@ pub enum AttemptError {
     NoMedia,
     #[error("a publisher is live on this ingest key ({0}): the pull waits for it to stop")]
     Busy(SocketAddr),
+    /// libsrt could not be loaded (the text says what to install).
+    #[error("{0}")]
+    SrtUnavailable(String),
 }
 
 fn describe(s: &Status) -> String {
@@ -85,7 +90,11 @@ fn io_error(e: std::io::Error) -> AttemptError {
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// The pull's retry loop, until `cancel` fires.
+/// How long a stopped pull waits for its SRT thread to end its session.
+const THREAD_STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// The pull's retry loop, until `cancel` fires; then waits (bounded) for
+/// the dedicated threads of SRT attempts to end their publish session.
 pub(super) async fn run(
     source: PullSource,
     hub: Arc<Hub>,
@@ -93,6 +102,21 @@ pub(super) async fn run(
     history: History,
     status: watch::Sender<PullStatus>,
     cancel: CancellationToken,
+) {
+    let threads = TaskTracker::new();
+    retry(source, hub, tls, history, status, cancel, &threads).await;
+    threads.close();
+    let _ = timeout(THREAD_STOP_WAIT, threads.wait()).await;
+}
+
+async fn retry(
+    source: PullSource,
+    hub: Arc<Hub>,
+    tls: Arc<rustls::ClientConfig>,
+    history: History,
+    status: watch::Sender<PullStatus>,
+    cancel: CancellationToken,
+    threads: &TaskTracker,
 ) {
     let url = source.redacted();
     let mut backoff = crate::output::supervisor::BACKOFF;
@@ -109,7 +133,13 @@ pub(super) async fn run(
         let mut fed_since: Option<Instant> = None;
         let error = tokio::select! {
             _ = cancel.cancelled() => return,
-            e = attempt(&source, &hub, &tls, &history, &set, &mut fed_since) => e,
+            e = async {
+                match &source {
+                    PullSource::Rtmp(t) => attempt(t, false, &source, &hub, &tls, &history, &set, &mut fed_since).await,
+                    PullSource::Rtmps(t) => attempt(t, true, &source, &hub, &tls, &history, &set, &mut fed_since).await,
+                    PullSource::Srt(t) => super::srt::attempt(t, &source, &hub, &history, &set, &mut fed_since, &cancel, threads).await,
+                }
+            } => e,
         };
         if fed_since.is_some_and(|t| t.elapsed() >= STABLE_AFTER) {
             backoff.reset();
@@ -145,9 +175,12 @@ pub(super) async fn run(
     }
 }
 
-/// One connection, from dialling to its end (always an error: a pull
-/// never ends on its own).
+/// One RTMP(S) connection, from dialling to its end (always an error: a
+/// pull never ends on its own).
+#[allow(clippy::too_many_arguments)]
 async fn attempt(
+    target: &Target,
+    secure: bool,
     source: &PullSource,
     hub: &Arc<Hub>,
     tls: &Arc<rustls::ClientConfig>,
@@ -155,11 +188,12 @@ async fn attempt(
     set: &impl Fn(PullState),
     fed_since: &mut Option<Instant>,
 ) -> AttemptError {
-    let (mut io, mut session, peer) = match timeout(CONNECT_TIMEOUT, open(source, tls)).await {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => return e,
-        Err(_) => return AttemptError::ConnectTimeout,
-    };
+    let (mut io, mut session, peer) =
+        match timeout(CONNECT_TIMEOUT, open(target, secure, tls)).await {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return e,
+            Err(_) => return AttemptError::ConnectTimeout,
+        };
     set(PullState::Waiting {
         since: SystemTime::now(),
     });
@@ -177,29 +211,15 @@ async fn attempt(
                     | PlayerEvent::Video { .. }
             );
             if media && live.is_none() {
-                match hub.start_publish(peer) {
-                    Ok(guard) => {
-                        info!(key = %hub.key(), url = %source.redacted(), "pull live");
-                        history.record(
-                            EventKind::IngestLive,
-                            None,
-                            format!(
-                                "ingest key {} live, pulled from {}",
-                                hub.key(),
-                                source.redacted()
-                            ),
-                            None,
-                        );
+                match Live::start(hub, peer, source, history) {
+                    Ok(l) => {
                         set(PullState::Live {
                             since: SystemTime::now(),
                         });
                         *fed_since = Some(Instant::now());
-                        live = Some(Live {
-                            guard,
-                            history: history.clone(),
-                        });
+                        live = Some(l);
                     }
-                    Err(e) => return AttemptError::Busy(e.publisher),
+                    Err(e) => return e,
                 }
             }
             match event {
@@ -257,13 +277,10 @@ async fn send(io: &mut Box<dyn Io>, session: &mut PlayerSession) -> Result<(), A
 
 /// Dials the source and plays; returns once `NetStream.Play.Start` came.
 async fn open(
-    source: &PullSource,
+    target: &Target,
+    secure: bool,
     tls: &Arc<rustls::ClientConfig>,
 ) -> Result<(Box<dyn Io>, PlayerSession, SocketAddr), AttemptError> {
-    let (target, secure): (&Target, bool) = match source {
-        PullSource::Rtmp(t) => (t, false),
-        PullSource::Rtmps(t) => (t, true),
-    };
     let addr = format!("{}:{}", target.host, target.port);
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
@@ -341,10 +358,40 @@ async fn open(
     }
 }
 
-/// A live publish session fed by the pull; records its end.
-struct Live {
+/// A live publish session fed by the pull; records its start and end.
+pub(super) struct Live {
     guard: PublishGuard,
     history: History,
+}
+
+impl Live {
+    /// Starts the publish session on `hub` (refused while a publisher
+    /// pushes to the key) and records it.
+    pub(super) fn start(
+        hub: &Arc<Hub>,
+        peer: SocketAddr,
+        source: &PullSource,
+        history: &History,
+    ) -> Result<Live, AttemptError> {
+        let guard = hub
+            .start_publish(peer)
+            .map_err(|e| AttemptError::Busy(e.publisher))?;
+        info!(key = %hub.key(), url = %source.redacted(), "pull live");
+        history.record(
+            EventKind::IngestLive,
+            None,
+            format!(
+                "ingest key {} live, pulled from {}",
+                hub.key(),
+                source.redacted()
+            ),
+            None,
+        );
+        Ok(Live {
+            guard,
+            history: history.clone(),
+        })
+    }
 }
 
 impl Drop for Live {
