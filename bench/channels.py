@@ -14,14 +14,8 @@ streams the sink receives video on at the end.
 Nginx, AntenneRelay): passed in rather than imported, so that every child
 is in the one registry the script kills on exit.
 """
-import hashlib
 import os
 import time
-
-
-def ingest_id(key):
-    """antenne's ingest id: the first 5 bytes of SHA-256(key), in hex."""
-    return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
 def run_case(rb, design, k, d, ctx):
@@ -45,7 +39,7 @@ def run_case(rb, design, k, d, ctx):
                     code, body = rb.http_json(
                         "POST", f"{relay.api}/destinations",
                         {"name": f"c{c}d{j}", "url": sink, "key": f"{tag}c{c}d{j}",
-                         "ingest": ingest_id(key)})
+                         "ingest": key})
                     if code != 201:
                         raise rb.CaseError(f"POST /destinations answered {code}: {body}")
             urls = [f"rtmp://127.0.0.1:{relay.port}/live/{key}" for key in keys]
@@ -83,7 +77,7 @@ def run_case(rb, design, k, d, ctx):
         m = meter.stop()
         res["receiving"] = receiving()
         res["load"] = rb.loadavg()
-        res.update({x: m["relay"][x] for x in ("cpu", "rss", "pss", "nprocs", "wakeups")})
+        res.update({x: m["relay"][x] for x in ("cpu", "rss", "pss", "nprocs", "wakeups", "cpu_ns")})
         res["host_busy"] = m["host_busy"]
         res["pub_cpu"] = m["publishers"]["cpu"]
         dead = [p for p in pubs if p.poll() is not None]

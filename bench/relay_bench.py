@@ -208,23 +208,26 @@ def descendants(root):
 
 
 def wakeups(pid):
-    """Voluntary context switches summed over the threads of pid: each one
-    is the thread blocking (epoll_wait, futex, ...), so a wake-up. Unlike CPU
-    %, this barely depends on how loaded the machine is."""
-    total = 0
+    """(voluntary context switches, ns on CPU) summed over the threads of
+    pid. A voluntary switch is the thread blocking (epoll_wait, futex, ...),
+    so one per wake-up: unlike CPU %, this barely depends on how loaded the
+    machine is. The ns come from schedstat: finer than 10 ms ticks."""
+    total, ns = 0, 0
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return 0
+        return 0, 0
     for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/status") as f:
                 for line in f:
                     if line.startswith("voluntary_ctxt_switches:"):
                         total += int(line.split()[1])
-        except OSError:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
             pass
-    return total
+    return total, ns
 
 
 def host_ticks():
@@ -283,10 +286,13 @@ class Meter:
                     ticks += st[1] - t
             # Threads that ended in the window take their count with them:
             # a floor, exact for a process whose threads all stay.
-            wake = sum(max(0, wakeups(p) - w) for p, w in self.wake0[g].items())
+            now = {p: wakeups(p) for p in self.wake0[g]}
+            wake = sum(max(0, now[p][0] - w[0]) for p, w in self.wake0[g].items())
+            run_ns = sum(max(0, now[p][1] - w[1]) for p, w in self.wake0[g].items())
             out[g] = {
                 "cpu": ticks / CLK_TCK / wall * 100.0,
                 "wakeups": wake / wall,
+                "cpu_ns": run_ns / 1e9 / wall * 100.0,
                 "rss": sum(self.rss[g]) / len(self.rss[g]) / 1024.0,
                 "pss": sum(self.pss[g]) / len(self.pss[g]) / 1024.0,
                 "nprocs": len(self.ticks0[g]),
@@ -755,11 +761,11 @@ def run_case(design, n, ctx):
         # The relay's cost: its processes, plus stunnel for nginx-push-stunnel.
         rel = dict(m["relay"])
         if "stunnel" in m:
-            for k in ("cpu", "rss", "pss", "nprocs", "wakeups"):
+            for k in ("cpu", "rss", "pss", "nprocs", "wakeups", "cpu_ns"):
                 rel[k] += m["stunnel"][k]
             res["stunnel_cpu"] = m["stunnel"]["cpu"]
             res["stunnel_rss"] = m["stunnel"]["rss"]
-        res.update({k: rel[k] for k in ("cpu", "rss", "pss", "nprocs", "wakeups")})
+        res.update({k: rel[k] for k in ("cpu", "rss", "pss", "nprocs", "wakeups", "cpu_ns")})
         res["host_busy"] = m["host_busy"]
         res["peers_cpu"] = m["peers"]["cpu"]
         res["peers_rss"] = m["peers"]["rss"]
@@ -823,7 +829,8 @@ def run_case(design, n, ctx):
     lat = win.get("lat_socket_ms") or {}
     log(f"{design:18s} N={n:4d}: cpu {res.get('cpu', float('nan')):6.1f} %  "
         f"rss {res.get('rss', float('nan')):7.1f} MiB  "
-        f"wake-ups {res.get('wakeups', float('nan')):6.0f}/s  host {res.get('host_busy', float('nan')):.0f} %  "
+        f"wake-ups {res.get('wakeups', float('nan')):6.0f}/s  "
+        f"cpu(schedstat) {res.get('cpu_ns', float('nan')):.2f} %  host {res.get('host_busy', float('nan')):.0f} %  "
         f"sink {win.get('open', 0)}/{n} missing {win.get('video_missing', '?')}  "
         f"hop p50/p99 {fmt(lat.get('p50'), '.2f')}/{fmt(lat.get('p99'), '.2f')} ms  "
         f"peers cpu {res.get('peers_cpu', float('nan')):.0f} %  load {res.get('load', '?')}  "
@@ -1111,6 +1118,9 @@ def main():
                     help="video bit rate of the clip (default 5800; + 160k audio)")
     ap.add_argument("--antenne-threads", type=int, default=1,
                     help="antenne --worker-threads (default 1, antenne's default)")
+    ap.add_argument("--antenne-bin", default=None,
+                    help="antenne binary to measure (default target/release/antenne): "
+                         "compare two builds with --no-build")
     ap.add_argument("--channels", type=int, default=None, metavar="K",
                     help="many-channels mode instead of the N sweep: K ingest keys, each "
                          "with its own publisher and --channel-dests destinations (try 10; 100)")
@@ -1181,7 +1191,7 @@ def main():
     ok = False
     try:
         target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(REPO, "target")
-        ctx.antenne_bin = os.path.join(target, "release", "antenne")
+        ctx.antenne_bin = a.antenne_bin or os.path.join(target, "release", "antenne")
         bench_bin = os.path.join(target, "release", "antenne-bench")
         if not a.no_build:
             log("cargo build --release -p antenne -p antenne-bench ...")
