@@ -98,9 +98,9 @@ def run_case(rb, design, k, d, ctx):
 
 def print_table(results, k, d, seconds, tick_pct):
     out = [f"### Many channels: {k} ingest keys × {d} destinations ({k * d} outputs)", "",
-           "| design | CPU % (one core) | RSS MiB | PSS MiB | wake-ups/s | CPU vs nginx "
+           "| design | CPU % (one core) | CPU % (schedstat) | RSS MiB | PSS MiB | wake-ups/s | CPU vs nginx "
            "| PSS vs nginx | streams at sink | publishers CPU % | host busy % | load | notes |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     ref = results.get("nginx-push") or {}
     for design in ("antenne", "nginx-push"):
         r = results.get(design)
@@ -108,14 +108,14 @@ def print_table(results, k, d, seconds, tick_pct):
             continue
         if "cpu" not in r:
             err = r.get("error", "not run").splitlines()[0][:120].replace("|", "/")
-            out.append(f"| {design} | failed: {err} | | | | | | | | | | |")
+            out.append(f"| {design} | failed: {err} | | | | | | | | | | | |")
             continue
 
         def vs(key):
             b = ref.get(key)
             return f"{r[key] / b:.2f}×" if b else "—"
         notes = "; ".join(r["notes"]).replace("|", "/").replace("\n", " ")
-        out.append(f"| {design} | {r['cpu']:.1f} | {r['rss']:.1f} | {r['pss']:.1f} "
+        out.append(f"| {design} | {r['cpu']:.1f} | {r['cpu_ns']:.2f} | {r['rss']:.1f} | {r['pss']:.1f} "
                    f"| {r['wakeups']:.0f} | {vs('cpu')} | {vs('pss')} | {r['receiving']}/{k * d} "
                    f"| {r['pub_cpu']:.0f} | {r['host_busy']:.0f} | {r['load']} | {notes[:200]} |")
     out.append("")
