@@ -207,6 +207,29 @@ def descendants(root):
     return out
 
 
+def wakeups(pid):
+    """(voluntary context switches, ns on CPU) summed over the threads of
+    pid. A voluntary switch is the thread blocking (epoll_wait, futex, ...),
+    so one per wake-up: unlike CPU %, this barely depends on how loaded the
+    machine is. The ns come from schedstat: finer than 10 ms ticks."""
+    total, ns = 0, 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0, 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total, ns
+
+
 def host_ticks():
     """(busy, total) jiffies of the whole machine from /proc/stat."""
     with open("/proc/stat") as f:
@@ -239,6 +262,7 @@ class Meter:
         self.host0 = host_ticks()
         self.ticks0 = {g: {p: st[1] for p in pids if (st := proc_stat(p))}
                        for g, pids in self.groups.items()}
+        self.wake0 = {g: {p: wakeups(p) for p in pids} for g, pids in self.groups.items()}
         self.t0 = time.monotonic()
         self._sample()
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -260,8 +284,15 @@ class Meter:
                     vanished.append(pid)
                 else:
                     ticks += st[1] - t
+            # Threads that ended in the window take their count with them:
+            # a floor, exact for a process whose threads all stay.
+            now = {p: wakeups(p) for p in self.wake0[g]}
+            wake = sum(max(0, now[p][0] - w[0]) for p, w in self.wake0[g].items())
+            run_ns = sum(max(0, now[p][1] - w[1]) for p, w in self.wake0[g].items())
             out[g] = {
                 "cpu": ticks / CLK_TCK / wall * 100.0,
+                "wakeups": wake / wall,
+                "cpu_ns": run_ns / 1e9 / wall * 100.0,
                 "rss": sum(self.rss[g]) / len(self.rss[g]) / 1024.0,
                 "pss": sum(self.pss[g]) / len(self.pss[g]) / 1024.0,
                 "nprocs": len(self.ticks0[g]),
@@ -370,13 +401,19 @@ class Nginx:
     worker, with an http `rtmp_stat` endpoint (polled only outside
     measurement windows)."""
 
-    def __init__(self, name, root, pushes=()):
+    def __init__(self, name, root, pushes=(), apps=None):
         self.name = name
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         self.http_port = free_port()
-        pushes = "".join(f"      push {u};\n" for u in pushes)
+        # apps: {application: [push URLs]} (many channels); default: one
+        # application `live` with `pushes`.
+        apps = {"live": list(pushes)} if apps is None else apps
+        applications = "".join(
+            f"    application {a} {{\n      live on;\n      record off;\n"
+            + "".join(f"      push {u};\n" for u in urls) + "    }\n"
+            for a, urls in apps.items())
         d = self.dir
         conf = f"""load_module {RTMP_MODULE};
 daemon off;
@@ -391,11 +428,7 @@ rtmp {{
   server {{
     listen 127.0.0.1:{self.port};
     chunk_size 4096;
-    application live {{
-      live on;
-      record off;
-{pushes}    }}
-  }}
+{applications}  }}
 }}
 http {{
   access_log off;
@@ -551,7 +584,7 @@ def pre_encode(path, seconds, kbps):
 # ---------------------------------------------------------------- antenne
 
 class AntenneRelay:
-    def __init__(self, binary, case_dir, extra_ca=None, threads=1):
+    def __init__(self, binary, case_dir, extra_ca=None, threads=1, ingest_keys=("bench",)):
         self.binary = binary
         self.dir = case_dir
         self.port = free_port()
@@ -560,6 +593,7 @@ class AntenneRelay:
         self.api = f"http://127.0.0.1:{self.http}/api/v1"
         self.extra_ca = extra_ca
         self.threads = threads
+        self.ingest_keys = ingest_keys
         self.proc = None
 
     def start(self):
@@ -567,7 +601,8 @@ class AntenneRelay:
         args = [self.binary, "--rtmp-listen", f"127.0.0.1:{self.port}",
                 "--http-listen", f"127.0.0.1:{self.http}",
                 "--data-dir", os.path.join(self.dir, "data"),
-                "--ingest-key", "bench", "--worker-threads", str(self.threads)]
+                "--ingest-key", ",".join(self.ingest_keys),
+                "--worker-threads", str(self.threads)]
         if self.extra_ca:
             args += ["--extra-ca-file", self.extra_ca]
         self.proc = PROCS.spawn("antenne", args, self.log, env=env)
@@ -734,11 +769,11 @@ def run_case(design, n, ctx):
         # The relay's cost: its processes, plus stunnel for nginx-push-stunnel.
         rel = dict(m["relay"])
         if "stunnel" in m:
-            for k in ("cpu", "rss", "pss", "nprocs"):
+            for k in ("cpu", "rss", "pss", "nprocs", "wakeups", "cpu_ns"):
                 rel[k] += m["stunnel"][k]
             res["stunnel_cpu"] = m["stunnel"]["cpu"]
             res["stunnel_rss"] = m["stunnel"]["rss"]
-        res.update({k: rel[k] for k in ("cpu", "rss", "pss", "nprocs")})
+        res.update({k: rel[k] for k in ("cpu", "rss", "pss", "nprocs", "wakeups", "cpu_ns")})
         res["host_busy"] = m["host_busy"]
         res["peers_cpu"] = m["peers"]["cpu"]
         res["peers_rss"] = m["peers"]["rss"]
@@ -803,7 +838,9 @@ def run_case(design, n, ctx):
     win = res.get("win") or {}
     lat = win.get("lat_socket_ms") or {}
     log(f"{design:18s} N={n:4d}: cpu {res.get('cpu', float('nan')):6.1f} %  "
-        f"rss {res.get('rss', float('nan')):7.1f} MiB  host {res.get('host_busy', float('nan')):.0f} %  "
+        f"rss {res.get('rss', float('nan')):7.1f} MiB  "
+        f"wake-ups {res.get('wakeups', float('nan')):6.0f}/s  "
+        f"cpu(schedstat) {res.get('cpu_ns', float('nan')):.2f} %  host {res.get('host_busy', float('nan')):.0f} %  "
         f"sink {win.get('open', 0)}/{n} missing {win.get('video_missing', '?')}  "
         f"hop p50/p99 {fmt(lat.get('p50'), '.2f')}/{fmt(lat.get('p99'), '.2f')} ms  "
         f"peers cpu {res.get('peers_cpu', float('nan')):.0f} %  load {res.get('load', '?')}  "
@@ -955,12 +992,13 @@ def print_tables(results, plan, machine, stream, seconds, skipped):
     out.append("")
     out.append("Checks (not part of the comparison). PSS = proportional set size. Host busy = CPU "
                "of the whole machine during the window (% of one core, max 100 × nproc). Peers = "
-               "the antenne-bench process (publisher + sink). Load = 1/5/15 min load average "
+               "the antenne-bench process (publisher + sink). Relay wake-ups = voluntary context "
+               "switches per second over the relay's threads (load-independent, unlike CPU). Load = 1/5/15 min load average "
                "at the end of the window.")
     out.append("")
-    out.append("| design | N | relay procs | PSS MiB | host busy % | peers CPU % | peers RSS MiB "
-               "| load | hop read ms p50 / p99 | antenne live | notes |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|")
+    out.append("| design | N | relay procs | PSS MiB | relay wake-ups/s | host busy % | peers CPU % "
+               "| peers RSS MiB | load | hop read ms p50 / p99 | antenne live | notes |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|")
     for title, designs, _ in GROUPS:
         for d in [x for x in designs if x in plan]:
             for n in [0] + plan[d]:
@@ -976,7 +1014,8 @@ def print_tables(results, plan, machine, stream, seconds, skipped):
                 if d == "nginx-push-stunnel":
                     notes = (f"stunnel {r.get('stunnel_cpu', 0):.1f} % CPU, "
                              f"{r.get('stunnel_rss', 0):.1f} MiB. " + notes)
-                out.append(f"| {d} | {n} | {r['nprocs']} | {r['pss']:.1f} | {r['host_busy']:.0f} "
+                out.append(f"| {d} | {n} | {r['nprocs']} | {r['pss']:.1f} "
+                           f"| {r.get('wakeups', float('nan')):.0f} | {r['host_busy']:.0f} "
                            f"| {r['peers_cpu']:.0f} | {r['peers_rss']:.0f} | {r.get('load', '?')} "
                            f"| {hop_read} | {alive} | {notes[:300]} |")
     print("\n".join(out), flush=True)
@@ -1118,6 +1157,16 @@ def main():
                     help="video bit rate of the clip (default 5800; + 160k audio)")
     ap.add_argument("--antenne-threads", type=int, default=1,
                     help="antenne --worker-threads (default 1, antenne's default)")
+    ap.add_argument("--antenne-bin", default=None,
+                    help="antenne binary to measure (default target/release/antenne): "
+                         "compare two builds with --no-build")
+    ap.add_argument("--channels", type=int, default=None, metavar="K",
+                    help="many-channels mode instead of the N sweep: K ingest keys, each "
+                         "with its own publisher and --channel-dests destinations (try 10; 100)")
+    ap.add_argument("--channel-dests", type=int, default=3,
+                    help="destinations per channel in --channels mode (default 3)")
+    ap.add_argument("--channel-designs", default="antenne,nginx-push",
+                    help="--channels mode: antenne, nginx-push or both (default both)")
     ap.add_argument("--quick", action="store_true",
                     help="small N, short windows: a few minutes")
     ap.add_argument("--no-build", action="store_true",
@@ -1186,7 +1235,7 @@ def main():
     ok = False
     try:
         target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(REPO, "target")
-        ctx.antenne_bin = os.path.join(target, "release", "antenne")
+        ctx.antenne_bin = a.antenne_bin or os.path.join(target, "release", "antenne")
         bench_bin = os.path.join(target, "release", "antenne-bench")
         if not a.no_build:
             log("cargo build --release -p antenne -p antenne-bench ...")
@@ -1211,6 +1260,19 @@ def main():
         log(stream)
         log(f"sink on 127.0.0.1:{ctx.peers.port} (RTMP) and :{ctx.peers.tls_port} (RTMPS)")
 
+        if a.channels:
+            import channels  # bench/channels.py, beside this script
+            ctx.clip = clip
+            ctx.channel_designs = [x.strip() for x in a.channel_designs.split(",") if x.strip()]
+            res = channels.run(sys.modules[__name__], ctx, a.channels, a.channel_dests)
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump({"machine": machine_line(), "results": list(res.values())},
+                              f, indent=1)
+            print(f"\n{machine_line()}\nRun time: {time.monotonic() - t_start:.0f} s.\n"
+                  f"Load at start: {load_start}\nLoad at end:   {uptime()}", flush=True)
+            ok = True
+            return
         results = {}
         try:
             for d in designs:

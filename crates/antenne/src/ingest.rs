@@ -181,31 +181,32 @@ enum Expiry {
 }
 
 impl Stage {
-    /// When the next bytes must have arrived, and what passing it means.
-    fn read_deadline(&self, start: Instant) -> (Instant, Expiry) {
+    /// When the next bytes must have arrived (a wait that begins now).
+    fn read_deadline(&self, start: Instant) -> Instant {
         match self {
-            Stage::Connecting => (
-                start + CONNECT_DEADLINE,
-                Expiry::Fail(format!(
-                    "did not connect within {} s",
-                    CONNECT_DEADLINE.as_secs()
-                )),
-            ),
-            Stage::Connected => (
-                start + PUBLISH_DEADLINE,
-                Expiry::Fail(format!(
-                    "did not publish within {} s",
-                    PUBLISH_DEADLINE.as_secs()
-                )),
-            ),
-            Stage::Live(_) => (
-                Instant::now() + IDLE_TIMEOUT,
-                Expiry::Fail(format!(
-                    "publisher sent nothing for {} s",
-                    IDLE_TIMEOUT.as_secs()
-                )),
-            ),
-            Stage::Ended { since } => (*since + REPUBLISH_WINDOW, Expiry::Quiet),
+            Stage::Connecting => start + CONNECT_DEADLINE,
+            Stage::Connected => start + PUBLISH_DEADLINE,
+            Stage::Live(_) => Instant::now() + IDLE_TIMEOUT,
+            Stage::Ended { since } => *since + REPUBLISH_WINDOW,
+        }
+    }
+
+    /// What passing the read deadline means.
+    fn expiry(&self) -> Expiry {
+        match self {
+            Stage::Connecting => Expiry::Fail(format!(
+                "did not connect within {} s",
+                CONNECT_DEADLINE.as_secs()
+            )),
+            Stage::Connected => Expiry::Fail(format!(
+                "did not publish within {} s",
+                PUBLISH_DEADLINE.as_secs()
+            )),
+            Stage::Live(_) => Expiry::Fail(format!(
+                "publisher sent nothing for {} s",
+                IDLE_TIMEOUT.as_secs()
+            )),
+            Stage::Ended { .. } => Expiry::Quiet,
         }
     }
 
@@ -214,7 +215,7 @@ impl Stage {
     fn write_deadline(&self, start: Instant) -> Instant {
         let write = Instant::now() + WRITE_TIMEOUT;
         match self {
-            Stage::Connecting | Stage::Connected => write.min(self.read_deadline(start).0),
+            Stage::Connecting | Stage::Connected => write.min(self.read_deadline(start)),
             Stage::Live(_) | Stage::Ended { .. } => write,
         }
     }
@@ -301,11 +302,32 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     );
     let mut buf = vec![0u8; 64 * 1024];
     let mut stage = Stage::Connecting;
+    // One timer for the read deadline, moved only when it fires or must
+    // come sooner: a fresh timeout per read cost a timer-wheel insertion
+    // and removal per read. The deadline is the same: the stage's, counted
+    // from when the wait began.
+    let timer = tokio::time::sleep_until(stage.read_deadline(start));
+    tokio::pin!(timer);
     loop {
-        let (deadline, expiry) = stage.read_deadline(start);
-        let n = match timeout_at(deadline, socket.read(&mut buf)).await {
-            Err(_) => {
-                return match expiry {
+        let deadline = stage.read_deadline(start);
+        if deadline < timer.deadline() {
+            timer.as_mut().reset(deadline);
+        }
+        let read = loop {
+            tokio::select! {
+                biased;
+                r = socket.read(&mut buf) => break Some(r),
+                () = &mut timer => {
+                    if Instant::now() >= deadline {
+                        break None;
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+            }
+        };
+        let n = match read {
+            None => {
+                return match stage.expiry() {
                     Expiry::Fail(reason) => Err(reason),
                     Expiry::Quiet => {
                         debug!(
@@ -316,14 +338,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
             }
-            Ok(Err(e)) => return Err(format!("read failed: {e}")),
-            Ok(Ok(0)) => {
+            Some(Err(e)) => return Err(format!("read failed: {e}")),
+            Some(Ok(0)) => {
                 if matches!(stage, Stage::Live(_)) {
                     info!("publisher disconnected");
                 }
                 return Ok(());
             }
-            Ok(Ok(n)) => n,
+            Some(Ok(n)) => n,
         };
         session.feed(&buf[..n]).map_err(|e| e.to_string())?;
         loop {
