@@ -73,6 +73,8 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 # SRT (tests/srt.rs, crates/srt): libsrt, which antenne loads at run time
 # (libsrt.so.1.5); ffmpeg's own SRT support links the same library.
 compgen -G '/usr/lib/*/libsrt.so.1.5' >/dev/null || missing+=(libsrt1.5-openssl)
+# srt-live-transmit: a silent SRT source (tests/pull/srt.rs).
+command -v srt-live-transmit >/dev/null 2>&1 || missing+=(srt-tools)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
