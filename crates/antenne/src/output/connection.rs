@@ -10,9 +10,7 @@ use antenne_rtmp::message::Status;
 use antenne_rtmp::{ClientEvent, ClientSession, PublishTarget, SessionError};
 use bytes::{Buf, Bytes};
 use futures_util::FutureExt;
-use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -21,9 +19,8 @@ use super::url::{Scheme, Target};
 use super::OutputStats;
 use crate::hub::{Frame, FrameKind, Subscription};
 
-/// A byte stream to a platform, plain or TLS.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub use super::dial::Io;
+use super::dial::{dial, DialError, DialStep};
 
 /// Time limits of a connection.
 #[derive(Debug, Clone, Copy)]
@@ -83,7 +80,19 @@ pub enum OutputError {
     NoSource(String),
 }
 
-fn describe(s: &Status) -> String {
+impl From<DialError> for OutputError {
+    fn from(e: DialError) -> Self {
+        match e {
+            DialError::Resolve { host, reason } => OutputError::Resolve { host, reason },
+            DialError::Refused(addr) => OutputError::Refused(addr),
+            DialError::Connect { addr, reason } => OutputError::Connect { addr, reason },
+            DialError::Tls { host, reason } => OutputError::Tls { host, reason },
+        }
+    }
+}
+
+/// A server's status, as the user reads it: its description and code.
+pub(crate) fn describe(s: &Status) -> String {
     match (s.code.is_empty(), s.description.is_empty()) {
         (false, false) => format!("{} ({})", s.description, s.code),
         (false, true) => s.code.clone(),
@@ -105,23 +114,6 @@ fn io_error(e: std::io::Error) -> OutputError {
         std::io::ErrorKind::UnexpectedEof => OutputError::Closed,
         _ => OutputError::Io(e.to_string()),
     }
-}
-
-/// Kernel send buffer per destination. Linux doubles it; ~1 MiB holds
-/// over a second of a 6 Mbit/s stream, plenty for the bandwidth-delay
-/// product to a CDN, while keeping a stalled platform's backlog in the hub
-/// queue (bounded, skips to keyframes) rather than in autotuned kernel
-/// buffers of up to 4 MiB per socket.
-const SEND_BUFFER: u32 = 512 * 1024;
-
-async fn connect_tcp(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    let _ = socket.set_send_buffer_size(SEND_BUFFER);
-    socket.connect(addr).await
 }
 
 /// What [`open`] was doing when it ran out of time, by step: the timeout
@@ -146,70 +138,21 @@ pub async fn open(
     let secs = timeouts.connect.as_secs();
     let step = AtomicUsize::new(0);
     let fut = async {
-        let addr = format!("{}:{}", target.host, target.port);
-        let addrs: Vec<_> = tokio::net::lookup_host((target.host.as_str(), target.port))
-            .await
-            .map_err(|e| OutputError::Resolve {
-                host: target.host.clone(),
-                reason: e.to_string(),
-            })?
-            .collect();
-        if addrs.is_empty() {
-            return Err(OutputError::Resolve {
-                host: target.host.clone(),
-                reason: "no address".into(),
-            });
-        }
-        let mut last_err = None;
-        let mut tcp = None;
-        step.store(1, Relaxed);
-        for a in addrs {
-            match connect_tcp(a).await {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    last_err = Some(OutputError::Refused(addr.clone()));
-                }
-                Err(e) => {
-                    last_err = Some(OutputError::Connect {
-                        addr: addr.clone(),
-                        reason: e.to_string(),
-                    })
-                }
-            }
-        }
-        let tcp = match tcp {
-            Some(t) => t,
-            None => return Err(last_err.unwrap_or(OutputError::Refused(addr))),
-        };
-        // Nagle's algorithm stays on: a small audio frame waits for the
-        // next frame while data is in flight, rather than costing a TCP
-        // segment (and a wake-up of the receiver) of its own. Platforms
-        // buffer seconds; the few milliseconds do not matter, and the
-        // relay costs markedly less CPU per destination.
-        step.store(2, Relaxed);
-        let mut io: Box<dyn Io> = match target.scheme {
-            Scheme::Rtmp => Box::new(tcp),
+        if target.scheme == Scheme::Srt {
             // Sent by output::srt, never through here.
-            Scheme::Srt => return Err(OutputError::Io("srt:// is not RTMP".into())),
-            Scheme::Rtmps => {
-                let name =
-                    ServerName::try_from(target.host.clone()).map_err(|e| OutputError::Tls {
-                        host: target.host.clone(),
-                        reason: e.to_string(),
-                    })?;
-                let stream = tokio_rustls::TlsConnector::from(tls.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| OutputError::Tls {
-                        host: target.host.clone(),
-                        reason: super::tls::explain(&e),
-                    })?;
-                Box::new(stream)
-            }
-        };
+            return Err(OutputError::Io("srt:// is not RTMP".into()));
+        }
+        let secure = target.scheme == Scheme::Rtmps;
+        let (mut io, _) = dial(target, secure, tls, |s| {
+            step.store(
+                match s {
+                    DialStep::Connecting => 1,
+                    DialStep::Tls => 2,
+                },
+                Relaxed,
+            )
+        })
+        .await?;
         let mut session = ClientSession::new(
             PublishTarget {
                 app: target.app.clone(),

@@ -9,6 +9,7 @@
 //! - [`tls`]: failed TLS handshakes explained in plain words.
 
 pub mod connection;
+pub mod dial;
 pub mod feed;
 pub mod srt;
 pub mod supervisor;

@@ -16,9 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use antenne_rtmp::message::Status;
 use antenne_rtmp::{PlayTarget, PlayerEvent, PlayerSession, SessionError};
-use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
@@ -71,12 +69,19 @@ pub enum AttemptError {
     SrtUnavailable(String),
 }
 
-fn describe(s: &Status) -> String {
-    match (s.code.is_empty(), s.description.is_empty()) {
-        (false, false) => format!("{} ({})", s.description, s.code),
-        (false, true) => s.code.clone(),
-        (true, false) => s.description.clone(),
-        (true, true) => "no reason given".into(),
+use crate::output::connection::describe;
+
+impl From<DialError> for AttemptError {
+    fn from(e: DialError) -> Self {
+        match e {
+            DialError::Resolve { host, reason } => AttemptError::Resolve { host, reason },
+            DialError::Refused(addr) => AttemptError::Connect {
+                addr,
+                reason: "connection refused".into(),
+            },
+            DialError::Connect { addr, reason } => AttemptError::Connect { addr, reason },
+            DialError::Tls { host, reason } => AttemptError::Tls { host, reason },
+        }
     }
 }
 
@@ -87,8 +92,7 @@ fn io_error(e: std::io::Error) -> AttemptError {
     }
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+use crate::output::dial::{dial, DialError, Io};
 
 /// How long a stopped pull waits for its SRT thread to end its session.
 const THREAD_STOP_WAIT: Duration = Duration::from_secs(2);
@@ -281,53 +285,7 @@ async fn open(
     secure: bool,
     tls: &Arc<rustls::ClientConfig>,
 ) -> Result<(Box<dyn Io>, PlayerSession, SocketAddr), AttemptError> {
-    let addr = format!("{}:{}", target.host, target.port);
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| AttemptError::Resolve {
-            host: target.host.clone(),
-            reason: e.to_string(),
-        })?
-        .collect();
-    let mut last = AttemptError::Resolve {
-        host: target.host.clone(),
-        reason: "no address".into(),
-    };
-    let mut tcp = None;
-    for a in addrs {
-        match TcpStream::connect(a).await {
-            Ok(s) => {
-                tcp = Some((s, a));
-                break;
-            }
-            Err(e) => {
-                last = AttemptError::Connect {
-                    addr: addr.clone(),
-                    reason: e.to_string(),
-                }
-            }
-        }
-    }
-    let Some((tcp, peer)) = tcp else {
-        return Err(last);
-    };
-    let _ = tcp.set_nodelay(true);
-    let mut io: Box<dyn Io> = if secure {
-        let name = ServerName::try_from(target.host.clone()).map_err(|e| AttemptError::Tls {
-            host: target.host.clone(),
-            reason: e.to_string(),
-        })?;
-        let stream = tokio_rustls::TlsConnector::from(tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| AttemptError::Tls {
-                host: target.host.clone(),
-                reason: crate::output::tls::explain(&e),
-            })?;
-        Box::new(stream)
-    } else {
-        Box::new(tcp)
-    };
+    let (mut io, peer) = dial(target, secure, tls, |_| {}).await?;
     let mut session = PlayerSession::new(
         PlayTarget {
             app: target.app.clone(),
