@@ -62,6 +62,10 @@ async function renditionFor(ingestId, tpl) {
 
 // ------------------------------------------------------------ ingest cards
 
+// An encoder under this speed (ffmpeg's, 1.0 = real time) cannot keep up;
+// a little under 1 is the measurement's own wobble.
+const SLOW_SPEED = 0.95;
+
 function stateText(r) {
   const s = r.status || {};
   switch (s.state) {
@@ -144,6 +148,11 @@ function renderSection(card) {
     });
     head.append(del);
     li.append(head, el('p', { class: 'small muted tabular', 'data-testid': 'rendition-details' }, details(r)));
+    // Below real time the destinations stutter: say so, and what helps.
+    const speed = r.status && r.status.state === 'running' ? r.status.speed : null;
+    if (speed != null && speed < SLOW_SPEED) {
+      li.append(el('p', { class: 'warn-text', 'data-testid': 'rendition-slow' }, t('renditions.slow', { speed: fmtNumber(speed, { maximumFractionDigits: 2 }) })));
+    }
     if (r.spec.fit && r.spec.fit.mode === 'crop') li.append(cropControl(slot, r));
     if (r.status && r.status.state === 'restarting' && r.status.error) li.append(el('p', { class: 'status-detail' }, r.status.error));
     list.append(li);
