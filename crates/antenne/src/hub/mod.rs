@@ -29,6 +29,7 @@
 
 mod cache;
 mod feed;
+mod info;
 mod queue;
 mod registry;
 mod timeline;
@@ -56,6 +57,7 @@ use crate::secret::StreamKey;
 
 use cache::Cache;
 use feed::Feed;
+use info::StreamInfo;
 use queue::Queue;
 use timeline::Timeline;
 use tracks::Tracks;
@@ -139,42 +141,6 @@ pub struct IngestSnapshot {
 struct Publisher {
     addr: SocketAddr,
     since: SystemTime,
-}
-
-#[derive(Debug, Default)]
-struct StreamInfo {
-    video_codec: Option<String>,
-    audio_codec: Option<String>,
-    width: Option<u32>,
-    height: Option<u32>,
-    metadata_frame_rate: Option<f64>,
-    has_video: bool,
-    /// Hub time of the last keyframe, and the last gaps between keyframes.
-    last_keyframe: Option<i64>,
-    keyframe_gaps: std::collections::VecDeque<i64>,
-    /// The publisher's sequence header bodies (what a standby stream must
-    /// match).
-    video_config: Option<Bytes>,
-    audio_config: Option<Bytes>,
-}
-
-impl StreamInfo {
-    /// Gaps kept: a stream's keyframe interval is the longest of these.
-    const KEYFRAME_GAPS: usize = 8;
-
-    fn keyframe_at(&mut self, ts: i64) {
-        if let Some(prev) = self.last_keyframe.replace(ts) {
-            if self.keyframe_gaps.len() == Self::KEYFRAME_GAPS {
-                self.keyframe_gaps.pop_front();
-            }
-            self.keyframe_gaps.push_back(ts.saturating_sub(prev).max(0));
-        }
-    }
-
-    fn keyframe_interval_s(&self) -> Option<f64> {
-        let max = self.keyframe_gaps.iter().max()?;
-        Some(*max as f64 / 1000.0)
-    }
 }
 
 #[derive(Debug)]
