@@ -211,5 +211,15 @@ mod tests {
         c.sent_ns[0].store(5, Ordering::Relaxed);
         assert_eq!(c.sent_at(8, tail_of(&[0x17, 1, 0, 0, 0, 9, 9, 9])), Some(5));
         assert!(Clip::parse(b"nope").is_err());
+
+        // By the tail alone, a message whose length changed on the way
+        // (MPEG-TS) still matches.
+        let c = Clip::parse_with(&f, true).expect("valid");
+        assert_eq!(c.index.len(), 2);
+        c.sent_ns[0].store(7, Ordering::Relaxed);
+        assert_eq!(
+            c.sent_at(14, tail_of(&[0x17, 1, 0, 0, 0, 9, 9, 9])),
+            Some(7)
+        );
     }
 }
