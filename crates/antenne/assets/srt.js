@@ -46,7 +46,7 @@ function build(slot) {
     }),
   );
   slot.append(
-    el('p', { class: 'hint small', 'data-role': 'srt-passphrase-state', 'data-testid': 'srt-passphrase-state' }),
+    el('p', { class: 'hint small', 'aria-live': 'polite', 'data-role': 'srt-passphrase-state', 'data-testid': 'srt-passphrase-state' }),
     form,
     el('p', { class: 'status-detail', role: 'alert', 'data-role': 'srt-form-error', 'data-testid': 'srt-passphrase-error', hidden: '' }),
   );
