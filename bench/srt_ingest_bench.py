@@ -2,7 +2,8 @@
 """SRT ingest vs RTMP ingest: antenne's hop latency and CPU with the same
 stream coming in either way and fanned out to N destinations, side by side.
 
-    python3 bench/srt_ingest_bench.py [--n 0 10 50] [--secs 15] [--bin target/release/antenne]
+    python3 bench/srt_ingest_bench.py [--n 0 10 50] [--secs 15] [--ingests direct rtmp srt]
+        [--srt-latency-ms MS] [--bin target/release/antenne] [--bench-bin target/release/antenne-bench]
 
 The peers are antenne-bench (crates/bench, see bench/README.md): its
 real-time publisher plays one clip (1280x720 30 fps x264 + AAC, ~6 Mbit/s,
@@ -42,6 +43,7 @@ import urllib.request
 
 KEY = "bench_srt_ingest_key_0123456789"
 TOKEN = "bench-token-0123456789abcdef"
+KINDS = ("direct", "rtmp", "srt")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -134,7 +136,7 @@ def stop(p, sig=signal.SIGTERM):
             p.wait()
 
 
-def run(binary, ingest, n, secs, peers, tmp):
+def run(binary, ingest, n, secs, peers, tmp, srt_latency_ms=None):
     rtmp, http, srt, remux_port = free_port(), free_port(), free_port(), free_port()
     data = tempfile.mkdtemp(dir=tmp)
     os.chmod(data, 0o700)
@@ -143,7 +145,8 @@ def run(binary, ingest, n, secs, peers, tmp):
     log = open(os.path.join(tmp, f"antenne-{ingest}-{n}.log"), "w")
     a = subprocess.Popen([binary, "--rtmp-listen", f"127.0.0.1:{rtmp}", "--http-listen",
                           f"127.0.0.1:{http}", "--srt-listen", f"127.0.0.1:{srt}",
-                          "--data-dir", data, "--ingest-key", KEY],
+                          "--data-dir", data, "--ingest-key", KEY]
+                         + (["--srt-latency-ms", str(srt_latency_ms)] if srt_latency_ms is not None else []),
                          env=env, stdout=log, stderr=log)
     remux = None
     prefix = f"{ingest}{n}_"
@@ -164,7 +167,8 @@ def run(binary, ingest, n, secs, peers, tmp):
                 out = ["-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/{KEY}"]
             else:
                 out = ["-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts",
-                       f"srt://127.0.0.1:{srt}?streamid={KEY}"]
+                       f"srt://127.0.0.1:{srt}?streamid={KEY}"
+                       + (f"&latency={srt_latency_ms * 1000}" if srt_latency_ms is not None else "")]
             remux_log = open(os.path.join(tmp, f"ffmpeg-{ingest}-{n}.log"), "w")
             remux = subprocess.Popen(
                 ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-listen", "1",
@@ -209,6 +213,10 @@ def main():
     ap.add_argument("--secs", type=float, default=15)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "antenne"))
     ap.add_argument("--bench-bin", default=os.path.join(ROOT, "target", "release", "antenne-bench"))
+    ap.add_argument("--ingests", nargs="+", choices=KINDS, default=list(KINDS))
+    ap.add_argument("--srt-latency-ms", type=int,
+                    help="SRT latency on both ends (antenne --srt-latency-ms, ffmpeg latency=); "
+                         "default: libsrt's 120 ms")
     args = ap.parse_args()
     for b in (args.bin, args.bench_bin):
         if not os.path.exists(b):
@@ -218,11 +226,10 @@ def main():
     peers = Peers(args.bench_bin, clip, tmp)
     print(f"clip: {peers.clip}; load average before: {os.getloadavg()}", flush=True)
     rows = {}
-    kinds = ("direct", "rtmp", "srt")
     try:
         for n in args.n:
-            for ingest in kinds:
-                r = run(args.bin, ingest, n, args.secs, peers, tmp)
+            for ingest in args.ingests:
+                r = run(args.bin, ingest, n, args.secs, peers, tmp, args.srt_latency_ms)
                 rows[(ingest, n)] = r
                 lat = r["lat"]
                 print(f"{ingest:6} N={n:4}: CPU {r['cpu']:6.2f} % of a core, "
@@ -236,7 +243,7 @@ def main():
     print()
     print("| ingest | N | hop p50 ms | hop p99 ms | hop max ms | messages | missing | CPU % | CPU %/dest |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for (ingest, n), r in sorted(rows.items(), key=lambda kv: (kv[0][1], kinds.index(kv[0][0]))):
+    for (ingest, n), r in sorted(rows.items(), key=lambda kv: (kv[0][1], KINDS.index(kv[0][0]))):
         base = rows.get((ingest, 0))
         per = f"{(r['cpu'] - base['cpu']) / n:.3f}" if base and n else "—"
         lat = r["lat"]
