@@ -414,7 +414,10 @@ function updateIngestCard(card, ing) {
   const srtOff = state.settings && state.settings.srt_unavailable;
   const srtEl = r('srt');
   srtEl.hidden = !srtPort && !srtOff;
-  setText(srtEl, srtPort ? `SRT: srt://${publicHost()}:${srtPort}?streamid=<stream key>` : (srtOff || ''));
+  const pass = ing.srt_passphrase_set ? '&passphrase=<passphrase>' : '';
+  setText(srtEl, srtPort ? `SRT: srt://${publicHost()}:${srtPort}?streamid=<stream key>${pass}` : (srtOff || ''));
+  const passSet = String(!!ing.srt_passphrase_set);
+  if (card.dataset.srtPassphraseSet !== passSet) card.dataset.srtPassphraseSet = passSet; // srt.js shows it
   const shown = state.shown.has(ing.key) && state.revealed.has(ing.key);
   setText(r('key'), shown ? state.revealed.get(ing.key) : ing.key);
   const revealBtn = card.querySelector('[data-action="reveal-key"]');

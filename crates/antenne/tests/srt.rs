@@ -520,3 +520,83 @@ fn the_ingest_card_shows_the_srt_url_in_chromium() -> Result<()> {
     );
     Ok(())
 }
+
+/// Waits until the ingest is live (or not), with the publisher's log on failure.
+fn wait_live(antenne: &Antenne, publisher: &SrtPublisher) -> Result<()> {
+    let live = wait_until(Duration::from_secs(30), || {
+        antenne
+            .ingest()
+            .is_ok_and(|v| v["ingests"][0]["live"] == true)
+    });
+    anyhow::ensure!(
+        live,
+        "the SRT publisher goes live: ffmpeg:\n{}\nantenne:\n{}",
+        tail(&publisher.log(), 20),
+        tail(&antenne.log(), 20)
+    );
+    Ok(())
+}
+
+#[test]
+fn a_passphrase_set_on_the_ingest_card_is_required_never_shown_and_removable_in_chromium(
+) -> Result<()> {
+    let (antenne, port) = start_with_srt(Antenne::options())?;
+    let browser = Browser::start("en-US")?;
+    browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
+    const STATE: &str = "[data-testid=ingest-card] [data-testid=srt-passphrase-state]";
+    const LINE: &str = "[data-testid=ingest-card] [data-testid=obs-srt]";
+    const FIELD: &str = "[data-testid=ingest-card] [data-testid=srt-passphrase]";
+    const SAVE: &str = "[data-testid=ingest-card] [data-testid=srt-passphrase-save]";
+    let long = Duration::from_secs(10);
+    browser.wait_text(STATE, long, |t| t.contains("none"))?;
+
+    // A wrong length is refused on the card, with the rule.
+    browser.fill(FIELD, "short")?;
+    browser.click(SAVE)?;
+    let err = "[data-testid=ingest-card] [data-testid=srt-passphrase-error]";
+    browser.wait_text(err, long, |t| t.contains("10 to 79"))?;
+    assert_eq!(antenne.ingest()?["ingests"][0]["srt_passphrase_set"], false);
+
+    browser.fill(FIELD, PASSPHRASE)?;
+    browser.click(SAVE)?;
+    browser.wait_text(STATE, long, |t| t.contains("set ("))?;
+    browser.wait_text(LINE, long, |t| t.contains("&passphrase="))?;
+    assert_eq!(
+        browser.value(FIELD)?,
+        "",
+        "the field is emptied after saving"
+    );
+    let ingest = antenne.ingest()?;
+    assert_eq!(ingest["ingests"][0]["srt_passphrase_set"], true, "{ingest}");
+    let (_, keys) = antenne.request("GET", "/api/v1/ingest-keys", None)?;
+    assert_eq!(keys[0]["srt_passphrase_set"], true, "{keys}");
+    assert!(!format!("{ingest}{keys}").contains(PASSPHRASE));
+
+    // SRT now requires it.
+    expect_refused(&srt_url(port, KEY, None))?;
+    let with = SrtPublisher::start(Publisher::options(), &srt_url(port, KEY, Some(PASSPHRASE)))?;
+    wait_live(&antenne, &with)?;
+    drop(with);
+
+    // After a reload the page knows that one is set, never what it is.
+    browser.goto(&antenne.url("/"))?;
+    browser.wait_text(STATE, long, |t| t.contains("set ("))?;
+    let page = browser.js("return document.documentElement.outerHTML", json!([]))?;
+    let page = page.as_str().unwrap_or_default();
+    assert!(page.contains("srt-passphrase-state"), "the page is loaded");
+    assert!(
+        !page.contains(PASSPHRASE),
+        "the page never holds the passphrase"
+    );
+
+    browser.click("[data-testid=ingest-card] [data-testid=srt-passphrase-remove]")?;
+    browser.wait_text(STATE, long, |t| t.contains("none"))?;
+    browser.wait_text(LINE, long, |t| !t.contains("passphrase"))?;
+    assert_eq!(antenne.ingest()?["ingests"][0]["srt_passphrase_set"], false);
+    assert!(wait_until(Duration::from_secs(30), || antenne
+        .ingest()
+        .is_ok_and(|v| v["ingests"][0]["live"] == false)));
+    let without = SrtPublisher::start(Publisher::options(), &srt_url(port, KEY, None))?;
+    wait_live(&antenne, &without)?;
+    Ok(())
+}

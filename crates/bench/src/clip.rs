@@ -42,8 +42,13 @@ pub struct Clip {
     pub tags: Vec<Tag>,
     /// Loop length: the last timestamp plus one frame interval.
     pub duration_ms: u32,
-    /// `(length, tail)` of a video payload → its index.
+    /// `(length, tail)` of a video payload → its index (length 0 when
+    /// matching by the tail alone).
     pub index: HashMap<(u32, u64), u32>,
+    /// Match by the last eight bytes alone: for a path that changes a
+    /// message's length but not its end (an MPEG-TS hop: Annex B start
+    /// codes become lengths, access unit delimiters come and go).
+    pub tail_only: bool,
     /// Wall-clock (CLOCK_REALTIME, ns since the epoch) of the latest send
     /// of each matchable video message; 0 = not sent yet.
     pub sent_ns: Vec<AtomicU64>,
@@ -55,6 +60,12 @@ pub struct Clip {
 
 impl Clip {
     pub fn parse(data: &[u8]) -> Result<Clip, String> {
+        Clip::parse_with(data, false)
+    }
+
+    /// [`Clip::parse`], matching by the tail alone if `tail_only`.
+    pub fn parse_with(data: &[u8], tail_only: bool) -> Result<Clip, String> {
+        let len_key = |p: &Bytes| if tail_only { 0 } else { p.len() as u32 };
         if data.len() < 9 || &data[..3] != b"FLV" {
             return Err("not an FLV file".into());
         }
@@ -115,7 +126,7 @@ impl Clip {
         let mut count: HashMap<(u32, u64), u32> = HashMap::new();
         for t in tags.iter().filter(|t| t.kind == Kind::Video && !t.header) {
             *count
-                .entry((t.payload.len() as u32, tail_of(&t.payload)))
+                .entry((len_key(&t.payload), tail_of(&t.payload)))
                 .or_default() += 1;
         }
         let mut index = HashMap::new();
@@ -124,7 +135,7 @@ impl Clip {
             .iter_mut()
             .filter(|t| t.kind == Kind::Video && !t.header)
         {
-            let key = (t.payload.len() as u32, tail_of(&t.payload));
+            let key = (len_key(&t.payload), tail_of(&t.payload));
             if count[&key] == 1 {
                 let i = index.len() as u32;
                 index.insert(key, i);
@@ -141,6 +152,7 @@ impl Clip {
             ambiguous,
             bytes,
             index,
+            tail_only,
             sent_ns,
             tags,
         })
@@ -148,6 +160,7 @@ impl Clip {
 
     /// Send instant (ns) of the latest send of the message with this key.
     pub fn sent_at(&self, len: u32, tail: u64) -> Option<u64> {
+        let len = if self.tail_only { 0 } else { len };
         let i = *self.index.get(&(len, tail))?;
         let t = self.sent_ns[i as usize].load(Ordering::Relaxed);
         (t != 0).then_some(t)
@@ -198,5 +211,15 @@ mod tests {
         c.sent_ns[0].store(5, Ordering::Relaxed);
         assert_eq!(c.sent_at(8, tail_of(&[0x17, 1, 0, 0, 0, 9, 9, 9])), Some(5));
         assert!(Clip::parse(b"nope").is_err());
+
+        // By the tail alone, a message whose length changed on the way
+        // (MPEG-TS) still matches.
+        let c = Clip::parse_with(&f, true).expect("valid");
+        assert_eq!(c.index.len(), 2);
+        c.sent_ns[0].store(7, Ordering::Relaxed);
+        assert_eq!(
+            c.sent_at(14, tail_of(&[0x17, 1, 0, 0, 0, 9, 9, 9])),
+            Some(7)
+        );
     }
 }

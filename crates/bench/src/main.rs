@@ -45,6 +45,10 @@ struct Cli {
     /// PEM private key of the TLS listener.
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// Match video messages by their last eight bytes alone (not their
+    /// length): for a relay path through MPEG-TS (an SRT ingest).
+    #[arg(long)]
+    match_tail_only: bool,
     /// Threads of the sink.
     #[arg(long, default_value_t = 1)]
     sink_threads: usize,
@@ -69,8 +73,10 @@ fn main() {
 
 fn run(cli: Cli) -> Result<(), String> {
     let data = std::fs::read(&cli.clip).map_err(|e| format!("{}: {e}", cli.clip.display()))?;
-    let clip =
-        Arc::new(clip::Clip::parse(&data).map_err(|e| format!("{}: {e}", cli.clip.display()))?);
+    let clip = Arc::new(
+        clip::Clip::parse_with(&data, cli.match_tail_only)
+            .map_err(|e| format!("{}: {e}", cli.clip.display()))?,
+    );
     drop(data);
     let reg = Arc::new(stats::Registry::new(clip.clone()));
 

@@ -174,6 +174,7 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str
 
 /// Every ingest as the API shows it (also the live view's).
 pub(crate) fn ingests(st: &AppState, keys: Keys) -> Vec<IngestJson> {
+    let srt = st.ingest_keys.srt_passphrases();
     st.hubs
         .all()
         .iter()
@@ -184,6 +185,7 @@ pub(crate) fn ingests(st: &AppState, keys: Keys) -> Vec<IngestJson> {
                 .get(h.key().expose())
                 .map(|v| super::pull::PullJson::new(Some(v), keys));
             json.standby = st.standby.status(&json.id);
+            json.srt_passphrase_set = srt.get(h.key().expose()).is_some();
             json
         })
         .collect()
@@ -200,11 +202,15 @@ async fn list_ingest_keys(
     Query(q): Query<RevealQuery>,
 ) -> Json<Vec<IngestKeyJson>> {
     let keys = q.keys();
+    let srt = st.ingest_keys.srt_passphrases();
     Json(
         st.hubs
             .all()
             .iter()
-            .map(|h| IngestKeyJson::new(h.key(), h.is_live(), keys))
+            .map(|h| {
+                let set = srt.get(h.key().expose()).is_some();
+                IngestKeyJson::new(h.key(), h.is_live(), set, keys)
+            })
             .collect(),
     )
 }
@@ -233,7 +239,7 @@ async fn add_ingest_key(
     // The new key is shown once, in clear, to the one who made it.
     Ok((
         StatusCode::CREATED,
-        Json(IngestKeyJson::new(&key, false, Keys::Revealed)),
+        Json(IngestKeyJson::new(&key, false, false, Keys::Revealed)),
     ))
 }
 

@@ -260,6 +260,8 @@ pub struct IngestJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyframe_interval_s: Option<f64>,
     pub destinations_attached: usize,
+    /// Whether the ingest key has an SRT passphrase (never the passphrase).
+    pub srt_passphrase_set: bool,
     /// The pull feeding this ingest, when one is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pull: Option<super::pull::PullJson>,
@@ -289,6 +291,7 @@ impl IngestJson {
             bitrate_kbps: s.bitrate_kbps.round(),
             keyframe_interval_s: s.keyframe_interval_s,
             destinations_attached: s.destinations_attached,
+            srt_passphrase_set: false,
             pull: None,
             tracks: tracks_json(s.tracks, s.bitrate_kbps),
             standby: None,
@@ -336,14 +339,17 @@ pub struct IngestKeyJson {
     pub id: String,
     pub key: String,
     pub live: bool,
+    /// Whether the key has an SRT passphrase (never the passphrase).
+    pub srt_passphrase_set: bool,
 }
 
 impl IngestKeyJson {
-    pub fn new(key: &StreamKey, live: bool, keys: Keys) -> Self {
+    pub fn new(key: &StreamKey, live: bool, srt_passphrase_set: bool, keys: Keys) -> Self {
         IngestKeyJson {
             id: id_of(key.expose()),
             key: keys.key(key),
             live,
+            srt_passphrase_set,
         }
     }
 }
