@@ -11,19 +11,13 @@
 
 import { api } from './api.js';
 import { t, applyI18n, onLangChange } from './i18n.js';
+import { el } from './dom.js';
 
 const POLL_MS = 2000;
 /** Pull state per ingest id, as the API answered it. */
 const pulls = new Map();
 
 const BADGE_STATE = { none: 'disabled', off: 'disabled', connecting: 'connecting', waiting: 'idle', live: 'live', retrying: 'retrying' };
-
-function el(tag, attrs = {}, text) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 function build(slot) {
   const form = el('form', { class: 'inline-form pull-form', 'data-pull-form': '', novalidate: '' });

@@ -7,19 +7,13 @@
 
 import { API, api } from './api.js';
 import { t, applyI18n, onLangChange, fmtDateTime, fmtNumber } from './i18n.js';
+import { el } from './dom.js';
 
 const POLL_MS = 3000;
 let last = { recordings: [], ingests: [] };
 let settings = null;
 
 const call = api;
-
-function el(tag, attrs = {}, text) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 function showError(msg) {
   const box = document.getElementById('rec-error');

@@ -8,6 +8,7 @@
 // every few seconds while the page is visible.
 
 import { t, applyI18n, onLangChange, fmtNumber } from './i18n.js';
+import { el } from './dom.js';
 
 const API = '/api/v1';
 const POLL_MS = 3000;
@@ -38,13 +39,6 @@ async function call(method, path, body) {
   }
   if (!res.ok) throw new Error((data && data.error) || t('error.http', { status: res.status }));
   return data;
-}
-
-function el(tag, attrs = {}, text) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
 }
 
 function sameSpec(r, tpl) {

@@ -15,6 +15,7 @@
 // /api/v1/obs/multitrack-config; polls every few seconds while visible.
 
 import { t, onLangChange, fmtNumber } from './i18n.js';
+import { el } from './dom.js';
 
 const API = '/api/v1';
 const POLL_MS = 3000;
@@ -27,13 +28,6 @@ async function call(method, path) {
   const res = await fetch(API + path, { method, credentials: 'same-origin', headers: { Accept: 'application/json' } });
   if (!res.ok) throw new Error(t('error.http', { status: res.status }));
   return res.json();
-}
-
-function el(tag, attrs = {}, text) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
 }
 
 const CODECS = { h264: 'H.264', hevc: 'HEVC', av1: 'AV1', aac: 'AAC', opus: 'Opus', mp3: 'MP3' };

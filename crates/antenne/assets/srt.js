@@ -9,16 +9,10 @@
 
 import { api } from './api.js';
 import { t, applyI18n, onLangChange } from './i18n.js';
+import { el } from './dom.js';
 
 const MIN = 10;
 const MAX = 79;
-
-function el(tag, attrs = {}, text) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 function build(slot) {
   const form = el('form', { class: 'inline-form srt-form', 'data-srt-form': '', novalidate: '' });

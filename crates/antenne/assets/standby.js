@@ -8,17 +8,11 @@
 
 import { API, api, ApiError } from './api.js';
 import { t, applyI18n, onLangChange, fmtTime } from './i18n.js';
+import { el } from './dom.js';
 
 const POLL_MS = 2000;
 let ingests = [];
 const previewVersion = new Map();
-
-function el(tag, attrs = {}, text) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 function fmtLeft(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
