@@ -24,6 +24,7 @@
 mod bulk;
 mod model;
 mod source;
+mod tasks;
 pub mod validate;
 
 pub use bulk::{Named, Skipped, Switched};
@@ -43,7 +44,7 @@ use tracing::{info, warn};
 
 use crate::history::{EventKind, History};
 use crate::ingest::Hubs;
-use crate::output::supervisor::{self, OutputContext};
+use crate::output::supervisor::OutputContext;
 use crate::output::url;
 use crate::output::{OutputState, OutputStats};
 use crate::presets::Presets;
@@ -193,25 +194,6 @@ impl Destinations {
             if let Some(d) = self.direct.get() {
                 d.enabled_count_changed(before, after);
             }
-        }
-    }
-
-    /// Starts what an enabled destination needs: a relay task, or OBS.
-    fn activate(&self, entry: &Entry, previous: Option<JoinHandle<()>>) -> Option<Running> {
-        match &entry.dest.via_obs {
-            None => Some(self.start(entry, previous)),
-            Some(via) => {
-                entry.stats.set_state(OutputState::Idle);
-                self.drive_obs(&entry.dest, via, true, &entry.stats);
-                None
-            }
-        }
-    }
-
-    fn drive_obs(&self, dest: &Destination, via: &str, on: bool, stats: &Arc<OutputStats>) {
-        match self.direct.get() {
-            Some(d) => d.switch(via, &dest.url, dest.key.expose(), on, stats.clone()),
-            None => stats.set_error("OBS control is not available".into()),
         }
     }
 
@@ -567,32 +549,6 @@ impl Destinations {
         drop(tasks);
         self.count_changed(before, after);
         Ok(())
-    }
-
-    fn start(&self, entry: &Entry, previous: Option<JoinHandle<()>>) -> Running {
-        let cancel = self.shutdown.child_token();
-        entry.stats.set_state(OutputState::Idle);
-        let feed = self.feed(entry);
-        let supervise = {
-            let (id, target) = (entry.dest.id.clone(), entry.dest.target.clone());
-            let (stats, ctx, cancel) = (entry.stats.clone(), self.ctx.clone(), cancel.clone());
-            let history = self.history.clone();
-            async move {
-                if let Some(previous) = previous {
-                    let _ = previous.await;
-                }
-                // The ingest key was resolved from the hubs, so the hub is
-                // there.
-                if let Some(feed) = feed {
-                    supervisor::supervise(id, target, feed, stats, ctx, history, cancel).await;
-                }
-            }
-        };
-        let span = tracing::info_span!("output", destination = %entry.dest.id);
-        let task = self
-            .tracker
-            .spawn(tracing::Instrument::instrument(supervise, span));
-        Running { cancel, task }
     }
 
     /// Stops every destination (closing streams cleanly) and waits for

@@ -57,6 +57,7 @@ use crate::secret::StreamKey;
 
 use cache::Cache;
 use feed::Feed;
+pub use info::IngestSnapshot;
 use info::StreamInfo;
 use queue::Queue;
 use timeline::Timeline;
@@ -112,29 +113,6 @@ impl Default for QueueLimits {
 pub struct AlreadyLive {
     pub key: StreamKey,
     pub publisher: SocketAddr,
-}
-
-/// What the API shows of an ingest.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct IngestSnapshot {
-    pub live: bool,
-    pub since: Option<SystemTime>,
-    pub publisher: Option<SocketAddr>,
-    pub video_codec: Option<String>,
-    pub audio_codec: Option<String>,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub frame_rate: Option<f64>,
-    pub bitrate_kbps: f64,
-    /// The longest gap between two keyframes among the last few (seconds);
-    /// `None` until two keyframes came (platforms cap it: guardrails).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keyframe_interval_s: Option<f64>,
-    pub destinations_attached: usize,
-    /// Every track of a multitrack ingest (track 0 first); empty for an
-    /// ordinary single-track ingest.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tracks: Vec<TrackSnapshot>,
 }
 
 #[derive(Debug)]
@@ -546,53 +524,6 @@ impl Hub {
         st.subscribers.retain(|(i, _)| *i != id);
         st.own_subscribers.retain(|(i, _)| *i != id);
         st.tracks.unsubscribe(id);
-    }
-
-    pub fn snapshot(&self) -> IngestSnapshot {
-        let st = self.lock();
-        let live = st.publisher.is_some();
-        let measured_fps = self.video_frames.per_second();
-        IngestSnapshot {
-            live,
-            since: st.publisher.as_ref().map(|p| p.since),
-            publisher: st.publisher.as_ref().map(|p| p.addr),
-            video_codec: st.info.video_codec.clone(),
-            audio_codec: st.info.audio_codec.clone(),
-            width: st.info.width,
-            height: st.info.height,
-            frame_rate: st
-                .info
-                .metadata_frame_rate
-                .or((measured_fps > 0.0).then_some(measured_fps)),
-            bitrate_kbps: if live {
-                self.bytes_in.per_second() * 8.0 / 1000.0
-            } else {
-                0.0
-            },
-            keyframe_interval_s: st.info.keyframe_interval_s(),
-            destinations_attached: st.subscribers.len()
-                + st.own_subscribers.len()
-                + st.tracks.subscriber_count(),
-            tracks: if st.tracks.is_empty() {
-                Vec::new()
-            } else {
-                let track0 = TrackSnapshot {
-                    track: 0,
-                    video_codec: st.info.video_codec.clone(),
-                    audio_codec: st.info.audio_codec.clone(),
-                    width: st.info.width,
-                    height: st.info.height,
-                    frame_rate: st
-                        .info
-                        .metadata_frame_rate
-                        .or((measured_fps > 0.0).then_some(measured_fps)),
-                    bitrate_kbps: 0.0,
-                };
-                std::iter::once(track0)
-                    .chain(st.tracks.snapshots())
-                    .collect()
-            },
-        }
     }
 }
 
