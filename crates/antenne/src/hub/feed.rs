@@ -121,11 +121,17 @@ impl Hub {
 
     /// Keeps and passes on a publisher frame for the publisher's own
     /// stream (recording, preview), whichever source feeds the outputs.
-    /// `timestamp`: the publisher's, `None` for metadata ("now").
-    pub(super) fn offer_own(&self, st: &mut HubState, frame: &Frame, timestamp: Option<u32>) {
+    /// `timestamp`: the publisher's and when it came (the instant the
+    /// outputs' timeline also uses), `None` for metadata ("now").
+    pub(super) fn offer_own(
+        &self,
+        st: &mut HubState,
+        frame: &Frame,
+        timestamp: Option<(u32, Instant)>,
+    ) {
         let mut f = frame.clone();
         f.timestamp = match timestamp {
-            Some(ts) => st.own_timeline.map(ts, Instant::now()),
+            Some((ts, at)) => st.own_timeline.map(ts, at),
             None => st.own_timeline.now(),
         };
         if f.header {

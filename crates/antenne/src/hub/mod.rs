@@ -303,7 +303,8 @@ impl Hub {
             keyframe: tag.keyframe && !tag.sequence_header,
             header: tag.sequence_header,
         };
-        self.offer_own(&mut st, &frame, Some(timestamp));
+        let now = Instant::now();
+        self.offer_own(&mut st, &frame, Some((timestamp, now)));
         if frame.keyframe {
             // The publisher's own keyframe interval (also while the
             // standby is on the air).
@@ -312,7 +313,7 @@ impl Hub {
         if !self.admit(&mut st, &frame) {
             return;
         }
-        frame.timestamp = st.timeline.map(timestamp, Instant::now());
+        frame.timestamp = st.timeline.map(timestamp, now);
         if tag.sequence_header {
             st.cache.video_header = Some(frame.clone());
         } else {
@@ -346,11 +347,12 @@ impl Hub {
             keyframe: !st.info.has_video && !tag.sequence_header,
             header: tag.sequence_header,
         };
-        self.offer_own(&mut st, &frame, Some(timestamp));
+        let now = Instant::now();
+        self.offer_own(&mut st, &frame, Some((timestamp, now)));
         if !self.admit(&mut st, &frame) {
             return;
         }
-        frame.timestamp = st.timeline.map(timestamp, Instant::now());
+        frame.timestamp = st.timeline.map(timestamp, now);
         if tag.sequence_header {
             st.cache.audio_header = Some(frame.clone());
         } else {
