@@ -27,6 +27,7 @@ pub mod obs_direct;
 pub mod output;
 pub mod presets;
 pub mod preview;
+pub mod published;
 pub mod rate;
 pub mod recording;
 pub mod secret;

@@ -19,7 +19,7 @@ pub mod delivery;
 pub mod message;
 pub mod watch;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -51,7 +51,7 @@ pub struct Alerts {
 
 struct Inner {
     /// The webhooks as stored; replaced whole after each change.
-    webhooks: RwLock<Arc<Vec<StoredWebhook>>>,
+    webhooks: crate::published::Published<StoredWebhook>,
     /// Held across an API change (store write, reload, swap).
     writing: tokio::sync::Mutex<()>,
     queue: mpsc::Sender<(StoredWebhook, Alert)>,
@@ -74,7 +74,7 @@ impl Alerts {
         let (tx, rx) = mpsc::channel(QUEUE);
         let alerts = Alerts {
             inner: Arc::new(Inner {
-                webhooks: RwLock::new(Arc::new(webhooks)),
+                webhooks: crate::published::Published::new(webhooks),
                 writing: tokio::sync::Mutex::new(()),
                 queue: tx,
                 tls: tls.clone(),
@@ -88,11 +88,7 @@ impl Alerts {
 
     /// The webhooks (a snapshot).
     pub fn webhooks(&self) -> Arc<Vec<StoredWebhook>> {
-        self.inner
-            .webhooks
-            .read()
-            .map(|w| w.clone())
-            .unwrap_or_default()
+        self.inner.webhooks.get()
     }
 
     /// Serializes API changes: hold it across the store write and
@@ -103,9 +99,7 @@ impl Alerts {
 
     /// Replaces the webhooks (after the store has them).
     pub fn set_webhooks(&self, webhooks: Vec<StoredWebhook>) {
-        if let Ok(mut w) = self.inner.webhooks.write() {
-            *w = Arc::new(webhooks);
-        }
+        self.inner.webhooks.set(webhooks);
     }
 
     /// Queues `alert` for every webhook that wants it. Never waits.

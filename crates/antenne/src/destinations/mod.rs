@@ -35,7 +35,7 @@ pub use model::{
 };
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -82,7 +82,7 @@ pub struct WriteLock<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, Tasks>)
 pub struct Destinations {
     /// What readers see, in display (creation) order. Replaced whole by a
     /// writer; the lock is held only to clone or swap the `Arc`.
-    current: RwLock<Arc<Vec<Entry>>>,
+    current: crate::published::Published<Entry>,
     /// The writers' lock (never taken by readers), with the relay tasks.
     writer: tokio::sync::Mutex<Tasks>,
     hubs: Hubs,
@@ -128,7 +128,7 @@ impl Destinations {
         shutdown: CancellationToken,
     ) -> Self {
         Self {
-            current: RwLock::new(Arc::new(Vec::new())),
+            current: Default::default(),
             writer: tokio::sync::Mutex::new(HashMap::new()),
             hubs,
             ctx,
@@ -145,15 +145,12 @@ impl Destinations {
 
     /// The current list; never waits on a writer.
     fn snapshot(&self) -> Arc<Vec<Entry>> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.get()
     }
 
     /// Swaps in a new list (writers only, under the writers' lock).
     fn publish(&self, list: Vec<Entry>) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(list);
+        self.current.set(list);
     }
 
     /// Runs a store call off the runtime's threads.

@@ -14,7 +14,7 @@
 //!   source is a rendition holds one [`super::Demand`] while its task runs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::Value;
@@ -80,7 +80,7 @@ pub struct RenditionView {
 
 /// All renditions.
 pub struct Renditions {
-    current: RwLock<Arc<Vec<Entry>>>,
+    current: crate::published::Published<Entry>,
     writer: tokio::sync::Mutex<()>,
     hubs: Hubs,
     store: Arc<Store>,
@@ -153,7 +153,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 impl Renditions {
     pub fn new(hubs: Hubs, store: Arc<Store>, history: History, config: EncoderConfig) -> Self {
         Self {
-            current: RwLock::new(Arc::new(Vec::new())),
+            current: Default::default(),
             writer: tokio::sync::Mutex::new(()),
             hubs,
             store,
@@ -189,14 +189,11 @@ impl Renditions {
     }
 
     fn snapshot(&self) -> Arc<Vec<Entry>> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.get()
     }
 
     fn publish(&self, list: Vec<Entry>) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(list);
+        self.current.set(list);
     }
 
     async fn save<T: Send + 'static>(
