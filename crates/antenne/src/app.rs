@@ -440,6 +440,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(listen) => ingest::srt::SrtIngest {
             listen,
             latency: cli.srt_latency_ms.map(Duration::from_millis),
+            idle_close: (cli.srt_idle_secs > 0).then(|| Duration::from_secs(cli.srt_idle_secs)),
             hubs: hubs.clone(),
             history: history.clone(),
             passphrases: ingest_keys.srt_passphrases().clone(),

@@ -42,6 +42,15 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_SRT_LATENCY_MS")]
     pub srt_latency_ms: Option<u64>,
 
+    /// Seconds without an SRT publisher after which antenne closes libsrt's
+    /// listener and waits for the next caller on a plain UDP socket of the
+    /// same port (libsrt's threads wake over 200 times a second while it
+    /// listens). The caller's first handshake wakes it; callers repeat it
+    /// every 250 ms, so connecting takes up to ~0.3 s longer. 0: libsrt
+    /// listens all the time.
+    #[arg(long, env = "ANTENNE_SRT_IDLE_SECS", default_value_t = 30)]
+    pub srt_idle_secs: u64,
+
     /// Web interface and REST API.
     #[arg(long, env = "ANTENNE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,

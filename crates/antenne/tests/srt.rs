@@ -46,43 +46,6 @@ fn set_passphrase(antenne: &Antenne, passphrase: &str) -> Result<()> {
     Ok(())
 }
 
-/// ffmpeg publishing the support publisher's test stream as MPEG-TS over
-/// SRT. Killed on drop.
-struct SrtPublisher {
-    child: ChildGuard,
-    _dir: tempfile::TempDir,
-}
-
-impl SrtPublisher {
-    fn start(opts: PublisherOptions, url: &str) -> Result<SrtPublisher> {
-        let ffmpeg = require_program(&["ffmpeg"], "ffmpeg")?;
-        let dir = tempfile::Builder::new()
-            .prefix("antenne-test-srt-ffmpeg-")
-            .tempdir()?;
-        let mut args = opts.ffmpeg_args(url);
-        // The support publisher writes FLV; SRT carries MPEG-TS.
-        let n = args.len();
-        anyhow::ensure!(n >= 3 && args[n - 3] == "-f", "unexpected args {args:?}");
-        args[n - 2] = "mpegts".into();
-        let mut cmd = Command::new(ffmpeg);
-        cmd.args(args).current_dir(dir.path());
-        let child = ChildGuard::spawn("ffmpeg-srt", cmd, &dir.path().join("ffmpeg.log"))?;
-        Ok(SrtPublisher { child, _dir: dir })
-    }
-
-    fn log(&self) -> String {
-        self.child.log()
-    }
-}
-
-fn srt_url(port: u16, stream_id: &str, passphrase: Option<&str>) -> String {
-    let mut url = format!("srt://127.0.0.1:{port}?streamid={stream_id}");
-    if let Some(p) = passphrase {
-        url.push_str(&format!("&passphrase={p}"));
-    }
-    url
-}
-
 #[test]
 fn ffmpeg_publishes_over_srt_with_a_passphrase_and_two_destinations_get_decodable_media(
 ) -> Result<()> {

@@ -20,7 +20,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 mod addr;
@@ -188,7 +188,7 @@ impl Srt {
         addr: SocketAddr,
         backlog: usize,
         options: &ListenerOptions,
-        decide: Box<dyn Fn(&Handshake) -> Verdict + Send + Sync>,
+        decide: Decide,
     ) -> Result<Listener, Error> {
         let socket = self.new_socket()?;
         if let Some(l) = options.latency {
@@ -207,15 +207,16 @@ impl Srt {
         if r == ffi::SRT_ERROR {
             return Err(self.last_error());
         }
-        let state: &'static CallbackState =
-            Box::leak(Box::new(CallbackState { srt: *self, decide }));
-        // SAFETY: `state` is leaked, so valid for as long as libsrt may call
-        // the trampoline; the trampoline matches srt_listen_callback_fn.
+        let state = Arc::new(CallbackState { srt: *self, decide });
+        // SAFETY: the listener keeps `state` alive until after its socket
+        // is closed (field order in `Listener`), and libsrt calls the
+        // callback only for a listening socket; the trampoline matches
+        // srt_listen_callback_fn.
         let r = unsafe {
             (self.api.listen_callback)(
                 socket.id,
                 Some(trampoline),
-                state as *const CallbackState as *mut c_void,
+                Arc::as_ptr(&state) as *mut c_void,
             )
         };
         if r == ffi::SRT_ERROR {
@@ -238,7 +239,11 @@ impl Srt {
             unsafe { (self.api.epoll_release)(epoll) };
             return Err(e);
         }
-        Ok(Listener { socket, epoll })
+        Ok(Listener {
+            socket,
+            epoll,
+            _state: state,
+        })
     }
 }
 
@@ -296,9 +301,14 @@ pub enum Verdict {
     Reject(i32),
 }
 
+/// The listen callback: sees each caller's handshake in libsrt's thread
+/// (quick, never blocking). Shared, so one callback serves a listener that
+/// is closed and bound again.
+pub type Decide = Arc<dyn Fn(&Handshake) -> Verdict + Send + Sync>;
+
 struct CallbackState {
     srt: Srt,
-    decide: Box<dyn Fn(&Handshake) -> Verdict + Send + Sync>,
+    decide: Decide,
 }
 
 /// `srt_listen_callback_fn`: turns the C arguments into a [`Handshake`],
@@ -311,8 +321,9 @@ unsafe extern "C" fn trampoline(
     stream_id: *const c_char,
 ) -> c_int {
     let run = || {
-        // SAFETY: `opaque` is the leaked `CallbackState` given to
-        // srt_listen_callback, valid for the process's life.
+        // SAFETY: `opaque` is the `CallbackState` given to
+        // srt_listen_callback, which its listener keeps alive while its
+        // socket is open.
         let state = unsafe { &*(opaque as *const CallbackState) };
         let stream_id = if stream_id.is_null() {
             String::new()
@@ -483,8 +494,12 @@ impl Drop for Socket {
 
 /// A listening socket.
 pub struct Listener {
+    // Dropped in this order: the socket is closed before the callback's
+    // state is freed (srt_close returns once libsrt's receive thread is
+    // done with the listener, callback included).
     socket: Socket,
     epoll: c_int,
+    _state: Arc<CallbackState>,
 }
 
 impl Listener {

@@ -38,7 +38,7 @@ fn connects_and_carries_messages_through_libsrt() {
                 latency: None,
                 peer_idle_timeout: Duration::from_secs(5),
             },
-            Box::new(|h| {
+            Arc::new(|h: &Handshake| {
                 if h.stream_id == "good" {
                     Verdict::Accept {
                         passphrase: Some("0123456789secret".into()),

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use antenne_media::flv::{Tag, TagKind};
 use antenne_media::ts::to_flv::TsToFlv;
 use antenne_media::ts::Limits;
-use antenne_srt::{ListenerOptions, Received, Srt, Verdict};
+use antenne_srt::{Decide, Listener, ListenerOptions, Received, Srt, Verdict};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -48,6 +48,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often blocked calls come back to check for shutdown.
 const POLL: Duration = Duration::from_millis(250);
+/// How often the asleep listener's UDP socket comes back to check for
+/// shutdown.
+const KNOCK_POLL: Duration = Duration::from_secs(5);
 
 // SRT access-control reject codes (srt/access_control.h), which callers
 // show (ffmpeg: "Connection rejected"; OBS logs the code).
@@ -104,6 +107,9 @@ pub enum SrtStatus {
 pub struct SrtIngest {
     pub listen: SocketAddr,
     pub latency: Option<Duration>,
+    /// How long libsrt listens without a publisher before the listener goes
+    /// to sleep (`None`: never); see [`SrtIngest::start`].
+    pub idle_close: Option<Duration>,
     pub hubs: Hubs,
     pub history: History,
     pub passphrases: Passphrases,
@@ -113,6 +119,15 @@ impl SrtIngest {
     /// Binds the listener and serves publishers on a dedicated thread until
     /// `cancel` fires. Never fails the process: without libsrt, or when the
     /// port is taken, the status says why and RTMP serves as before.
+    ///
+    /// libsrt's receive thread and its epoll wait wake every 10 ms while a
+    /// listener is open, publisher or not: over 200 wake-ups a second, which
+    /// cost more than an idle RTMP ingest. So after [`SrtIngest::idle_close`]
+    /// without a publisher the listener is closed and a plain UDP socket
+    /// (which costs nothing while nothing comes) holds the port; the first
+    /// datagram that arrives, a caller's handshake, brings libsrt back on
+    /// the same port. The caller repeats its handshake every 250 ms, so it
+    /// connects at its next try.
     pub fn start(self, cancel: CancellationToken) -> SrtStatus {
         let srt = match Srt::get() {
             Ok(srt) => srt,
@@ -122,12 +137,12 @@ impl SrtIngest {
             }
         };
         let active = Arc::new(AtomicUsize::new(0));
-        let decide = {
+        let decide: Decide = {
             let hubs = self.hubs.clone();
             let passphrases = self.passphrases.clone();
             let active = active.clone();
             let refusals = RefusalLog::default();
-            Box::new(move |h: &antenne_srt::Handshake| {
+            Arc::new(move |h: &antenne_srt::Handshake| {
                 let Some(key) = antenne_srt::key_from_stream_id(&h.stream_id) else {
                     refusals.note(h.peer, "not a publish stream id");
                     return Verdict::Reject(REJECT_BAD_MODE);
@@ -151,7 +166,7 @@ impl SrtIngest {
             latency: self.latency,
             peer_idle_timeout: PEER_IDLE_TIMEOUT,
         };
-        let listener = match srt.listen(self.listen, MAX_CONNECTIONS, &options, decide) {
+        let listener = match srt.listen(self.listen, MAX_CONNECTIONS, &options, decide.clone()) {
             Ok(l) => l,
             Err(e) => {
                 let why = format!("SRT unavailable: cannot listen on {}: {e}", self.listen);
@@ -161,41 +176,138 @@ impl SrtIngest {
         };
         let addr = listener.local_addr().unwrap_or(self.listen);
         info!(srt = %addr, "SRT ingest listening");
+        let door = Door {
+            srt,
+            addr,
+            options,
+            decide,
+            idle_close: self.idle_close,
+            active,
+            cancel,
+        };
         let spawned = std::thread::Builder::new()
             .name("srt-accept".into())
-            .spawn(move || {
-                while !cancel.is_cancelled() {
-                    match listener.accept(POLL) {
-                        Ok(None) => {}
-                        Ok(Some((socket, peer))) => {
-                            let guard = ActiveGuard::new(&active);
-                            let conn = Publisher {
-                                socket,
-                                peer,
-                                hubs: self.hubs.clone(),
-                                history: self.history.clone(),
-                                cancel: cancel.clone(),
-                            };
-                            let r = std::thread::Builder::new().name("srt-ingest".into()).spawn(
-                                move || {
-                                    let _guard = guard;
-                                    conn.run()
-                                },
-                            );
-                            if let Err(e) = r {
-                                warn!(error = %e, "cannot start an SRT ingest thread");
-                            }
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "SRT accept failed");
-                            std::thread::sleep(POLL);
-                        }
-                    }
-                }
-            });
+            .spawn(move || door.run(listener, self));
         match spawned {
             Ok(_) => SrtStatus::Listening(addr),
             Err(e) => SrtStatus::Unavailable(format!("SRT unavailable: no thread: {e}")),
+        }
+    }
+}
+
+/// The listener's life on its thread: awake (libsrt listening, accepting)
+/// or asleep (a plain UDP socket on the same port, waiting for a knock).
+struct Door {
+    srt: Srt,
+    addr: SocketAddr,
+    options: ListenerOptions,
+    decide: Decide,
+    idle_close: Option<Duration>,
+    active: Arc<AtomicUsize>,
+    cancel: CancellationToken,
+}
+
+impl Door {
+    fn run(self, listener: Listener, ingest: SrtIngest) {
+        let mut listener = Some(listener);
+        // The last time a publisher was connected or accepted.
+        let mut busy_at = Instant::now();
+        while !self.cancel.is_cancelled() {
+            let Some(awake) = &listener else {
+                if !self.wait_for_knock() {
+                    return;
+                }
+                match self.srt.listen(
+                    self.addr,
+                    MAX_CONNECTIONS,
+                    &self.options,
+                    self.decide.clone(),
+                ) {
+                    Ok(l) => {
+                        debug!(srt = %self.addr, "SRT listener awake: a caller knocked");
+                        listener = Some(l);
+                        busy_at = Instant::now();
+                    }
+                    Err(e) => {
+                        warn!(srt = %self.addr, error = %e, "SRT listener cannot listen again");
+                        std::thread::sleep(POLL);
+                    }
+                }
+                continue;
+            };
+            match awake.accept(POLL) {
+                Ok(None) => {
+                    if self.active.load(Ordering::Relaxed) > 0 {
+                        busy_at = Instant::now();
+                    } else if self.idle_close.is_some_and(|d| busy_at.elapsed() >= d) {
+                        debug!(srt = %self.addr, "SRT listener asleep: no publisher");
+                        listener = None;
+                    }
+                }
+                Ok(Some((socket, peer))) => {
+                    busy_at = Instant::now();
+                    let guard = ActiveGuard::new(&self.active);
+                    let conn = Publisher {
+                        socket,
+                        peer,
+                        hubs: ingest.hubs.clone(),
+                        history: ingest.history.clone(),
+                        cancel: self.cancel.clone(),
+                    };
+                    let r =
+                        std::thread::Builder::new()
+                            .name("srt-ingest".into())
+                            .spawn(move || {
+                                let _guard = guard;
+                                conn.run()
+                            });
+                    if let Err(e) = r {
+                        warn!(error = %e, "cannot start an SRT ingest thread");
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "SRT accept failed");
+                    std::thread::sleep(POLL);
+                }
+            }
+        }
+    }
+
+    /// Holds the port with a plain UDP socket until a datagram comes (true)
+    /// or `cancel` fires (false). libsrt releases its UDP socket a little
+    /// after the listener closes: until then the bind is retried.
+    fn wait_for_knock(&self) -> bool {
+        let socket = loop {
+            match std::net::UdpSocket::bind(self.addr) {
+                Ok(s) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+                Err(e) => warn!(srt = %self.addr, error = %e, "SRT port cannot be held"),
+            }
+            if self.cancel.is_cancelled() {
+                return false;
+            }
+            std::thread::sleep(POLL);
+        };
+        if let Err(e) = socket.set_read_timeout(Some(KNOCK_POLL)) {
+            warn!(error = %e, "SRT port: no read timeout");
+        }
+        let mut byte = [0u8; 1];
+        loop {
+            match socket.recv_from(&mut byte) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if self.cancel.is_cancelled() {
+                        return false;
+                    }
+                }
+                // A datagram (truncated to one byte), or an error a
+                // datagram caused: either way someone knocked.
+                _ => return true,
+            }
         }
     }
 }

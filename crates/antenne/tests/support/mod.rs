@@ -36,6 +36,7 @@
 //!   to a faulty one), used as `use support::fault_matrix::*;`
 //! - [`assert_good_recording`]: the one "a viewer gets a good stream" check
 //! - [`raw_rtmp`]: a raw-socket RTMP client from any 127.0.0.N (attacks)
+//! - [`SrtPublisher`] / [`srt_url`]: ffmpeg publishing MPEG-TS over SRT
 //! - [`WebhookReceiver`]: an HTTP receiver recording requests, answering
 //!   the statuses a test queues (alert webhooks)
 #![allow(dead_code)]
@@ -60,6 +61,7 @@ pub mod pki;
 pub mod probe;
 pub mod publisher;
 pub mod raw_rtmp;
+pub mod srt;
 pub mod stunnel;
 pub mod tmpfs;
 pub mod webhook;
@@ -81,6 +83,7 @@ pub use pki::{make_test_pki, CertKind, TestPki};
 pub use probe::{analyze, decode_errors, AudioPacket, StreamReport, VideoPacket};
 pub use probe::{assert_decodable_recording, assert_good_recording};
 pub use publisher::{Publisher, PublisherOptions};
+pub use srt::{srt_url, SrtPublisher};
 pub use stunnel::Stunnel;
 pub use tmpfs::Tmpfs;
 pub use webhook::{ReceivedRequest, WebhookReceiver};
