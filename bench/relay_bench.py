@@ -602,7 +602,12 @@ class AntenneRelay:
                 "--http-listen", f"127.0.0.1:{self.http}",
                 "--data-dir", os.path.join(self.dir, "data"),
                 "--ingest-key", ",".join(self.ingest_keys),
-                "--worker-threads", str(self.threads)]
+                "--worker-threads", str(self.threads),
+                # SRT on, as by default, on a port of its own; its listener
+                # sleeps after 1 s without an SRT publisher (30 s by
+                # default), before the measurement window opens.
+                "--srt-listen", f"127.0.0.1:{free_port()}",
+                "--srt-idle-secs", "1"]
         if self.extra_ca:
             args += ["--extra-ca-file", self.extra_ca]
         self.proc = PROCS.spawn("antenne", args, self.log, env=env)
