@@ -191,7 +191,7 @@ async fn relay_srt(
         for f in frames.drain(..) {
             let t = i64::from(rebaser.map(&f));
             let body = f.payload.to_payload();
-            // A body the muxer cannot use (not H.264/AAC) is skipped, as a
+            // A body the muxer cannot use (not H.264/HEVC/AAC) is skipped, as a
             // platform would refuse it.
             let _ = match f.kind {
                 FrameKind::Video => muxer.video(t, &body, &mut ts),
