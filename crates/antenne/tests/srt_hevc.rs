@@ -13,6 +13,9 @@
 //! legacy key frame); an Enhanced RTMP key frame's is 9 (`0x91`), so it
 //! never starts (ngx_rtmp_record_module.c, `ngx_rtmp_record_node_av`).
 //!
+//! Also: an SRT destination that its server refuses (wrong passphrase or
+//! stream id) says so.
+//!
 //! The SRT publisher and receiver here follow tests/srt.rs (which keeps
 //! its own copies).
 
@@ -280,5 +283,63 @@ fn hevc_published_over_srt_reaches_srt_and_rtmp_destinations_as_hevc() -> Result
         !log.contains(secret),
         "the destination passphrase is not logged"
     );
+    Ok(())
+}
+
+/// A destination whose SRT server refuses the handshake shows why, in the
+/// user's words, and is "rejected" (retried slowly, as a platform refusing
+/// an RTMP key), not "retrying" with a bare connect error.
+#[test]
+fn an_srt_destination_refused_for_its_passphrase_or_stream_id_says_why() -> Result<()> {
+    // A second antenne is the SRT server: its ingest checks the stream id
+    // (its key) and the passphrase during the handshake.
+    let (server, port) = start_with_srt()?;
+    set_passphrase(&server, PASSPHRASE)?;
+    let source_key = "srt_refused_source_key_0123";
+    let antenne = Antenne::options()
+        .ingest_key(source_key)
+        .arg("--srt-listen")
+        .arg("")
+        .start()?;
+    let url = |stream_id: &str, passphrase: Option<&str>| {
+        let mut u = format!("srt://127.0.0.1:{port}?streamid={stream_id}");
+        if let Some(p) = passphrase {
+            u.push_str(&format!("&passphrase={p}"));
+        }
+        u
+    };
+    let cases = [
+        (url(KEY, Some("not-the-passphrase-0")), "wrong passphrase"),
+        (url(KEY, None), "a passphrase is required by the server"),
+        (
+            url("not_the_key_0123456789", Some(PASSPHRASE)),
+            "wrong stream id or key",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (i, (u, _)) in cases.iter().enumerate() {
+        let d = antenne.add_destination(&format!("SRT {i}"), u, "", true)?;
+        ids.push(Antenne::id_of(&d));
+    }
+    let _publisher = Publisher::options()
+        .size(160, 90)
+        .start(&antenne.ingest_url(source_key))?;
+    for (id, (_, why)) in ids.iter().zip(&cases) {
+        let d = antenne
+            .wait_for_state(id, "rejected", Duration::from_secs(60))
+            .with_context(|| format!("{why}: antenne:\n{}", tail(&antenne.log(), 20)))?;
+        let error = d["status"]["error"].as_str().unwrap_or_default();
+        let expected = format!("rejected by the SRT server 127.0.0.1:{port}: {why}");
+        assert!(error.starts_with(&expected), "{why}: {d}");
+        assert!(
+            d["status"]["next_retry_at"].is_string(),
+            "a slow retry is planned: {d}"
+        );
+    }
+    // The server saw the wrong key; nothing went live there.
+    assert_eq!(server.ingest()?["ingests"][0]["live"], false);
+    let log = antenne.log();
+    assert!(!log.contains(PASSPHRASE), "the passphrase is not logged");
+    assert!(!log.contains("not-the-passphrase-0"));
     Ok(())
 }
