@@ -156,6 +156,35 @@ fn flv_video_tags(path: &std::path::Path) -> Result<Vec<Tag>> {
     }
 }
 
+/// What a viewer of an SRT destination checks: HEVC of this size and AAC,
+/// from a keyframe, timestamps going forward, at least 2 s, and ffmpeg
+/// decodes it without an error.
+fn assert_good_hevc(path: &std::path::Path, size: (u32, u32)) -> Result<()> {
+    let report = analyze(path)?;
+    let what = report.summary();
+    assert_eq!(report.video_codec.as_deref(), Some("hevc"), "{what}");
+    assert_eq!(
+        (report.width, report.height),
+        (Some(size.0), Some(size.1)),
+        "{what}"
+    );
+    assert_eq!(report.audio_codec.as_deref(), Some("aac"), "{what}");
+    assert!(
+        report.first_video_is_keyframe(),
+        "starts on a keyframe: {what}"
+    );
+    assert!(report.video_dts_monotonic(), "video goes forward: {what}");
+    assert!(report.audio_dts_monotonic(), "audio goes forward: {what}");
+    assert!(report.keyframe_count() >= 2, "{what}");
+    assert!(report.video_duration_ms() >= 2000, "{what}");
+    let errors = decode_errors(path)?;
+    assert!(
+        errors.trim().is_empty(),
+        "decodes cleanly ({what}): {errors}"
+    );
+    Ok(())
+}
+
 #[test]
 fn hevc_published_over_srt_reaches_srt_and_rtmp_destinations_as_hevc() -> Result<()> {
     let nms = NodeMediaServer::start()?;
@@ -224,28 +253,7 @@ fn hevc_published_over_srt_reaches_srt_and_rtmp_destinations_as_hevc() -> Result
     );
     let mut receiver = receiver;
     receiver.child.terminate(Duration::from_secs(5));
-    let report = analyze(&receiver.out)?;
-    let what = report.summary();
-    assert_eq!(report.video_codec.as_deref(), Some("hevc"), "{what}");
-    assert_eq!(
-        (report.width, report.height),
-        (Some(256), Some(144)),
-        "{what}"
-    );
-    assert_eq!(report.audio_codec.as_deref(), Some("aac"), "{what}");
-    assert!(
-        report.first_video_is_keyframe(),
-        "starts on a keyframe: {what}"
-    );
-    assert!(report.video_dts_monotonic(), "video goes forward: {what}");
-    assert!(report.audio_dts_monotonic(), "audio goes forward: {what}");
-    assert!(report.keyframe_count() >= 2, "{what}");
-    assert!(report.video_duration_ms() >= 2000, "{what}");
-    let errors = decode_errors(&receiver.out)?;
-    assert!(
-        errors.trim().is_empty(),
-        "decodes cleanly ({what}): {errors}"
-    );
+    assert_good_hevc(&receiver.out, (256, 144))?;
 
     // (c) The RTMP destination recorded the Enhanced RTMP stream: an hvc1
     // SequenceStart whose record describes the picture, then a keyframe.
@@ -342,4 +350,62 @@ fn an_srt_destination_refused_for_its_passphrase_or_stream_id_says_why() -> Resu
     assert!(!log.contains(PASSPHRASE), "the passphrase is not logged");
     assert!(!log.contains("not-the-passphrase-0"));
     Ok(())
+}
+
+/// HEVC as OBS 30+ sends it over RTMP (Enhanced RTMP `hvc1`) reaches an
+/// SRT destination. The RTMP publisher is a first antenne relaying an SRT
+/// HEVC ingest to a second antenne's RTMP ingest (Debian's ffmpeg 5.1
+/// cannot publish HEVC over RTMP), whose SRT destination an ffmpeg SRT
+/// listener receives.
+#[test]
+fn hevc_over_enhanced_rtmp_reaches_an_srt_destination() -> Result<()> {
+    let second_key = "rtmp_hevc_second_key_0123456";
+    let second = Antenne::options()
+        .ingest_key(second_key)
+        .arg("--srt-listen")
+        .arg("")
+        .start()?;
+    let dest_port = free_port();
+    let secret = "second-dest-passphrase-7";
+    let receiver = SrtReceiver::start(dest_port, secret)?;
+    let srt_dest = second.add_destination(
+        "SRT out",
+        &format!("srt://127.0.0.1:{dest_port}?streamid=out&passphrase={secret}"),
+        "",
+        true,
+    )?;
+
+    let (first, port) = start_with_srt()?;
+    set_passphrase(&first, PASSPHRASE)?;
+    let rtmp = second.ingest_url(second_key);
+    let base = rtmp.trim_end_matches(second_key).trim_end_matches('/');
+    first.add_destination("second antenne", base, second_key, true)?;
+    let publisher = HevcSrtPublisher::start(&format!(
+        "srt://127.0.0.1:{port}?streamid={KEY}&passphrase={PASSPHRASE}"
+    ))?;
+
+    // The second antenne's ingest: live, HEVC, over RTMP.
+    let mut ingest = json!(null);
+    let hevc = wait_until(Duration::from_secs(60), || {
+        ingest = second.ingest().unwrap_or_default();
+        let i = &ingest["ingests"][0];
+        i["live"] == true && i["video_codec"] == "hevc" && i["audio_codec"] == "aac"
+    });
+    assert!(
+        hevc,
+        "the second antenne takes HEVC over RTMP: {ingest}\nffmpeg:\n{}\nfirst:\n{}\nsecond:\n{}",
+        tail(&publisher.log(), 10),
+        tail(&first.log(), 20),
+        tail(&second.log(), 20)
+    );
+    second.wait_for_state(&Antenne::id_of(&srt_dest), "live", Duration::from_secs(30))?;
+    assert!(
+        wait_until(Duration::from_secs(60), || receiver.size() > 150_000),
+        "the SRT receiver gets the stream: {}\nsecond:\n{}",
+        tail(&receiver.child.log(), 20),
+        tail(&second.log(), 30)
+    );
+    let mut receiver = receiver;
+    receiver.child.terminate(Duration::from_secs(5));
+    assert_good_hevc(&receiver.out, (256, 144))
 }
