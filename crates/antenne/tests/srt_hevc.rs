@@ -237,6 +237,18 @@ fn hevc_published_over_srt_reaches_srt_and_rtmp_destinations_as_hevc() -> Result
         tail(&publisher.log(), 20),
         tail(&antenne.log(), 30)
     );
+    // The hub sees the keyframes: one a second (15 frames at 15 fps).
+    let keyframes = wait_until(Duration::from_secs(30), || {
+        ingest = antenne.ingest().unwrap_or_default();
+        ingest["ingests"][0]["keyframe_interval_s"].is_number()
+    });
+    let interval = ingest["ingests"][0]["keyframe_interval_s"]
+        .as_f64()
+        .unwrap_or_default();
+    assert!(
+        keyframes && (0.9..=1.1).contains(&interval),
+        "keyframes every second: {ingest}"
+    );
 
     // (a) The SRT destination: decodable HEVC 256x144 from a keyframe.
     assert!(
