@@ -1,8 +1,8 @@
 //! MPEG-TS muxer, sans-IO: FLV tag bodies (what the hub carries: AVC
-//! sequence header / NAL units, HEVC as Enhanced RTMP `hvc1`
-//! SequenceStart / CodedFrames / CodedFramesX or as legacy codec id 12,
-//! AAC AudioSpecificConfig / raw frames) in, 188-byte transport packets
-//! out. What an SRT destination sends.
+//! sequence header / NAL units, legacy or Enhanced RTMP `avc1`; HEVC as
+//! Enhanced RTMP `hvc1` SequenceStart / CodedFrames / CodedFramesX or as
+//! legacy codec id 12; AAC AudioSpecificConfig / raw frames) in, 188-byte
+//! transport packets out. What an SRT destination sends.
 //!
 //! One program: PAT, PMT (PID [`PMT_PID`]) listing the video on
 //! [`VIDEO_PID`] (H.264, stream type 0x1B, or HEVC, 0x24; also the PCR PID)
