@@ -117,3 +117,31 @@ fn refuses_media_before_its_header_and_bodies_it_cannot_read() {
     assert_eq!(m.video(0, &cut, &mut out), Err(MuxError::Truncated));
     assert!(out.is_empty());
 }
+
+#[test]
+fn enhanced_rtmp_avc1_gives_the_same_stream_as_legacy_avc() {
+    let enhanced = |legacy: &[u8]| {
+        // 0x17 0x00 → 0x90 avc1; 0x17/0x27 0x01 cts → 0x91/0xa1 avc1 cts.
+        let frame_type = legacy[0] >> 4;
+        let mut b = vec![0x80 | frame_type << 4 | legacy[1], b'a', b'v', b'c', b'1'];
+        if legacy[1] == 1 {
+            b.extend_from_slice(&legacy[2..5]);
+        }
+        b.extend_from_slice(&legacy[5..]);
+        b
+    };
+    let bodies = [avc_header(), frame(true, 66, 300), frame(false, 0, 40)];
+    let mut legacy_out = Vec::new();
+    let mut m = TsMuxer::new();
+    for (i, b) in bodies.iter().enumerate() {
+        m.video(i as i64 * 33, b, &mut legacy_out).unwrap();
+    }
+    let mut enhanced_out = Vec::new();
+    let mut m = TsMuxer::new();
+    for (i, b) in bodies.iter().enumerate() {
+        m.video(i as i64 * 33, &enhanced(b), &mut enhanced_out)
+            .unwrap();
+    }
+    assert!(!legacy_out.is_empty());
+    assert_eq!(legacy_out, enhanced_out);
+}
