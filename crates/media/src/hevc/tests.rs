@@ -115,3 +115,20 @@ fn a_record_missing_an_array_is_refused() {
     cut[22] = 2;
     assert_eq!(HevcConfig::parse(&cut), Err(HevcError::BadRecord));
 }
+
+proptest::proptest! {
+    /// Any bytes behind an SPS header, any record: an answer, never a panic.
+    #[test]
+    fn arbitrary_parameter_sets_and_records_never_panic(
+        body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+    ) {
+        let mut sps = vec![0x42, 0x01];
+        sps.extend_from_slice(&body);
+        let _ = Sps::parse(&sps);
+        let _ = decoder_configuration_record(&VPS, &sps, &PPS);
+        let _ = HevcConfig::parse(&body);
+        let mut record = FFMPEG_RECORD[..23].to_vec();
+        record.extend_from_slice(&body);
+        let _ = HevcConfig::parse(&record);
+    }
+}
