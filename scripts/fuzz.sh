@@ -13,7 +13,7 @@
 #                 the crates are safe Rust, so it adds little).
 #   target...     some of: chunk_decoder handshake amf0 command server_session
 #                 client_session player_session flv url flv_reader fmp4_init multitrack
-#                 ts_demux ts_to_flv (default: all).
+#                 ts_demux ts_to_flv ts_mux (default: all).
 #
 # Works on the stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its
 # nightly-only flags. Installs cargo-fuzz (cargo install cargo-fuzz --locked)

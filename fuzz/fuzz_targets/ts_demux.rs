@@ -12,7 +12,9 @@
 //! sine=sample_rate=8000 -t 0.5 -c:v libx264 -preset ultrafast -g 3 -bf 1
 //! -c:a aac -b:a 16k -f mpegts h264.ts` (steps 188 and 7, and its first
 //! 4 packets behind garbage), and the same picture in HEVC (`-t 0.3 -c:v
-//! libx265 -g 2`, video only, step 256).
+//! libx265 -g 2`, video only, step 256), and HEVC + AAC (`-f lavfi -i
+//! testsrc2=s=64x48:r=10 -f lavfi -i sine=sample_rate=8000 -t 0.4 -c:v
+//! libx265 -x265-params keyint=2:bframes=1 -c:a aac -b:a 16k`, step 188).
 #![no_main]
 
 use antenne_media::ts::{convert, Demuxer, Limits, PACKET_SIZE};

@@ -8,7 +8,10 @@
 //! headers (the demuxer's bound holds the rest); the muxer writes whole
 //! 188-byte packets and nothing for a body it refuses.
 //!
-//! Seeds (fuzz/seeds/ts_to_flv): those of ts_demux (ffmpeg's MPEG-TS).
+//! Seeds (fuzz/seeds/ts_to_flv): those of ts_demux (ffmpeg's MPEG-TS),
+//! among them HEVC + AAC, which takes the HEVC path (VPS/SPS/PPS to an
+//! HEVCDecoderConfigurationRecord, `hvc1` bodies, muxed back as stream
+//! type 0x24).
 #![no_main]
 
 use antenne_media::flv::TagKind;

@@ -16,4 +16,5 @@
 
 pub mod flv;
 pub mod fmp4;
+pub mod hevc;
 pub mod ts;

@@ -25,6 +25,8 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 pub mod convert;
+#[cfg(test)]
+mod hevc_tests;
 pub mod mux;
 mod pes;
 mod psi;

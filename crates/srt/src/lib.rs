@@ -53,6 +53,10 @@ pub struct Error {
     /// libsrt's error code (`SRT_ERRNO`), 0 when not from libsrt.
     pub code: i32,
     pub message: String,
+    /// Why the peer refused a [`Srt::connect`]: libsrt's `SRT_REJ_*` code
+    /// (e.g. 10, a wrong passphrase) or the listener's access-control code
+    /// (1000 and up, e.g. 1401); `None` for any other failure.
+    pub reject: Option<i32>,
 }
 
 impl std::fmt::Display for Error {
@@ -110,7 +114,11 @@ impl Srt {
             };
             (code, message)
         };
-        Error { code, message }
+        Error {
+            code,
+            message,
+            reject: None,
+        }
     }
 
     fn new_socket(&self) -> Result<Socket, Error> {
@@ -152,6 +160,7 @@ impl Srt {
             let reason = unsafe { (self.api.getrejectreason)(socket.id) };
             if reason > 1 {
                 e.message = format!("{} ({})", e.message, self.reject_reason(reason));
+                e.reject = Some(reason);
             }
             return Err(e);
         }
@@ -525,6 +534,7 @@ impl Listener {
             .ok_or_else(|| Error {
                 code: 0,
                 message: "the listener has no address".into(),
+                reject: None,
             })
     }
 

@@ -58,6 +58,9 @@ pub enum OutputError {
     Refused(String),
     #[error("cannot connect to {addr}: {reason}")]
     Connect { addr: String, reason: String },
+    /// An SRT server refused the handshake (passphrase, stream id).
+    #[error("rejected by the SRT server {addr}: {reason}")]
+    SrtRejected { addr: String, reason: String },
     #[error("TLS with {host} failed: {reason}")]
     Tls { host: String, reason: String },
     #[error("timed out after {secs} s {during}")]
@@ -105,7 +108,10 @@ impl OutputError {
     /// A platform that refuses the key will refuse it again in a second:
     /// retry slowly, and show its message.
     pub fn is_rejection(&self) -> bool {
-        matches!(self, OutputError::Rejected(_))
+        matches!(
+            self,
+            OutputError::Rejected(_) | OutputError::SrtRejected { .. }
+        )
     }
 }
 

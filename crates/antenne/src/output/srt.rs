@@ -11,6 +11,10 @@
 //! reading) or a failed send ends the connection with an error, as a stalled
 //! RTMP socket does.
 //!
+//! A server that refuses the handshake (a wrong passphrase or stream id,
+//! see [`refusal`]) makes the destination *rejected*, retried slowly with
+//! the reason shown, as a platform refusing an RTMP key does.
+//!
 //! Secrets: the stream id and passphrase are never logged; errors name the
 //! host and port only.
 
@@ -115,12 +119,12 @@ async fn open_srt(target: &Target, timeouts: &Timeouts) -> Result<SrtLink, Outpu
             let socket = match srt.connect(socket_addr, &options) {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(e.message));
+                    let _ = ready_tx.send(Err(e));
                     return;
                 }
             };
             if let Err(e) = socket.set_send_timeout(stall) {
-                let _ = ready_tx.send(Err(e.message));
+                let _ = ready_tx.send(Err(e));
                 return;
             }
             if ready_tx.send(Ok(())).is_err() {
@@ -131,9 +135,41 @@ async fn open_srt(target: &Target, timeouts: &Timeouts) -> Result<SrtLink, Outpu
         .map_err(|e| OutputError::Io(format!("cannot start an SRT thread: {e}")))?;
     match ready_rx.await {
         Ok(Ok(())) => Ok(SrtLink { tx, failure, addr }),
-        Ok(Err(reason)) => Err(OutputError::Connect { addr, reason }),
+        Ok(Err(e)) => Err(match e.reject.and_then(refusal) {
+            Some(reason) => OutputError::SrtRejected {
+                addr,
+                reason: reason.into(),
+            },
+            None => OutputError::Connect {
+                addr,
+                reason: e.message,
+            },
+        }),
         Err(_) => Err(OutputError::Io("the SRT thread ended".into())),
     }
+}
+
+/// What an SRT server's refusal (libsrt's `SRT_REJ_*` code, or an
+/// access-control code from 1000 up) means for the user, when trying again
+/// with the same URL cannot help; `None` for the others, retried as any
+/// failure: overloaded, a reason not given, and "already live" (1409),
+/// which is what a server says for a while after a connection it has not
+/// yet seen drop, when antenne reconnects).
+fn refusal(code: i32) -> Option<&'static str> {
+    Some(match code {
+        // SRT_REJ_BADSECRET
+        10 => "wrong passphrase",
+        // SRT_REJ_UNSECURE: one side encrypts, the other does not.
+        11 => {
+            "a passphrase is required by the server (or the server has none and the URL gives one)"
+        }
+        // SRT_REJ_VERSION
+        8 => "the server's SRT version is not compatible",
+        1401 => "wrong stream id or key (unauthorized)",
+        1403 => "forbidden (the stream id is not allowed to publish)",
+        1404 => "unknown stream id (not found)",
+        _ => return None,
+    })
 }
 
 /// Sends what the relay task queues until it stops queueing (the channel
@@ -191,7 +227,7 @@ async fn relay_srt(
         for f in frames.drain(..) {
             let t = i64::from(rebaser.map(&f));
             let body = f.payload.to_payload();
-            // A body the muxer cannot use (not H.264/AAC) is skipped, as a
+            // A body the muxer cannot use (not H.264/HEVC/AAC) is skipped, as a
             // platform would refuse it.
             let _ = match f.kind {
                 FrameKind::Video => muxer.video(t, &body, &mut ts),
@@ -218,5 +254,31 @@ async fn relay_srt(
             }
         }
         ts.drain(..whole);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_handshake_names_its_cause_and_transient_ones_are_retried() {
+        assert_eq!(refusal(10), Some("wrong passphrase"));
+        assert!(refusal(11).is_some_and(|r| r.contains("passphrase")));
+        assert!(refusal(1401).is_some_and(|r| r.contains("stream id")));
+        // Overloaded, already live (a reconnect the server has not seen
+        // drop yet), timeouts: retried with the usual backoff.
+        for code in [0, 1, 2, 5, 16, 1402, 1409, 1500] {
+            assert_eq!(refusal(code), None, "{code}");
+        }
+        let e = OutputError::SrtRejected {
+            addr: "127.0.0.1:9000".into(),
+            reason: "wrong passphrase".into(),
+        };
+        assert!(e.is_rejection());
+        assert_eq!(
+            e.to_string(),
+            "rejected by the SRT server 127.0.0.1:9000: wrong passphrase"
+        );
     }
 }

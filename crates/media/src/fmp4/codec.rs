@@ -177,25 +177,26 @@ pub fn audio_packet(body: &Bytes) -> Option<AudioPacket> {
 
 // === SPS ===
 
-/// Bit reader over an RBSP (emulation prevention bytes removed).
-struct Bits<'a> {
+/// Bit reader over an RBSP (emulation prevention bytes removed); also
+/// what [`crate::hevc`] reads the HEVC SPS with.
+pub(crate) struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Bits<'a> {
-    fn new(data: &'a [u8]) -> Self {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
         Bits { data, pos: 0 }
     }
 
-    fn bit(&mut self) -> Option<u32> {
+    pub(crate) fn bit(&mut self) -> Option<u32> {
         let byte = *self.data.get(self.pos / 8)?;
         let b = (byte >> (7 - self.pos % 8)) & 1;
         self.pos += 1;
         Some(u32::from(b))
     }
 
-    fn read(&mut self, n: u32) -> Option<u32> {
+    pub(crate) fn read(&mut self, n: u32) -> Option<u32> {
         let mut v = 0u32;
         for _ in 0..n {
             v = (v << 1) | self.bit()?;
@@ -204,7 +205,7 @@ impl<'a> Bits<'a> {
     }
 
     /// Unsigned Exp-Golomb.
-    fn ue(&mut self) -> Option<u32> {
+    pub(crate) fn ue(&mut self) -> Option<u32> {
         let mut zeros = 0;
         while self.bit()? == 0 {
             zeros += 1;
@@ -224,7 +225,7 @@ impl<'a> Bits<'a> {
 }
 
 /// Removes emulation prevention bytes (`00 00 03` → `00 00`).
-fn rbsp(nal: &[u8]) -> Vec<u8> {
+pub(crate) fn rbsp(nal: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(nal.len());
     let mut zeros = 0;
     for &b in nal {

@@ -3,7 +3,11 @@
 //! behind a `0x17/0x27 0x01` header, SPS + PPS to an
 //! AVCDecoderConfigurationRecord behind `0x17 0x00`, and AAC ADTS frames to
 //! raw AAC behind `0xAF 0x01` with the AudioSpecificConfig behind
-//! `0xAF 0x00`. Also the keyframe test for H.264 and HEVC.
+//! `0xAF 0x00`. HEVC access units become Enhanced RTMP `hvc1` bodies:
+//! CodedFrames (`0x80 | frameType<<4 | 1`, `hvc1`, composition offset,
+//! length-prefixed NAL units) and a SequenceStart (`0x90`, `hvc1`, the
+//! HEVCDecoderConfigurationRecord of [`crate::hevc`]). Also the keyframe
+//! test for H.264 and HEVC.
 //!
 //! Invariants: every function takes any bytes without panicking; SPS and
 //! AudioSpecificConfig are checked with the parsers of [`crate::fmp4::codec`]
@@ -12,6 +16,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::fmp4::codec::{sps_size, AacConfig};
+use crate::hevc;
 
 use super::AccessUnit;
 
@@ -73,6 +78,59 @@ pub fn h264_parameter_sets(data: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
     (sps, pps)
 }
 
+/// The last VPS, SPS and PPS of an HEVC access unit, each if it carries
+/// one (encoders repeat them before each IRAP picture).
+pub fn hevc_parameter_sets(data: &[u8]) -> [Option<&[u8]>; 3] {
+    let mut sets = [None; 3];
+    for nal in annexb_nal_units(data) {
+        if let Some(i) = hevc::nal_type(nal)
+            .and_then(|t| t.checked_sub(hevc::NAL_VPS))
+            .filter(|&i| i < 3)
+        {
+            sets[usize::from(i)] = Some(nal);
+        }
+    }
+    sets
+}
+
+/// The Enhanced RTMP video SequenceStart for HEVC: `0x90` (key frame,
+/// SequenceStart), `hvc1`, then the HEVCDecoderConfigurationRecord of one
+/// VPS, SPS and PPS.
+pub fn hevc_sequence_start(vps: &[u8], sps: &[u8], pps: &[u8]) -> Result<Bytes, ConvertError> {
+    let record = hevc::decoder_configuration_record(vps, sps, pps)?;
+    let mut out = BytesMut::with_capacity(5 + record.len());
+    out.put_u8(0x80 | (1 << 4) | ERTMP_SEQUENCE_START);
+    out.put_slice(b"hvc1");
+    out.put_slice(&record);
+    Ok(out.freeze())
+}
+
+/// The Enhanced RTMP video body of an HEVC access unit: `0x80 |
+/// frameType<<4 | CodedFrames` (frame type 1 for an IRAP picture, else 2),
+/// `hvc1`, the composition offset in ms (24 bits), then its NAL units each
+/// behind a 4-byte length. Access unit delimiters and parameter sets are
+/// left out: `hvc1` carries them in the SequenceStart only.
+pub fn hevc_frame_body(au: &AccessUnit) -> Bytes {
+    let mut out = BytesMut::with_capacity(8 + au.data.len() + 16);
+    let frame_type = if au.keyframe { 1 } else { 2 };
+    out.put_u8(0x80 | (frame_type << 4) | ERTMP_CODED_FRAMES);
+    out.put_slice(b"hvc1");
+    let cts = au.cts_ms().clamp(-(1 << 23), (1 << 23) - 1);
+    out.put_slice(&cts.to_be_bytes()[1..]);
+    for nal in annexb_nal_units(&au.data) {
+        if hevc::is_parameter_set(nal) || hevc::nal_type(nal) == Some(hevc::NAL_AUD) {
+            continue;
+        }
+        out.put_u32(nal.len() as u32);
+        out.put_slice(nal);
+    }
+    out.freeze()
+}
+
+/// Enhanced RTMP video packet types.
+const ERTMP_SEQUENCE_START: u8 = 0;
+const ERTMP_CODED_FRAMES: u8 = 1;
+
 /// Why a conversion was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConvertError {
@@ -82,6 +140,8 @@ pub enum ConvertError {
     BadPps,
     #[error("not an AAC ADTS frame")]
     BadAdts,
+    #[error(transparent)]
+    Hevc(#[from] hevc::HevcError),
 }
 
 /// The FLV video sequence header (`0x17 0x00 0 0 0` then an

@@ -1,27 +1,32 @@
 //! MPEG-TS muxer, sans-IO: FLV tag bodies (what the hub carries: AVC
-//! sequence header / NAL units, AAC AudioSpecificConfig / raw frames) in,
-//! 188-byte transport packets out. What an SRT destination sends.
+//! sequence header / NAL units, legacy or Enhanced RTMP `avc1`; HEVC as
+//! Enhanced RTMP `hvc1` SequenceStart / CodedFrames / CodedFramesX or as
+//! legacy codec id 12; AAC AudioSpecificConfig / raw frames) in, 188-byte
+//! transport packets out. What an SRT destination sends.
 //!
-//! One program: PAT, PMT (PID [`PMT_PID`]) listing H.264 on [`VIDEO_PID`]
-//! (also the PCR PID) and AAC ADTS on [`AUDIO_PID`]; PAT and PMT go out
-//! first and again before each keyframe (a receiver joining late starts
-//! there), or every [`PSI_EVERY_AUDIO`] audio frames without video. Video
-//! access units are Annex B with an access unit delimiter, SPS and PPS
-//! before each keyframe; audio frames get an ADTS header. Each PES packet
+//! One program: PAT, PMT (PID [`PMT_PID`]) listing the video on
+//! [`VIDEO_PID`] (H.264, stream type 0x1B, or HEVC, 0x24; also the PCR PID)
+//! and AAC ADTS on [`AUDIO_PID`]; PAT and PMT go out first and again before
+//! each keyframe (a receiver joining late starts there), or every
+//! [`PSI_EVERY_AUDIO`] audio frames without video; a new PMT version when
+//! the video codec changes. Video access units are Annex B with an access
+//! unit delimiter first and the parameter sets (SPS and PPS; VPS, SPS and
+//! PPS for HEVC) before each keyframe; audio frames get an ADTS header. Each PES packet
 //! starts a transport packet (PUSI) carrying the PCR on video and the
 //! random access flag on keyframes; continuity counters run per PID.
 //!
 //! Timestamps: ms in, 90 kHz out, DTS = ms × 90 + [`DELAY_90K`] (PCR = ms
 //! × 90, so the PCR leads decoding by that much), wrapped at 33 bits.
 //!
-//! Invariants: never panics on any body; a body it cannot use (not AVC or
-//! AAC, truncated, before its sequence header) is refused with an error
-//! and writes nothing; output is the body plus bounded headers.
+//! Invariants: never panics on any body; a body it cannot use (not H.264,
+//! HEVC or AAC, truncated, before its sequence header) is refused with an
+//! error and writes nothing; output is the body plus bounded headers.
 
 use bytes::Bytes;
 
 use super::psi::crc32_mpeg2;
 use super::{PACKET_SIZE, SYNC, WRAP};
+use crate::hevc::{self, HevcConfig};
 
 pub const PMT_PID: u16 = 0x1000;
 pub const VIDEO_PID: u16 = 0x100;
@@ -34,8 +39,8 @@ pub const DELAY_90K: u64 = 18_000;
 /// Why a body was not muxed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MuxError {
-    #[error("not an H.264 (AVC) video body")]
-    NotAvc,
+    #[error("not an H.264 or HEVC video body")]
+    NotVideo,
     #[error("not an AAC audio body")]
     NotAac,
     #[error("a malformed sequence header")]
@@ -46,11 +51,140 @@ pub enum MuxError {
     Truncated,
 }
 
+/// The video codecs the muxer takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VideoCodec {
+    Avc,
+    Hevc,
+}
+
+impl VideoCodec {
+    fn stream_type(self) -> u8 {
+        match self {
+            VideoCodec::Avc => 0x1b,
+            VideoCodec::Hevc => 0x24,
+        }
+    }
+
+    /// An access unit delimiter (any picture type), with its start code.
+    fn aud(self) -> &'static [u8] {
+        match self {
+            VideoCodec::Avc => &[0, 0, 0, 1, 0x09, 0xf0],
+            VideoCodec::Hevc => &[0, 0, 0, 1, hevc::NAL_AUD << 1, 0x01, 0x50],
+        }
+    }
+
+    fn is_aud(self, nal: &[u8]) -> bool {
+        match self {
+            VideoCodec::Avc => nal.first().is_some_and(|b| b & 0x1f == 9),
+            VideoCodec::Hevc => hevc::nal_type(nal) == Some(hevc::NAL_AUD),
+        }
+    }
+
+    fn is_sps(self, nal: &[u8]) -> bool {
+        match self {
+            VideoCodec::Avc => nal.first().is_some_and(|b| b & 0x1f == 7),
+            VideoCodec::Hevc => hevc::nal_type(nal) == Some(hevc::NAL_SPS),
+        }
+    }
+}
+
+/// A video sequence header, read.
 #[derive(Debug, Clone)]
-struct Avc {
-    sps: Vec<Bytes>,
-    pps: Vec<Bytes>,
+struct VideoConfig {
+    codec: VideoCodec,
+    /// What goes before a keyframe, in order (SPS, PPS; VPS, SPS, PPS).
+    parameter_sets: Vec<Bytes>,
     nal_length: usize,
+}
+
+/// What a video tag body carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Packet {
+    /// A sequence header (AVCDecoderConfigurationRecord or
+    /// HEVCDecoderConfigurationRecord).
+    Config,
+    /// Length-prefixed NAL units.
+    Frame,
+    /// End of sequence, metadata, a command frame: nothing to send.
+    Nothing,
+}
+
+/// A video tag body, legacy (`0x17 0x01 …`, codec id 7 or 12) or
+/// Enhanced RTMP single-track (`0x91 hvc1 …`).
+#[derive(Debug, Clone, Copy)]
+struct VideoBody<'a> {
+    codec: VideoCodec,
+    packet: Packet,
+    keyframe: bool,
+    /// Composition time offset, ms.
+    cts: i32,
+    data: &'a [u8],
+}
+
+/// The FLV video frame type of a (generated) keyframe, and of a command
+/// frame.
+const KEY: [u8; 2] = [1, 4];
+const COMMAND: u8 = 5;
+
+fn s24(b: &[u8]) -> i32 {
+    i32::from_be_bytes([if b[0] & 0x80 != 0 { 0xff } else { 0 }, b[0], b[1], b[2]])
+}
+
+fn read_video(body: &[u8]) -> Result<VideoBody<'_>, MuxError> {
+    let (&first, rest) = body.split_first().ok_or(MuxError::NotVideo)?;
+    let mut v = VideoBody {
+        codec: VideoCodec::Avc,
+        packet: Packet::Nothing,
+        keyframe: false,
+        cts: 0,
+        data: &[],
+    };
+    let frame_type = if first & 0x80 != 0 {
+        // Enhanced RTMP: [1][frame type: 3][packet type: 4][FourCC].
+        let (fourcc, rest) = rest.split_at_checked(4).ok_or(MuxError::NotVideo)?;
+        v.codec = match fourcc {
+            b"avc1" => VideoCodec::Avc,
+            b"hvc1" => VideoCodec::Hevc,
+            _ => return Err(MuxError::NotVideo),
+        };
+        match first & 0x0f {
+            0 => (v.packet, v.data) = (Packet::Config, rest),
+            1 => {
+                let (cts, data) = rest.split_at_checked(3).ok_or(MuxError::Truncated)?;
+                (v.packet, v.cts, v.data) = (Packet::Frame, s24(cts), data);
+            }
+            // CodedFramesX: no composition offset.
+            3 => (v.packet, v.data) = (Packet::Frame, rest),
+            // SequenceEnd, Metadata.
+            2 | 4 => {}
+            _ => return Err(MuxError::NotVideo),
+        }
+        (first >> 4) & 7
+    } else {
+        // Legacy: [frame type: 4][codec id: 4][packet type][cts: 24].
+        v.codec = match first & 0x0f {
+            7 => VideoCodec::Avc,
+            12 => VideoCodec::Hevc,
+            _ => return Err(MuxError::NotVideo),
+        };
+        if rest.len() < 4 {
+            return Err(MuxError::NotVideo);
+        }
+        (v.cts, v.data) = (s24(&rest[1..4]), &rest[4..]);
+        v.packet = match rest[0] {
+            0 => Packet::Config,
+            1 => Packet::Frame,
+            2 => Packet::Nothing,
+            _ => return Err(MuxError::NotVideo),
+        };
+        first >> 4
+    };
+    if frame_type == COMMAND {
+        v.packet = Packet::Nothing;
+    }
+    v.keyframe = KEY.contains(&frame_type);
+    Ok(v)
 }
 
 /// The muxer; one per output connection.
@@ -58,7 +192,9 @@ struct Avc {
 pub struct TsMuxer {
     /// Continuity counters: PAT, PMT, video, audio.
     cc: [u8; 4],
-    avc: Option<Avc>,
+    video: Option<VideoConfig>,
+    /// The version of the PMT and the video stream type it listed.
+    pmt: Option<(u8, u8)>,
     /// Object type, sampling index, channel configuration.
     aac: Option<(u8, u8, u8)>,
     audio_since_psi: u32,
@@ -79,61 +215,59 @@ impl TsMuxer {
         Self::default()
     }
 
-    /// A video tag body (`0x17/0x27`, AVC packet type, composition time,
-    /// data) at `dts_ms`; appends its packets to `out`.
+    /// A video tag body (legacy AVC or HEVC, or Enhanced RTMP `avc1` or
+    /// `hvc1`) at `dts_ms`; appends its packets to `out`.
     pub fn video(&mut self, dts_ms: i64, body: &[u8], out: &mut Vec<u8>) -> Result<(), MuxError> {
-        let (&first, rest) = body.split_first().ok_or(MuxError::NotAvc)?;
-        if first & 0x0f != 7 || rest.len() < 4 {
-            return Err(MuxError::NotAvc);
-        }
-        let keyframe = first >> 4 == 1;
-        let packet_type = rest[0];
-        let cts = i32::from_be_bytes([
-            if rest[1] & 0x80 != 0 { 0xff } else { 0 },
-            rest[1],
-            rest[2],
-            rest[3],
-        ]);
-        let data = &rest[4..];
-        match packet_type {
-            0 => {
-                self.avc = Some(parse_avcc(data)?);
+        let v = read_video(body)?;
+        match v.packet {
+            Packet::Config => {
+                self.video = Some(match v.codec {
+                    VideoCodec::Avc => parse_avcc(v.data)?,
+                    VideoCodec::Hevc => {
+                        let c = HevcConfig::parse(v.data).map_err(|_| MuxError::BadHeader)?;
+                        VideoConfig {
+                            codec: VideoCodec::Hevc,
+                            parameter_sets: c.parameter_sets,
+                            nal_length: c.nal_length,
+                        }
+                    }
+                });
                 Ok(())
             }
-            1 => {
-                let avc = self.avc.as_ref().ok_or(MuxError::NoHeader)?;
-                let mut es = Vec::with_capacity(data.len() + 64);
-                es.extend_from_slice(&[0, 0, 0, 1, 0x09, 0xf0]);
-                let nals = split_nals(data, avc.nal_length)?;
-                let has_sps = nals
-                    .iter()
-                    .any(|n| n.first().is_some_and(|b| b & 0x1f == 7));
-                if keyframe && !has_sps {
-                    for ps in avc.sps.iter().chain(avc.pps.iter()) {
+            Packet::Frame => {
+                let config = self
+                    .video
+                    .as_ref()
+                    .filter(|c| c.codec == v.codec)
+                    .ok_or(MuxError::NoHeader)?;
+                let codec = config.codec;
+                let nals = split_nals(v.data, config.nal_length)?;
+                let mut es = Vec::with_capacity(v.data.len() + 64);
+                es.extend_from_slice(codec.aud());
+                if v.keyframe && !nals.iter().any(|n| codec.is_sps(n)) {
+                    for ps in &config.parameter_sets {
                         es.extend_from_slice(&[0, 0, 0, 1]);
                         es.extend_from_slice(ps);
                     }
                 }
                 for nal in nals {
-                    if nal.first().is_some_and(|b| b & 0x1f == 9) {
+                    if codec.is_aud(nal) {
                         continue;
                     }
                     es.extend_from_slice(&[0, 0, 0, 1]);
                     es.extend_from_slice(nal);
                 }
-                if keyframe || !self.psi_sent {
+                if v.keyframe || !self.psi_sent {
                     self.psi(out);
                 }
                 let dts = to_90k(dts_ms);
-                let pts = to_90k(dts_ms + i64::from(cts));
+                let pts = to_90k(dts_ms + i64::from(v.cts));
                 let pcr = (dts + WRAP - DELAY_90K) % WRAP;
                 let pes = pes(0xe0, pts, Some(dts), &es, false);
-                self.packets(VIDEO_PID, &pes, Some(pcr), keyframe, out);
+                self.packets(VIDEO_PID, &pes, Some(pcr), v.keyframe, out);
                 Ok(())
             }
-            // End of sequence: nothing to send.
-            2 => Ok(()),
-            _ => Err(MuxError::NotAvc),
+            Packet::Nothing => Ok(()),
         }
     }
 
@@ -175,14 +309,15 @@ impl TsMuxer {
                 ]);
                 es.extend_from_slice(data);
                 self.audio_since_psi += 1;
-                if !self.psi_sent || (self.avc.is_none() && self.audio_since_psi >= PSI_EVERY_AUDIO)
+                if !self.psi_sent
+                    || (self.video.is_none() && self.audio_since_psi >= PSI_EVERY_AUDIO)
                 {
                     self.psi(out);
                 }
                 let pts = to_90k(dts_ms);
                 // Without video the PCR rides on the audio PES.
                 let pcr = self
-                    .avc
+                    .video
                     .is_none()
                     .then_some((pts + WRAP - DELAY_90K) % WRAP);
                 let pes = pes(0xc0, pts, None, &es, true);
@@ -197,19 +332,32 @@ impl TsMuxer {
     fn psi(&mut self, out: &mut Vec<u8>) {
         self.psi_sent = true;
         self.audio_since_psi = 0;
-        let pat = section(0, 1, &[0, 1, 0xe0 | (PMT_PID >> 8) as u8, PMT_PID as u8]);
+        let pat = section(0, 1, 0, &[0, 1, 0xe0 | (PMT_PID >> 8) as u8, PMT_PID as u8]);
         self.packets(0, &pat, None, false, out);
         // PCR PID: video. Without video yet, audio carries the PCR.
-        let pcr_pid = if self.avc.is_none() && self.aac.is_some() {
+        let pcr_pid = if self.video.is_none() && self.aac.is_some() {
             AUDIO_PID
         } else {
             VIDEO_PID
         };
+        let video_type = self
+            .video
+            .as_ref()
+            .map_or(VideoCodec::Avc, |c| c.codec)
+            .stream_type();
+        // A new version when the video codec changed, so that receivers
+        // read the PMT again.
+        let version = match self.pmt {
+            Some((v, t)) if t != video_type => (v + 1) & 0x1f,
+            Some((v, _)) => v,
+            None => 0,
+        };
+        self.pmt = Some((version, video_type));
         let mut pmt = vec![0xe0 | (pcr_pid >> 8) as u8, pcr_pid as u8, 0xf0, 0x00];
-        for (t, pid) in [(0x1b, VIDEO_PID), (0x0f, AUDIO_PID)] {
+        for (t, pid) in [(video_type, VIDEO_PID), (0x0f, AUDIO_PID)] {
             pmt.extend_from_slice(&[t, 0xe0 | (pid >> 8) as u8, pid as u8, 0xf0, 0]);
         }
-        let pmt = section(2, 1, &pmt);
+        let pmt = section(2, 1, version, &pmt);
         self.packets(PMT_PID, &pmt, None, false, out);
     }
 
@@ -288,7 +436,7 @@ fn to_90k(ms: i64) -> u64 {
 }
 
 /// A PSI section (pointer field first) with its CRC.
-fn section(table_id: u8, id: u16, body: &[u8]) -> Vec<u8> {
+fn section(table_id: u8, id: u16, version: u8, body: &[u8]) -> Vec<u8> {
     let len = 5 + body.len() + 4;
     let mut s = vec![
         table_id,
@@ -296,7 +444,7 @@ fn section(table_id: u8, id: u16, body: &[u8]) -> Vec<u8> {
         len as u8,
         (id >> 8) as u8,
         id as u8,
-        0xc1,
+        0xc1 | (version & 0x1f) << 1,
         0,
         0,
     ];
@@ -343,7 +491,7 @@ fn pes(stream_id: u8, pts: u64, dts: Option<u64>, es: &[u8], bounded: bool) -> V
 }
 
 /// SPS, PPS and NAL length size of an AVCDecoderConfigurationRecord.
-fn parse_avcc(r: &[u8]) -> Result<Avc, MuxError> {
+fn parse_avcc(r: &[u8]) -> Result<VideoConfig, MuxError> {
     let bad = MuxError::BadHeader;
     if r.len() < 7 || r[0] != 1 {
         return Err(bad);
@@ -370,9 +518,9 @@ fn parse_avcc(r: &[u8]) -> Result<Avc, MuxError> {
     if sps.is_empty() || pps.is_empty() {
         return Err(bad);
     }
-    Ok(Avc {
-        sps,
-        pps,
+    Ok(VideoConfig {
+        codec: VideoCodec::Avc,
+        parameter_sets: sps.into_iter().chain(pps).collect(),
         nal_length,
     })
 }
@@ -397,121 +545,4 @@ fn split_nals(mut data: &[u8], size: usize) -> Result<Vec<&[u8]>, MuxError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::to_flv::TsToFlv;
-    use super::super::{Codec, Demuxer};
-    use super::*;
-    use crate::flv::TagKind;
-
-    /// An SPS ffmpeg's libx264 writes for 320x240 (High profile).
-    const SPS: [u8; 25] = [
-        0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
-        0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0x99, 0x60,
-    ];
-    const PPS: [u8; 6] = [0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
-
-    fn avc_header() -> Vec<u8> {
-        let mut b = vec![0x17, 0, 0, 0, 0, 1, SPS[1], SPS[2], SPS[3], 0xff, 0xe1];
-        b.extend_from_slice(&(SPS.len() as u16).to_be_bytes());
-        b.extend_from_slice(&SPS);
-        b.push(1);
-        b.extend_from_slice(&(PPS.len() as u16).to_be_bytes());
-        b.extend_from_slice(&PPS);
-        b
-    }
-
-    fn frame(key: bool, cts: u8, size: usize) -> Vec<u8> {
-        let mut b = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, cts];
-        b.extend_from_slice(&(size as u32 + 1).to_be_bytes());
-        b.push(if key { 0x65 } else { 0x41 });
-        b.extend((0..size).map(|i| (i % 200 + 1) as u8));
-        b
-    }
-
-    fn stream() -> Vec<u8> {
-        let mut m = TsMuxer::new();
-        let mut out = Vec::new();
-        m.video(0, &avc_header(), &mut out).unwrap();
-        m.audio(0, &[0xaf, 0, 0x11, 0x90], &mut out).unwrap();
-        m.video(0, &frame(true, 66, 3000), &mut out).unwrap();
-        m.audio(0, &[0xaf, 1, 1, 2, 3], &mut out).unwrap();
-        m.video(33, &frame(false, 0, 183 - 23), &mut out).unwrap();
-        m.audio(21, &[0xaf, 1, 4, 5, 6], &mut out).unwrap();
-        m.video(66, &frame(false, 0, 10), &mut out).unwrap();
-        m.video(100, &frame(true, 0, 500), &mut out).unwrap();
-        out
-    }
-
-    #[test]
-    fn writes_whole_packets_with_continuous_counters() {
-        let out = stream();
-        assert_eq!(out.len() % PACKET_SIZE, 0);
-        let mut d = Demuxer::default();
-        d.feed(&out);
-        d.flush();
-        let s = d.stats();
-        assert_eq!(
-            (s.discontinuities, s.dropped_pes, s.skipped_bytes),
-            (0, 0, 0)
-        );
-    }
-
-    #[test]
-    fn the_demuxer_reads_back_what_it_wrote() {
-        let mut d = Demuxer::default();
-        d.feed(&stream());
-        d.flush();
-        let units: Vec<_> = std::iter::from_fn(|| d.poll()).collect();
-        let video: Vec<_> = units.iter().filter(|u| u.codec == Codec::H264).collect();
-        let audio: Vec<_> = units.iter().filter(|u| u.codec == Codec::Aac).collect();
-        assert_eq!(video.len(), 4);
-        assert_eq!(audio.len(), 2);
-        assert!(video[0].keyframe && !video[1].keyframe && video[3].keyframe);
-        assert_eq!(video[0].dts, DELAY_90K);
-        assert_eq!(video[0].cts_ms(), 66);
-        assert_eq!(video[1].dts, DELAY_90K + 33 * 90);
-        assert_eq!(audio[1].pts, DELAY_90K + 21 * 90);
-        // AUD, then SPS and PPS before the keyframe.
-        assert_eq!(&video[0].data[..6], &[0, 0, 0, 1, 0x09, 0xf0]);
-        assert_eq!(&video[0].data[10..10 + SPS.len()], &SPS);
-    }
-
-    #[test]
-    fn round_trips_through_ts_to_flv() {
-        let mut c = TsToFlv::default();
-        let mut tags = Vec::new();
-        c.push(&stream(), &mut tags);
-        c.finish(&mut tags);
-        let video: Vec<_> = tags.iter().filter(|t| t.kind == TagKind::Video).collect();
-        assert_eq!(video[0].body[..], avc_header()[..]);
-        let times: Vec<u32> = video.iter().map(|t| t.timestamp).collect();
-        assert_eq!(times, vec![0, 0, 33, 66, 100]);
-        let audio: Vec<_> = tags.iter().filter(|t| t.kind == TagKind::Audio).collect();
-        assert_eq!(audio[0].body[..], [0xaf, 0, 0x11, 0x90]);
-        assert_eq!(audio[2].body[..], [0xaf, 1, 4, 5, 6]);
-    }
-
-    #[test]
-    fn refuses_media_before_its_header_and_bodies_it_cannot_read() {
-        let mut m = TsMuxer::new();
-        let mut out = Vec::new();
-        assert_eq!(
-            m.video(0, &frame(true, 0, 10), &mut out),
-            Err(MuxError::NoHeader)
-        );
-        assert_eq!(m.audio(0, &[0xaf, 1, 1], &mut out), Err(MuxError::NoHeader));
-        assert_eq!(
-            m.video(0, &[0x12, 1, 0, 0, 0], &mut out),
-            Err(MuxError::NotAvc)
-        );
-        assert_eq!(
-            m.video(0, &[0x17, 0, 0, 0, 0, 1], &mut out),
-            Err(MuxError::BadHeader)
-        );
-        m.video(0, &avc_header(), &mut out).unwrap();
-        let mut cut = frame(true, 0, 10);
-        cut.truncate(12);
-        assert_eq!(m.video(0, &cut, &mut out), Err(MuxError::Truncated));
-        assert!(out.is_empty());
-    }
-}
+mod tests;

@@ -7,13 +7,13 @@ use super::*;
 use proptest::prelude::*;
 
 const PMT_PID: u16 = 0x1000;
-const VIDEO: u16 = 0x100;
-const AUDIO: u16 = 0x101;
+pub(super) const VIDEO: u16 = 0x100;
+pub(super) const AUDIO: u16 = 0x101;
 
 /// Writes transport packets, keeping a continuity counter per PID.
 #[derive(Default)]
-struct Mux {
-    out: Vec<u8>,
+pub(super) struct Mux {
+    pub(super) out: Vec<u8>,
     cc: std::collections::HashMap<u16, u8>,
 }
 
@@ -67,15 +67,28 @@ impl Mux {
     }
 
     fn tables(&mut self) {
+        self.tables_for(0x1b);
+    }
+
+    /// PAT and PMT with this video stream type (0x1B H.264, 0x24 HEVC).
+    pub(super) fn tables_for(&mut self, video_type: u8) {
         self.section(0, 0, &[0, 1, 0xe0 | (PMT_PID >> 8) as u8, PMT_PID as u8]);
         let mut pmt = vec![0xe1, 0x00, 0xf0, 0x00];
-        for (t, pid) in [(0x1b, VIDEO), (0x0f, AUDIO)] {
+        for (t, pid) in [(video_type, VIDEO), (0x0f, AUDIO)] {
             pmt.extend_from_slice(&[t, 0xe0 | (pid >> 8) as u8, pid as u8, 0xf0, 0]);
         }
         self.section(PMT_PID, 2, &pmt);
     }
 
-    fn pes(&mut self, pid: u16, stream_id: u8, pts: u64, dts: u64, es: &[u8], bounded: bool) {
+    pub(super) fn pes(
+        &mut self,
+        pid: u16,
+        stream_id: u8,
+        pts: u64,
+        dts: u64,
+        es: &[u8],
+        bounded: bool,
+    ) {
         let mut h = vec![0, 0, 1, stream_id, 0, 0, 0x80, 0xc0, 10];
         h.extend_from_slice(&ts_bytes(3, pts));
         h.extend_from_slice(&ts_bytes(1, dts));
@@ -122,7 +135,7 @@ fn p_frame(size: usize) -> Vec<u8> {
 }
 
 /// One AAC LC, 48 kHz, stereo ADTS frame with `n` payload bytes.
-fn adts(n: usize) -> Vec<u8> {
+pub(super) fn adts(n: usize) -> Vec<u8> {
     let len = 7 + n;
     let mut v = vec![
         0xff,
@@ -368,7 +381,7 @@ proptest! {
     }
 }
 
-fn convert_all(data: &[u8]) -> Vec<crate::flv::Tag> {
+pub(super) fn convert_all(data: &[u8]) -> Vec<crate::flv::Tag> {
     let mut c = to_flv::TsToFlv::default();
     let mut tags = Vec::new();
     c.push(data, &mut tags);

@@ -4,9 +4,10 @@
 //! [`TsToFlv`] demuxes ([`super::Demuxer`]), then for H.264 sends an AVC
 //! sequence header whenever the SPS/PPS change (encoders repeat them before
 //! each IDR; the header goes out only when they differ) and holds video
-//! back until the first one; for AAC an AudioSpecificConfig whenever the
-//! ADTS header's configuration changes. Other codecs (HEVC) are counted and
-//! not converted.
+//! back until the first one; for HEVC likewise an Enhanced RTMP `hvc1`
+//! SequenceStart whenever the VPS/SPS/PPS change, and `hvc1` CodedFrames
+//! (see [`super::convert`]); for AAC an AudioSpecificConfig whenever the
+//! ADTS header's configuration changes.
 //!
 //! Timestamps: 90 kHz DTS are unwrapped across the 33-bit wrap (each to the
 //! nearest of the last one seen, audio and video alike), made relative to
@@ -15,15 +16,15 @@
 //! is PTS − DTS.
 //!
 //! Invariants (the input is untrusted): never panics; holds what the
-//! demuxer holds (bounded by its [`Limits`]) plus one SPS, one PPS and one
-//! AAC configuration; [`TsToFlv::push`] returns at most what the bytes
+//! demuxer holds (bounded by its [`Limits`]) plus one set of video
+//! parameter sets (VPS, SPS, PPS) and one AAC configuration; [`TsToFlv::push`] returns at most what the bytes
 //! given carried, plus headers.
 
 use bytes::Bytes;
 
 use super::convert::{
     aac_frame_body, aac_sequence_header, avc_frame_body, avc_sequence_header, h264_parameter_sets,
-    Adts,
+    hevc_frame_body, hevc_parameter_sets, hevc_sequence_start, Adts, ConvertError,
 };
 use super::{AccessUnit, Codec, Demuxer, Limits, WRAP};
 use crate::flv::{Tag, TagKind};
@@ -31,12 +32,17 @@ use crate::flv::{Tag, TagKind};
 /// What [`TsToFlv`] dropped, for logs and tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ConvertStats {
-    /// Video before the first SPS/PPS, or with malformed ones.
+    /// Video before the first parameter sets, or with malformed ones.
     pub video_dropped: u64,
     /// ADTS frames that did not parse.
     pub audio_dropped: u64,
-    /// Units of a codec the hub does not take (HEVC).
-    pub unsupported: u64,
+}
+
+/// The video parameter sets the last sequence header was built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum VideoConfig {
+    Avc { sps: Bytes, pps: Bytes },
+    Hevc { vps: Bytes, sps: Bytes, pps: Bytes },
 }
 
 /// The converter; one per publisher connection.
@@ -47,7 +53,7 @@ pub struct TsToFlv {
     base: Option<i64>,
     /// The last DTS seen (unwrapped), to unwrap the next.
     last: i64,
-    sps_pps: Option<(Bytes, Bytes)>,
+    video_config: Option<VideoConfig>,
     aac_config: Option<[u8; 2]>,
     stats: ConvertStats,
 }
@@ -64,7 +70,7 @@ impl TsToFlv {
             demuxer: Demuxer::new(limits),
             base: None,
             last: 0,
-            sps_pps: None,
+            video_config: None,
             aac_config: None,
             stats: ConvertStats::default(),
         }
@@ -127,46 +133,86 @@ impl TsToFlv {
 
     fn convert(&mut self, au: AccessUnit, out: &mut Vec<Tag>) {
         match au.codec {
-            Codec::H264 => self.video(au, out),
+            Codec::H264 | Codec::Hevc => self.video(au, out),
             Codec::Aac => self.audio(au, out),
-            Codec::Hevc => self.stats.unsupported += 1,
         }
     }
 
     fn video(&mut self, au: AccessUnit, out: &mut Vec<Tag>) {
         let timestamp = self.timestamp(au.dts);
-        if let (Some(sps), Some(pps)) = h264_parameter_sets(&au.data) {
-            let changed = self
-                .sps_pps
-                .as_ref()
-                .is_none_or(|(s, p)| s[..] != *sps || p[..] != *pps);
-            if changed {
-                match avc_sequence_header(sps, pps) {
-                    Ok(body) => {
-                        self.sps_pps =
-                            Some((Bytes::copy_from_slice(sps), Bytes::copy_from_slice(pps)));
-                        out.push(Tag {
-                            kind: TagKind::Video,
-                            timestamp,
-                            body,
-                        });
-                    }
-                    Err(_) => {
-                        self.stats.video_dropped += 1;
-                        return;
-                    }
-                }
+        match self.sequence_header(&au) {
+            Ok(Some(body)) => out.push(Tag {
+                kind: TagKind::Video,
+                timestamp,
+                body,
+            }),
+            Ok(None) => {}
+            Err(_) => {
+                self.stats.video_dropped += 1;
+                return;
             }
         }
-        if self.sps_pps.is_none() {
-            self.stats.video_dropped += 1;
-            return;
-        }
+        let body = match (&self.video_config, au.codec) {
+            (Some(VideoConfig::Avc { .. }), Codec::H264) => avc_frame_body(&au),
+            (Some(VideoConfig::Hevc { .. }), Codec::Hevc) => hevc_frame_body(&au),
+            // No header yet for this codec.
+            _ => {
+                self.stats.video_dropped += 1;
+                return;
+            }
+        };
         out.push(Tag {
             kind: TagKind::Video,
             timestamp,
-            body: avc_frame_body(&au),
+            body,
         });
+    }
+
+    /// A new sequence header when the access unit carries parameter sets
+    /// other than those of the last one (a parameter set it lacks is taken
+    /// from the last one, if of the same codec).
+    fn sequence_header(&mut self, au: &AccessUnit) -> Result<Option<Bytes>, ConvertError> {
+        let last = self.video_config.as_ref();
+        let (config, body) = match au.codec {
+            Codec::H264 => {
+                let (sps, pps) = h264_parameter_sets(&au.data);
+                let (last_sps, last_pps) = match last {
+                    Some(VideoConfig::Avc { sps, pps }) => (Some(&sps[..]), Some(&pps[..])),
+                    _ => (None, None),
+                };
+                let (Some(sps), Some(pps)) = (sps.or(last_sps), pps.or(last_pps)) else {
+                    return Ok(None);
+                };
+                if last_sps == Some(sps) && last_pps == Some(pps) {
+                    return Ok(None);
+                }
+                let body = avc_sequence_header(sps, pps)?;
+                let (sps, pps) = (Bytes::copy_from_slice(sps), Bytes::copy_from_slice(pps));
+                (VideoConfig::Avc { sps, pps }, body)
+            }
+            Codec::Hevc => {
+                let sets = hevc_parameter_sets(&au.data);
+                let lasts = match last {
+                    Some(VideoConfig::Hevc { vps, sps, pps }) => {
+                        [Some(&vps[..]), Some(&sps[..]), Some(&pps[..])]
+                    }
+                    _ => [None; 3],
+                };
+                let [Some(vps), Some(sps), Some(pps)] = [0, 1, 2].map(|i| sets[i].or(lasts[i]))
+                else {
+                    return Ok(None);
+                };
+                if lasts == [Some(vps), Some(sps), Some(pps)] {
+                    return Ok(None);
+                }
+                let body = hevc_sequence_start(vps, sps, pps)?;
+                let [vps, sps, pps] = [vps, sps, pps].map(Bytes::copy_from_slice);
+                (VideoConfig::Hevc { vps, sps, pps }, body)
+            }
+            Codec::Aac => return Ok(None),
+        };
+        self.video_config = Some(config);
+        Ok(Some(body))
     }
 
     fn audio(&mut self, au: AccessUnit, out: &mut Vec<Tag>) {
