@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -16,41 +15,11 @@ use support::*;
 const KEY: &str = "srt_ingest_key_0123456789";
 const PASSPHRASE: &str = "srt-passphrase-0123";
 
-/// antenne with its SRT ingest on a free port; returns it with the port.
-fn start_with_srt(opts: AntenneOptions) -> Result<(Antenne, u16)> {
-    let port = free_port();
-    let antenne = opts
-        .ingest_key(KEY)
-        .arg("--srt-listen")
-        .arg(&format!("127.0.0.1:{port}"))
-        .start()?;
-    Ok((antenne, port))
-}
-
-fn ingest_key_id(antenne: &Antenne) -> Result<String> {
-    let (_, keys) = antenne.request("GET", "/api/v1/ingest-keys", None)?;
-    keys[0]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .context("an ingest key id")
-}
-
-fn set_passphrase(antenne: &Antenne, passphrase: &str) -> Result<()> {
-    let id = ingest_key_id(antenne)?;
-    let (status, body) = antenne.request(
-        "PUT",
-        &format!("/api/v1/ingest-keys/{id}/srt-passphrase"),
-        Some(&json!({ "passphrase": passphrase })),
-    )?;
-    anyhow::ensure!(status == 204, "setting the passphrase: {status} {body}");
-    Ok(())
-}
-
 #[test]
 fn ffmpeg_publishes_over_srt_with_a_passphrase_and_two_destinations_get_decodable_media(
 ) -> Result<()> {
     let nginx = Nginx::start()?;
-    let (antenne, port) = start_with_srt(Antenne::options())?;
+    let (antenne, port) = start_with_srt(Antenne::options(), KEY)?;
     let settings = antenne.request("GET", "/api/v1/settings", None)?.1;
     assert_eq!(settings["srt_port"], port, "{settings}");
     set_passphrase(&antenne, PASSPHRASE)?;
@@ -113,7 +82,7 @@ fn expect_refused(url: &str) -> Result<String> {
 
 #[test]
 fn a_wrong_key_and_a_wrong_passphrase_are_refused_at_the_handshake() -> Result<()> {
-    let (antenne, port) = start_with_srt(Antenne::options())?;
+    let (antenne, port) = start_with_srt(Antenne::options(), KEY)?;
     set_passphrase(&antenne, PASSPHRASE)?;
 
     let log = expect_refused(&srt_url(port, "wrong_srt_key_0123456", Some(PASSPHRASE)))?;
@@ -143,8 +112,10 @@ fn a_wrong_key_and_a_wrong_passphrase_are_refused_at_the_handshake() -> Result<(
 #[test]
 fn without_libsrt_antenne_relays_rtmp_and_says_srt_is_unavailable() -> Result<()> {
     let nginx = Nginx::start()?;
-    let (antenne, _) =
-        start_with_srt(Antenne::options().env("ANTENNE_LIBSRT", "/nonexistent/libsrt.so.1.5"))?;
+    let (antenne, _) = start_with_srt(
+        Antenne::options().env("ANTENNE_LIBSRT", "/nonexistent/libsrt.so.1.5"),
+        KEY,
+    )?;
     let settings = antenne.request("GET", "/api/v1/settings", None)?.1;
     assert_eq!(settings["srt_port"], serde_json::Value::Null, "{settings}");
     let why = settings["srt_unavailable"].as_str().unwrap_or_default();
@@ -271,7 +242,7 @@ impl Drop for LossyUdpRelay {
 #[test]
 fn with_5_percent_loss_on_the_way_in_the_destination_still_decodes_without_errors() -> Result<()> {
     let nginx = Nginx::start()?;
-    let (antenne, port) = start_with_srt(Antenne::options())?;
+    let (antenne, port) = start_with_srt(Antenne::options(), KEY)?;
     let relay = LossyUdpRelay::start(port, 5)?;
     let d = antenne.add_destination("N", &nginx.url(), "srt_lossy", true)?;
     let publisher = SrtPublisher::start(
@@ -306,43 +277,6 @@ fn with_5_percent_loss_on_the_way_in_the_destination_still_decodes_without_error
         report.summary()
     );
     Ok(())
-}
-
-/// `ffmpeg -i 'srt://127.0.0.1:P?mode=listener&passphrase=…' -c copy
-/// out.ts`: an SRT receiver, as a platform or a second relay is. Killed on
-/// drop.
-struct SrtReceiver {
-    child: ChildGuard,
-    out: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl SrtReceiver {
-    fn start(port: u16, passphrase: &str) -> Result<SrtReceiver> {
-        let ffmpeg = require_program(&["ffmpeg"], "ffmpeg")?;
-        let dir = tempfile::Builder::new()
-            .prefix("antenne-test-srt-receiver-")
-            .tempdir()?;
-        let out = dir.path().join("out.ts");
-        let mut cmd = Command::new(ffmpeg);
-        cmd.args(["-hide_banner", "-nostdin", "-loglevel", "info", "-y", "-i"])
-            .arg(format!(
-                "srt://127.0.0.1:{port}?mode=listener&passphrase={passphrase}"
-            ))
-            .args(["-c", "copy", "-f", "mpegts"])
-            .arg(&out)
-            .current_dir(dir.path());
-        let child = ChildGuard::spawn("ffmpeg-srt-listener", cmd, &dir.path().join("ffmpeg.log"))?;
-        Ok(SrtReceiver {
-            child,
-            out,
-            _dir: dir,
-        })
-    }
-
-    fn size(&self) -> u64 {
-        std::fs::metadata(&self.out).map(|m| m.len()).unwrap_or(0)
-    }
 }
 
 #[test]
@@ -419,7 +353,7 @@ fn an_srt_destination_reaches_an_ffmpeg_listener_and_reconnects_after_it_restart
 #[test]
 fn real_obs_publishes_over_srt_and_a_destination_receives_it() -> Result<()> {
     let nginx = Nginx::start()?;
-    let (antenne, port) = start_with_srt(Antenne::options())?;
+    let (antenne, port) = start_with_srt(Antenne::options(), KEY)?;
     set_passphrase(&antenne, PASSPHRASE)?;
     let dest = antenne.add_destination("N", &nginx.url(), "srt_obs_dest", true)?;
     // OBS's custom service with an srt:// server: OBS sends MPEG-TS over
@@ -469,7 +403,7 @@ fn real_obs_publishes_over_srt_and_a_destination_receives_it() -> Result<()> {
 
 #[test]
 fn the_ingest_card_shows_the_srt_url_in_chromium() -> Result<()> {
-    let (antenne, port) = start_with_srt(Antenne::options())?;
+    let (antenne, port) = start_with_srt(Antenne::options(), KEY)?;
     let browser = Browser::start("en-US")?;
     browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
     let text = browser.wait_text(
@@ -503,7 +437,7 @@ fn wait_live(antenne: &Antenne, publisher: &SrtPublisher) -> Result<()> {
 #[test]
 fn a_passphrase_set_on_the_ingest_card_is_required_never_shown_and_removable_in_chromium(
 ) -> Result<()> {
-    let (antenne, port) = start_with_srt(Antenne::options())?;
+    let (antenne, port) = start_with_srt(Antenne::options(), KEY)?;
     let browser = Browser::start("en-US")?;
     browser.log_in(&antenne.url("/"), ADMIN_PASSWORD)?;
     const STATE: &str = "[data-testid=ingest-card] [data-testid=srt-passphrase-state]";

@@ -33,29 +33,6 @@ use support::*;
 const KEY: &str = "srt_hevc_ingest_key_0123456789";
 const PASSPHRASE: &str = "srt-hevc-passphrase-0123";
 
-/// antenne with its SRT ingest on a free port; returns it with the port.
-fn start_with_srt() -> Result<(Antenne, u16)> {
-    let port = free_port();
-    let antenne = Antenne::options()
-        .ingest_key(KEY)
-        .arg("--srt-listen")
-        .arg(&format!("127.0.0.1:{port}"))
-        .start()?;
-    Ok((antenne, port))
-}
-
-fn set_passphrase(antenne: &Antenne, passphrase: &str) -> Result<()> {
-    let (_, keys) = antenne.request("GET", "/api/v1/ingest-keys", None)?;
-    let id = keys[0]["id"].as_str().context("an ingest key id")?;
-    let (status, body) = antenne.request(
-        "PUT",
-        &format!("/api/v1/ingest-keys/{id}/srt-passphrase"),
-        Some(&json!({ "passphrase": passphrase })),
-    )?;
-    anyhow::ensure!(status == 204, "setting the passphrase: {status} {body}");
-    Ok(())
-}
-
 /// ffmpeg publishing 256x144 at 15 fps, a keyframe every 15 frames, in
 /// libx265 (B-frames, closed GOPs) + AAC, as MPEG-TS over SRT. Killed on
 /// drop.
@@ -93,43 +70,6 @@ impl HevcSrtPublisher {
 
     fn log(&self) -> String {
         self.child.log()
-    }
-}
-
-/// `ffmpeg -f mpegts -i 'srt://127.0.0.1:P?mode=listener&passphrase=…' -c
-/// copy out.ts`: an SRT receiver, as a platform is. Killed on drop.
-struct SrtReceiver {
-    child: ChildGuard,
-    out: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl SrtReceiver {
-    fn start(port: u16, passphrase: &str) -> Result<SrtReceiver> {
-        let ffmpeg = require_program(&["ffmpeg"], "ffmpeg")?;
-        let dir = tempfile::Builder::new()
-            .prefix("antenne-test-srt-hevc-receiver-")
-            .tempdir()?;
-        let out = dir.path().join("out.ts");
-        let mut cmd = Command::new(ffmpeg);
-        cmd.args(["-hide_banner", "-nostdin", "-loglevel", "info", "-y"])
-            .args(["-f", "mpegts", "-i"])
-            .arg(format!(
-                "srt://127.0.0.1:{port}?mode=listener&passphrase={passphrase}"
-            ))
-            .args(["-c", "copy", "-f", "mpegts"])
-            .arg(&out)
-            .current_dir(dir.path());
-        let child = ChildGuard::spawn("ffmpeg-srt-listener", cmd, &dir.path().join("ffmpeg.log"))?;
-        Ok(SrtReceiver {
-            child,
-            out,
-            _dir: dir,
-        })
-    }
-
-    fn size(&self) -> u64 {
-        std::fs::metadata(&self.out).map(|m| m.len()).unwrap_or(0)
     }
 }
 
@@ -188,7 +128,7 @@ fn assert_good_hevc(path: &std::path::Path, size: (u32, u32)) -> Result<()> {
 #[test]
 fn hevc_published_over_srt_reaches_srt_and_rtmp_destinations_as_hevc() -> Result<()> {
     let nms = NodeMediaServer::start()?;
-    let (antenne, port) = start_with_srt()?;
+    let (antenne, port) = start_with_srt(Antenne::options(), KEY)?;
     set_passphrase(&antenne, PASSPHRASE)?;
 
     let dest_port = free_port();
@@ -313,7 +253,7 @@ fn hevc_published_over_srt_reaches_srt_and_rtmp_destinations_as_hevc() -> Result
 fn an_srt_destination_refused_for_its_passphrase_or_stream_id_says_why() -> Result<()> {
     // A second antenne is the SRT server: its ingest checks the stream id
     // (its key) and the passphrase during the handshake.
-    let (server, port) = start_with_srt()?;
+    let (server, port) = start_with_srt(Antenne::options(), KEY)?;
     set_passphrase(&server, PASSPHRASE)?;
     let source_key = "srt_refused_source_key_0123";
     let antenne = Antenne::options()
@@ -387,7 +327,7 @@ fn hevc_over_enhanced_rtmp_reaches_an_srt_destination() -> Result<()> {
         true,
     )?;
 
-    let (first, port) = start_with_srt()?;
+    let (first, port) = start_with_srt(Antenne::options(), KEY)?;
     set_passphrase(&first, PASSPHRASE)?;
     let rtmp = second.ingest_url(second_key);
     let base = rtmp.trim_end_matches(second_key).trim_end_matches('/');

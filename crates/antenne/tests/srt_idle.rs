@@ -37,14 +37,7 @@ fn libsrt_listening(antenne: &Antenne) -> bool {
 #[test]
 fn an_idle_srt_listener_sleeps_and_the_next_publisher_wakes_it() -> Result<()> {
     let nginx = Nginx::start()?;
-    let port = free_port();
-    let antenne = Antenne::options()
-        .ingest_key(KEY)
-        .arg("--srt-listen")
-        .arg(&format!("127.0.0.1:{port}"))
-        .arg("--srt-idle-secs")
-        .arg("1")
-        .start()?;
+    let (antenne, port) = start_with_srt(Antenne::options().arg("--srt-idle-secs").arg("1"), KEY)?;
     let d = antenne.add_destination("S", &nginx.url(), "srt_idle_dest", true)?;
     let id = Antenne::id_of(&d);
     for round in 0..2 {

@@ -83,7 +83,7 @@ pub use pki::{make_test_pki, CertKind, TestPki};
 pub use probe::{analyze, decode_errors, AudioPacket, StreamReport, VideoPacket};
 pub use probe::{assert_decodable_recording, assert_good_recording};
 pub use publisher::{Publisher, PublisherOptions};
-pub use srt::{srt_url, SrtPublisher};
+pub use srt::{ingest_key_id, set_passphrase, srt_url, start_with_srt, SrtPublisher, SrtReceiver};
 pub use stunnel::Stunnel;
 pub use tmpfs::Tmpfs;
 pub use webhook::{ReceivedRequest, WebhookReceiver};

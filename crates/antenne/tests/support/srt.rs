@@ -3,9 +3,10 @@
 
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use serde_json::json;
 
-use super::{require_program, ChildGuard, PublisherOptions};
+use super::{free_port, require_program, Antenne, AntenneOptions, ChildGuard, PublisherOptions};
 
 /// ffmpeg publishing the support publisher's test stream as MPEG-TS over
 /// SRT. Killed on drop.
@@ -42,4 +43,74 @@ pub fn srt_url(port: u16, stream_id: &str, passphrase: Option<&str>) -> String {
         url.push_str(&format!("&passphrase={p}"));
     }
     url
+}
+
+/// antenne with `key` and its SRT ingest on a free port; returns it with
+/// the port.
+pub fn start_with_srt(opts: AntenneOptions, key: &str) -> Result<(Antenne, u16)> {
+    let port = free_port();
+    let antenne = opts
+        .ingest_key(key)
+        .arg("--srt-listen")
+        .arg(&format!("127.0.0.1:{port}"))
+        .start()?;
+    Ok((antenne, port))
+}
+
+/// The id of antenne's first ingest key.
+pub fn ingest_key_id(antenne: &Antenne) -> Result<String> {
+    let (_, keys) = antenne.request("GET", "/api/v1/ingest-keys", None)?;
+    keys[0]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("an ingest key id")
+}
+
+/// Sets the SRT passphrase of antenne's first ingest key.
+pub fn set_passphrase(antenne: &Antenne, passphrase: &str) -> Result<()> {
+    let id = ingest_key_id(antenne)?;
+    let (status, body) = antenne.request(
+        "PUT",
+        &format!("/api/v1/ingest-keys/{id}/srt-passphrase"),
+        Some(&json!({ "passphrase": passphrase })),
+    )?;
+    anyhow::ensure!(status == 204, "setting the passphrase: {status} {body}");
+    Ok(())
+}
+
+/// `ffmpeg -f mpegts -i 'srt://127.0.0.1:P?mode=listener&passphrase=…' -c
+/// copy out.ts`: an SRT receiver, as a platform is. Killed on drop.
+pub struct SrtReceiver {
+    pub child: ChildGuard,
+    pub out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SrtReceiver {
+    pub fn start(port: u16, passphrase: &str) -> Result<SrtReceiver> {
+        let ffmpeg = require_program(&["ffmpeg"], "ffmpeg")?;
+        let dir = tempfile::Builder::new()
+            .prefix("antenne-test-srt-receiver-")
+            .tempdir()?;
+        let out = dir.path().join("out.ts");
+        let mut cmd = Command::new(ffmpeg);
+        cmd.args(["-hide_banner", "-nostdin", "-loglevel", "info", "-y"])
+            .args(["-f", "mpegts", "-i"])
+            .arg(format!(
+                "srt://127.0.0.1:{port}?mode=listener&passphrase={passphrase}"
+            ))
+            .args(["-c", "copy", "-f", "mpegts"])
+            .arg(&out)
+            .current_dir(dir.path());
+        let child = ChildGuard::spawn("ffmpeg-srt-listener", cmd, &dir.path().join("ffmpeg.log"))?;
+        Ok(SrtReceiver {
+            child,
+            out,
+            _dir: dir,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        std::fs::metadata(&self.out).map(|m| m.len()).unwrap_or(0)
+    }
 }
