@@ -45,6 +45,16 @@ fn ffmpeg_publishes_over_srt_with_a_passphrase_and_two_destinations_get_decodabl
             })?;
     }
     assert_eq!(antenne.ingest()?["ingests"][0]["live"], true);
+    // The ingest card shows the picture size (from the SPS: MPEG-TS has no
+    // onMetaData).
+    let mut ingest = json!(null);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            ingest = antenne.ingest().unwrap_or_default();
+            ingest["ingests"][0]["width"] == 640 && ingest["ingests"][0]["height"] == 360
+        }),
+        "{ingest}"
+    );
     for stream in ["srt_dest_a", "srt_dest_b"] {
         nginx
             .wait_for_recording(stream, 100_000, Duration::from_secs(30))

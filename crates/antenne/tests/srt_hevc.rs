@@ -169,7 +169,11 @@ fn hevc_published_over_srt_reaches_srt_and_rtmp_destinations_as_hevc() -> Result
     let hevc = wait_until(Duration::from_secs(30), || {
         ingest = antenne.ingest().unwrap_or_default();
         let i = &ingest["ingests"][0];
-        i["video_codec"] == "hevc" && i["audio_codec"] == "aac"
+        i["video_codec"] == "hevc"
+            && i["audio_codec"] == "aac"
+            // The size, from the SPS: MPEG-TS has no onMetaData.
+            && i["width"] == 256
+            && i["height"] == 144
     });
     assert!(
         hevc,

@@ -381,12 +381,51 @@ proptest! {
     }
 }
 
+/// The audio and video tags `data` converts to (the `onMetaData` that goes
+/// with each video header is tested on its own).
 pub(super) fn convert_all(data: &[u8]) -> Vec<crate::flv::Tag> {
+    let mut tags = convert_with_metadata(data);
+    tags.retain(|t| t.kind != crate::flv::TagKind::Script);
+    tags
+}
+
+pub(super) fn convert_with_metadata(data: &[u8]) -> Vec<crate::flv::Tag> {
     let mut c = to_flv::TsToFlv::default();
     let mut tags = Vec::new();
     c.push(data, &mut tags);
     c.finish(&mut tags);
     tags
+}
+
+#[test]
+fn each_new_video_header_comes_after_an_onmetadata_with_the_picture_size() {
+    let tags = convert_with_metadata(&sample_stream());
+    let at = tags
+        .iter()
+        .position(|t| t.kind == crate::flv::TagKind::Video)
+        .expect("video");
+    let meta = &tags[at - 1];
+    assert_eq!(meta.kind, crate::flv::TagKind::Script);
+    assert_eq!(&meta.body[..13], b"\x02\x00\x0aonMetaData");
+    let key = idr(10);
+    let sps = h264_parameter_sets(&key).0.expect("an SPS");
+    let (w, h) = crate::fmp4::codec::sps_size(sps).expect("size");
+    let number = |key: &str| {
+        let k = [&(key.len() as u16).to_be_bytes()[..], key.as_bytes(), &[0]].concat();
+        let i = meta.body.windows(k.len()).position(|x| x == k).expect(key) + k.len();
+        f64::from_be_bytes(meta.body[i..i + 8].try_into().expect("8 bytes"))
+    };
+    assert_eq!(
+        (number("width"), number("height")),
+        (f64::from(w), f64::from(h))
+    );
+    assert_eq!(
+        tags.iter()
+            .filter(|t| t.kind == crate::flv::TagKind::Script)
+            .count(),
+        1,
+        "one header, one onMetaData"
+    );
 }
 
 #[test]
@@ -436,6 +475,7 @@ fn video_before_the_first_sps_is_dropped() {
     let mut tags = Vec::new();
     c.push(&m.out, &mut tags);
     c.finish(&mut tags);
+    tags.retain(|t| t.kind != crate::flv::TagKind::Script);
     assert_eq!(c.stats().video_dropped, 1);
     assert_eq!(tags[0].body[..2], [0x17, 0x00]);
     assert_eq!(tags[0].timestamp, 33);

@@ -7,7 +7,10 @@
 //! back until the first one; for HEVC likewise an Enhanced RTMP `hvc1`
 //! SequenceStart whenever the VPS/SPS/PPS change, and `hvc1` CodedFrames
 //! (see [`super::convert`]); for AAC an AudioSpecificConfig whenever the
-//! ADTS header's configuration changes.
+//! ADTS header's configuration changes. MPEG-TS has no `onMetaData`: with
+//! each new video header goes one made from the SPS (`width`, `height`),
+//! which the ingest card shows and platforms read, as from an RTMP
+//! publisher.
 //!
 //! Timestamps: 90 kHz DTS are unwrapped across the 33-bit wrap (each to the
 //! nearest of the last one seen, audio and video alike), made relative to
@@ -141,11 +144,20 @@ impl TsToFlv {
     fn video(&mut self, au: AccessUnit, out: &mut Vec<Tag>) {
         let timestamp = self.timestamp(au.dts);
         match self.sequence_header(&au) {
-            Ok(Some(body)) => out.push(Tag {
-                kind: TagKind::Video,
-                timestamp,
-                body,
-            }),
+            Ok(Some(body)) => {
+                if let Some(meta) = self.video_config.as_ref().and_then(metadata) {
+                    out.push(Tag {
+                        kind: TagKind::Script,
+                        timestamp,
+                        body: meta,
+                    });
+                }
+                out.push(Tag {
+                    kind: TagKind::Video,
+                    timestamp,
+                    body,
+                })
+            }
             Ok(None) => {}
             Err(_) => {
                 self.stats.video_dropped += 1;
@@ -247,4 +259,32 @@ impl TsToFlv {
             Err(_) => self.stats.audio_dropped += 1,
         }
     }
+}
+
+/// `onMetaData` with the picture size of `config`'s SPS (AMF0: the name,
+/// then an ECMA array of numbers), or `None` if the SPS does not parse.
+fn metadata(config: &VideoConfig) -> Option<Bytes> {
+    let (width, height) = match config {
+        VideoConfig::Avc { sps, .. } => crate::fmp4::codec::sps_size(sps).ok()?,
+        VideoConfig::Hevc { sps, .. } => {
+            let sps = crate::hevc::Sps::parse(sps).ok()?;
+            (sps.width, sps.height)
+        }
+    };
+    let mut body = Vec::with_capacity(64);
+    let string = |body: &mut Vec<u8>, s: &str| {
+        body.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        body.extend_from_slice(s.as_bytes());
+    };
+    body.push(0x02);
+    string(&mut body, "onMetaData");
+    body.push(0x08);
+    body.extend_from_slice(&2u32.to_be_bytes());
+    for (key, value) in [("width", width), ("height", height)] {
+        string(&mut body, key);
+        body.push(0x00);
+        body.extend_from_slice(&f64::from(value).to_be_bytes());
+    }
+    body.extend_from_slice(&[0x00, 0x00, 0x09]);
+    Some(Bytes::from(body))
 }
