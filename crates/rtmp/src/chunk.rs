@@ -361,11 +361,17 @@ impl ChunkDecoder {
         stream.has_header = true;
 
         self.buf.advance(pos);
-        let payload = self.buf.split_to(take);
+        // Copied out of the receive buffer, never split from it: a frame
+        // kept for a GOP must not keep the whole buffer it arrived in (all
+        // the bytes read with it) alive, and a buffer nothing else shares
+        // is reused for the next reads instead of a new one per read.
+        let payload = &self.buf[..take];
         let complete = stream.partial.len() + take == stream.length as usize;
         let payload = if stream.partial.is_empty() && complete {
-            // One-chunk message: no copy.
-            payload.freeze()
+            // One-chunk message: one copy, of at most a chunk.
+            let whole = Bytes::copy_from_slice(payload);
+            self.buf.advance(take);
+            whole
         } else {
             if stream.partial.is_empty() {
                 // Not the announced length: on many chunk streams at once,
@@ -375,7 +381,8 @@ impl ChunkDecoder {
                     .partial
                     .reserve((stream.length as usize).min(RESERVE_MAX));
             }
-            stream.partial.extend_from_slice(&payload);
+            stream.partial.extend_from_slice(payload);
+            self.buf.advance(take);
             if !complete {
                 self.held += take;
                 return Ok(ChunkOutcome::Partial);
