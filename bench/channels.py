@@ -17,6 +17,9 @@ is in the one registry the script kills on exit.
 import os
 import time
 
+# Publishers started together (see run_case).
+BATCH = 5
+
 
 def run_case(rb, design, k, d, ctx):
     tag = f"m{'a' if design == 'antenne' else 'p'}{k}_"
@@ -52,6 +55,13 @@ def run_case(rb, design, k, d, ctx):
             started.append(relay.proc)
             urls = [f"rtmp://127.0.0.1:{relay.port}/c{c}/s" for c in range(1, k + 1)]
             pids_fn = relay.pids
+        def receiving():
+            return peers.cmd(cmd="status", prefix=tag).get("receiving", 0)
+
+        # Publishers start BATCH at a time, the next batch once the sink
+        # receives the last one's streams (or after 10 s): all at once from
+        # one address, antenne refuses connections beyond its limit of
+        # unauthenticated connections per address (8), as it would a flood.
         pubs = []
         for c, url in enumerate(urls, 1):
             p = rb.PROCS.spawn(
@@ -61,11 +71,9 @@ def run_case(rb, design, k, d, ctx):
                 os.path.join(case_dir, f"publisher-{c}.log"))
             pubs.append(p)
             started.append(p)
-            time.sleep(0.02)
+            if c % BATCH == 0:
+                rb.wait_until(10, lambda: receiving() >= c * d, interval=0.2)
         want = k * d
-
-        def receiving():
-            return peers.cmd(cmd="status", prefix=tag).get("receiving", 0)
 
         ok = rb.wait_until(20 + 0.1 * want, lambda: receiving() >= want, interval=0.5)
         if not ok:
