@@ -358,6 +358,81 @@ mod tests {
         assert_eq!((changed.id, changed.secret), (w.id, w.secret));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_webhook_added_later_hears_only_of_what_changes_after_it() {
+        use crate::hub::{Hub, QueueLimits};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        let hub = Hub::new(
+            crate::secret::StreamKey::new("alertkey"),
+            QueueLimits::default(),
+        );
+        let hubs = Hubs::new(vec![hub.clone()]);
+        let tls = Arc::new(crate::app::tls_config(None).expect("tls"));
+        let cancel = CancellationToken::new();
+        let destinations = Arc::new(Destinations::new(
+            hubs.clone(),
+            Arc::new(crate::output::supervisor::OutputContext {
+                tls: tls.clone(),
+                timeouts: crate::output::connection::Timeouts::default(),
+            }),
+            store,
+            History::disabled(),
+            Arc::new(crate::presets::Presets::embedded().expect("presets")),
+            cancel.clone(),
+        ));
+        let (tx, mut queued) = mpsc::channel(QUEUE);
+        let alerts = Alerts {
+            inner: Arc::new(Inner {
+                webhooks: crate::published::Published::new(Vec::new()),
+                webhooks_changed: tokio::sync::watch::channel(0).0,
+                writing: tokio::sync::Mutex::new(()),
+                queue: tx,
+                tls,
+                history: History::disabled(),
+            }),
+        };
+        let hook = build(
+            WebhookInput {
+                url: Some("http://127.0.0.1:9/hook".into()),
+                events: Some(vec!["ingest_live".into(), "ingest_offline".into()]),
+                ..Default::default()
+            },
+            None,
+        )
+        .expect("valid");
+        alerts.set_webhooks(vec![hook.clone()]);
+        tokio::spawn(watch_all(
+            alerts.clone(),
+            destinations,
+            hubs,
+            cancel.clone(),
+        ));
+        tokio::time::sleep(LOOK_EVERY * 3).await;
+        // The webhook goes; live while nobody listens: told to nobody,
+        // then or later.
+        alerts.set_webhooks(Vec::new());
+        tokio::time::sleep(LOOK_EVERY * 3).await;
+        let guard = hub
+            .start_publish("127.0.0.1:1".parse().expect("addr"))
+            .expect("publisher");
+        tokio::time::sleep(LOOK_EVERY * 5).await;
+        alerts.set_webhooks(vec![hook]);
+        tokio::time::sleep(LOOK_EVERY * 3).await;
+        assert!(
+            queued.try_recv().is_err(),
+            "what changed before the webhook is not told"
+        );
+        // What changes now is.
+        drop(guard);
+        let (_, alert) = tokio::time::timeout(LOOK_EVERY * 3, queued.recv())
+            .await
+            .expect("told within a look")
+            .expect("an alert");
+        assert_eq!(alert.event, AlertEvent::IngestOffline);
+        cancel.cancel();
+    }
+
     #[tokio::test]
     async fn gives_up_after_the_window_with_the_last_error() {
         // A port nothing listens on: refused at once, retried, given up.

@@ -21,6 +21,8 @@
 
 pub mod files;
 mod session;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
