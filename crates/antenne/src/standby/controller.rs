@@ -530,6 +530,42 @@ mod tests {
         assert!(!*hub.watch_on_air().borrow(), "the outputs close");
     }
 
+    /// An AVC sequence header (FLV tag body) of a 320x180 stream.
+    const AVC_320X180: &[u8] = &[
+        0x17, 0x00, 0x00, 0x00, 0x00, 0x01, 0x42, 0xc0, 0x0c, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x42,
+        0xc0, 0x0c, 0xd9, 0x01, 0x41, 0x9f, 0x9f, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00,
+        0x00, 0x03, 0x03, 0x20, 0xf1, 0x42, 0xa4, 0x80, 0x01, 0x00, 0x05, 0x68, 0xcb, 0x83, 0xcb,
+        0x20,
+    ];
+
+    #[tokio::test(start_paused = true)]
+    async fn a_measured_frame_rate_is_looked_at_again_a_given_one_is_not() {
+        use antenne_rtmp::amf0::{self, Amf0Value};
+        let hub = held_hub();
+        let (c, status, _break) = controller(&hub);
+        // A loop that serves this publisher already: nothing to encode.
+        let mut s = Looking {
+            prepared: Prepared::Ready(a_loop()),
+            ..Looking::default()
+        };
+        let _guard = hub.start_publish(addr()).expect("publisher");
+        hub.push_video(0, Bytes::from_static(AVC_320X180));
+        assert_eq!(
+            c.look(&mut s),
+            Some(Instant::now() + MEASURED_RATE_LOOK),
+            "no frame rate in onMetaData: measured, so looked at again"
+        );
+        assert!(matches!(s.prepared, Prepared::Ready(_)), "no new loop");
+        assert_eq!(status.borrow().state, StandbyState::Live);
+        let meta = amf0::encode_all([
+            &Amf0Value::string("onMetaData"),
+            &Amf0Value::object([("framerate", Amf0Value::Number(30.0))]),
+        ]);
+        hub.push_metadata(meta.freeze());
+        assert_eq!(c.look(&mut s), None, "given by onMetaData: no timer");
+        assert!(matches!(s.prepared, Prepared::Ready(_)), "no new loop");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_running_controller_ends_the_hold_at_its_limit() {
         let hub = held_hub();
