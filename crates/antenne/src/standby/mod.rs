@@ -495,3 +495,63 @@ impl Standby {
             .map_err(BreakError::Invalid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::QueueLimits;
+    use crate::secret::StreamKey;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_added_while_running_gets_its_controller_with_the_clock_stopped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        let hubs = Hubs::new(vec![Hub::new(
+            StreamKey::new("one"),
+            QueueLimits::default(),
+        )]);
+        let shutdown = CancellationToken::new();
+        let config = StandbyConfig {
+            ffmpeg: "ffmpeg".into(),
+            enabled: true,
+            wait: Duration::from_secs(3),
+            hold_limit: HoldLimit::For(Duration::from_secs(60)),
+        };
+        let standby = Standby::start(
+            config,
+            dir.path().join("standby"),
+            store,
+            hubs.clone(),
+            History::disabled(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("standby");
+        let start = tokio::time::Instant::now();
+        assert_eq!(standby.all().len(), 1);
+        let two = Hub::new(StreamKey::new("two"), QueueLimits::default());
+        hubs.add(two.clone());
+        let id = crate::ingest_keys::id_of("two");
+        for _ in 0..1000 {
+            if standby.status(&id).is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            standby.status(&id).is_some(),
+            "a controller for the new key"
+        );
+        assert!(two.hold_managed(), "its outputs are held by it");
+        hubs.remove("two").expect("removed");
+        for _ in 0..1000 {
+            if standby.status(&id).is_none() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(standby.status(&id).is_none(), "gone with its key");
+        assert_eq!(tokio::time::Instant::now(), start, "no timer was needed");
+        shutdown.cancel();
+    }
+}
