@@ -19,7 +19,9 @@
 //! - [`MAX_CONNECTIONS`] in all, of which at most [`MAX_PENDING`] that have
 //!   not published yet, at most [`MAX_PENDING_PER_ADDRESS`] of them from
 //!   one address; refusals are logged once per address every
-//!   [`REFUSAL_REPORT_PERIOD`]. RTMP and RTMPS share these caps.
+//!   [`REFUSAL_REPORT_PERIOD`] (a timer armed by the first refusal after
+//!   a report, none while nothing is refused). RTMP and RTMPS share these
+//!   caps.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,13 +93,16 @@ pub async fn serve_all(
 ) {
     let admission = Admission::new(MAX_CONNECTIONS, MAX_PENDING, MAX_PENDING_PER_ADDRESS);
     let mut refusals = Refusals::default();
-    let mut report = tokio::time::interval(REFUSAL_REPORT_PERIOD);
-    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the refusals since the last report are logged: armed by the
+    // first one, so an ingest nobody attacks sets no timer.
+    let mut report_at: Option<Instant> = None;
     loop {
         let (accepted, acceptor) = tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = report.tick() => {
+            _ = tokio::time::sleep_until(report_at.unwrap_or_else(Instant::now)),
+                if report_at.is_some() => {
                 refusals.report(REFUSAL_REPORT_PERIOD.as_secs());
+                report_at = None;
                 continue;
             }
             r = rtmp.accept() => (r, None),
@@ -115,6 +120,7 @@ pub async fn serve_all(
             Ok(slot) => slot,
             Err(why) => {
                 refusals.note(peer.ip(), why);
+                report_at.get_or_insert_with(|| Instant::now() + REFUSAL_REPORT_PERIOD);
                 continue;
             }
         };

@@ -3,8 +3,9 @@
 //!
 //! - [`message`]: the alert and its formats (generic signed JSON, Discord,
 //!   Slack).
-//! - [`watch`]: where alerts come from (snapshots read once a second) and
-//!   the debouncing of flapping destinations.
+//! - [`watch`]: where alerts come from (snapshots read once a second
+//!   while there is a webhook to tell, not at all without one) and the
+//!   debouncing of flapping destinations.
 //! - [`delivery`]: the HTTP client and the retries.
 //!
 //! Invariants: the relay never waits on an alert. The watcher reads the
@@ -40,7 +41,8 @@ pub const QUEUE: usize = 256;
 pub const IN_FLIGHT: usize = 16;
 /// Webhooks, at most.
 pub const MAX_WEBHOOKS: usize = 20;
-/// How often the watcher looks at destinations and ingests.
+/// How often the watcher looks at destinations and ingests (while at
+/// least one webhook exists).
 pub const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The alerts of this process. Cheap to clone.
@@ -52,6 +54,9 @@ pub struct Alerts {
 struct Inner {
     /// The webhooks as stored; replaced whole after each change.
     webhooks: crate::published::Published<StoredWebhook>,
+    /// Bumped after each change of `webhooks`: wakes a watcher that
+    /// sleeps while there is none.
+    webhooks_changed: tokio::sync::watch::Sender<u64>,
     /// Held across an API change (store write, reload, swap).
     writing: tokio::sync::Mutex<()>,
     queue: mpsc::Sender<(StoredWebhook, Alert)>,
@@ -75,6 +80,7 @@ impl Alerts {
         let alerts = Alerts {
             inner: Arc::new(Inner {
                 webhooks: crate::published::Published::new(webhooks),
+                webhooks_changed: tokio::sync::watch::channel(0).0,
                 writing: tokio::sync::Mutex::new(()),
                 queue: tx,
                 tls: tls.clone(),
@@ -100,6 +106,7 @@ impl Alerts {
     /// Replaces the webhooks (after the store has them).
     pub fn set_webhooks(&self, webhooks: Vec<StoredWebhook>) {
         self.inner.webhooks.set(webhooks);
+        self.inner.webhooks_changed.send_modify(|n| *n += 1);
     }
 
     /// Queues `alert` for every webhook that wants it. Never waits.
@@ -138,13 +145,18 @@ impl Alerts {
     }
 }
 
-/// The watcher: looks once a second, dispatches what changed.
+/// The watcher: looks once a second, dispatches what changed. Without
+/// a webhook no alert can go anywhere, so it does not look (no timer)
+/// until one is added, and then starts afresh as at start-up: what
+/// changed meanwhile is not told, the first look only sets what the next
+/// ones compare with.
 async fn watch_all(
     alerts: Alerts,
     destinations: Arc<Destinations>,
     hubs: Hubs,
     cancel: CancellationToken,
 ) {
+    let mut webhooks_changed = alerts.inner.webhooks_changed.subscribe();
     let mut watcher = watch::Watcher::default();
     let mut tick = tokio::time::interval(LOOK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -152,6 +164,21 @@ async fn watch_all(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if alerts.webhooks().is_empty() {
+            watcher = watch::Watcher::default();
+            while alerts.webhooks().is_empty() {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = webhooks_changed.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            tick.reset_immediately();
+            continue;
         }
         let looks: Vec<watch::Look> = destinations.list().iter().map(watch::Look::of).collect();
         let ingests: Vec<(String, bool)> = hubs
@@ -329,6 +356,81 @@ mod tests {
         )
         .expect("valid");
         assert_eq!((changed.id, changed.secret), (w.id, w.secret));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_webhook_added_later_hears_only_of_what_changes_after_it() {
+        use crate::hub::{Hub, QueueLimits};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        let hub = Hub::new(
+            crate::secret::StreamKey::new("alertkey"),
+            QueueLimits::default(),
+        );
+        let hubs = Hubs::new(vec![hub.clone()]);
+        let tls = Arc::new(crate::app::tls_config(None).expect("tls"));
+        let cancel = CancellationToken::new();
+        let destinations = Arc::new(Destinations::new(
+            hubs.clone(),
+            Arc::new(crate::output::supervisor::OutputContext {
+                tls: tls.clone(),
+                timeouts: crate::output::connection::Timeouts::default(),
+            }),
+            store,
+            History::disabled(),
+            Arc::new(crate::presets::Presets::embedded().expect("presets")),
+            cancel.clone(),
+        ));
+        let (tx, mut queued) = mpsc::channel(QUEUE);
+        let alerts = Alerts {
+            inner: Arc::new(Inner {
+                webhooks: crate::published::Published::new(Vec::new()),
+                webhooks_changed: tokio::sync::watch::channel(0).0,
+                writing: tokio::sync::Mutex::new(()),
+                queue: tx,
+                tls,
+                history: History::disabled(),
+            }),
+        };
+        let hook = build(
+            WebhookInput {
+                url: Some("http://127.0.0.1:9/hook".into()),
+                events: Some(vec!["ingest_live".into(), "ingest_offline".into()]),
+                ..Default::default()
+            },
+            None,
+        )
+        .expect("valid");
+        alerts.set_webhooks(vec![hook.clone()]);
+        tokio::spawn(watch_all(
+            alerts.clone(),
+            destinations,
+            hubs,
+            cancel.clone(),
+        ));
+        tokio::time::sleep(LOOK_EVERY * 3).await;
+        // The webhook goes; live while nobody listens: told to nobody,
+        // then or later.
+        alerts.set_webhooks(Vec::new());
+        tokio::time::sleep(LOOK_EVERY * 3).await;
+        let guard = hub
+            .start_publish("127.0.0.1:1".parse().expect("addr"))
+            .expect("publisher");
+        tokio::time::sleep(LOOK_EVERY * 5).await;
+        alerts.set_webhooks(vec![hook]);
+        tokio::time::sleep(LOOK_EVERY * 3).await;
+        assert!(
+            queued.try_recv().is_err(),
+            "what changed before the webhook is not told"
+        );
+        // What changes now is.
+        drop(guard);
+        let (_, alert) = tokio::time::timeout(LOOK_EVERY * 3, queued.recv())
+            .await
+            .expect("told within a look")
+            .expect("an alert");
+        assert_eq!(alert.event, AlertEvent::IngestOffline);
+        cancel.cancel();
     }
 
     #[tokio::test]

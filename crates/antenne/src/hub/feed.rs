@@ -66,6 +66,9 @@ pub struct PublisherParams {
     pub height: Option<u32>,
     /// From `onMetaData`, else measured (frames per second).
     pub frame_rate: Option<f64>,
+    /// `frame_rate` is not given by `onMetaData` (measured, or unknown):
+    /// it may change without [`Hub::watch_params`] saying so.
+    pub frame_rate_measured: bool,
 }
 
 impl Hub {
@@ -81,6 +84,19 @@ impl Hub {
     /// picture gives it nothing to encode).
     pub fn watch_feeding(&self) -> watch::Receiver<bool> {
         self.feeding.subscribe()
+    }
+
+    /// Changes when what [`Hub::publisher_params`] reports changes (the
+    /// video or audio configuration, or `onMetaData`'s size or frame
+    /// rate), never per frame. A measured frame rate is not followed (see
+    /// [`PublisherParams::frame_rate_measured`]).
+    pub fn watch_params(&self) -> watch::Receiver<u64> {
+        self.params.subscribe()
+    }
+
+    /// Bumps [`Hub::watch_params`] (the caller saw a change).
+    pub(super) fn params_changed(&self) {
+        self.params.send_modify(|n| *n += 1);
     }
 
     /// Whether the standby picture is ready to play when the publisher
@@ -354,6 +370,7 @@ impl Hub {
                 .info
                 .metadata_frame_rate
                 .or((measured > 0.0).then_some(measured)),
+            frame_rate_measured: st.info.metadata_frame_rate.is_none(),
         }
     }
 }
@@ -393,6 +410,33 @@ mod tests {
         let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
         hub.set_hold_managed(true);
         hub
+    }
+
+    #[test]
+    fn params_change_with_a_new_configuration_never_per_frame() {
+        let hub = held_hub();
+        let mut params = hub.watch_params();
+        let _guard = hub
+            .start_publish("127.0.0.1:1".parse().expect("addr"))
+            .expect("publisher");
+        hub.push_video(0, Bytes::from_static(AVC_SEQ));
+        assert!(params.has_changed().expect("sender alive"), "first header");
+        params.borrow_and_update();
+        hub.push_video(0, Bytes::from_static(AVC_KEY));
+        hub.push_video(40, Bytes::from_static(AVC_INTER));
+        hub.push_video(80, Bytes::from_static(AVC_SEQ));
+        assert!(
+            !params.has_changed().expect("sender alive"),
+            "frames and the same header again change nothing"
+        );
+        hub.push_video(120, Bytes::from_static(&[0x17, 0, 0, 0, 0, 7]));
+        assert!(params.has_changed().expect("sender alive"), "new header");
+        params.borrow_and_update();
+        hub.push_audio(0, Bytes::from_static(&[0xaf, 0, 0x12, 0x10]));
+        assert!(params.has_changed().expect("sender alive"), "audio header");
+        params.borrow_and_update();
+        hub.push_audio(20, Bytes::from_static(&[0xaf, 1, 0x21]));
+        assert!(!params.has_changed().expect("sender alive"), "audio frame");
     }
 
     #[tokio::test]

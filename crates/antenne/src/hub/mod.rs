@@ -165,6 +165,10 @@ pub struct Hub {
     /// Whether frames reach the outputs: a publisher, or the standby
     /// picture playing (not a hold without a picture).
     feeding: watch::Sender<bool>,
+    /// Bumped when what the standby loop is made from changes (a new
+    /// video or audio configuration, another frame rate in `onMetaData`):
+    /// never per frame. See [`Hub::watch_params`].
+    params: watch::Sender<u64>,
     hold_managed: AtomicBool,
     bytes_in: RateMeter,
     video_frames: RateMeter,
@@ -196,6 +200,7 @@ impl Hub {
             live: watch::channel(false).0,
             on_air: watch::channel(false).0,
             feeding: watch::channel(false).0,
+            params: watch::channel(0).0,
             hold_managed: AtomicBool::new(false),
             bytes_in: RateMeter::default(),
             video_frames: RateMeter::default(),
@@ -294,7 +299,10 @@ impl Hub {
         st.info.has_video = true;
         if tag.sequence_header {
             st.info.video_codec = Some(tag.codec.name());
-            st.info.video_config = Some(body);
+            if st.info.video_config.as_ref() != Some(&body) {
+                st.info.video_config = Some(body);
+                self.params_changed();
+            }
         }
         let mut frame = Frame {
             kind: FrameKind::Video,
@@ -337,7 +345,10 @@ impl Hub {
         let mut st = self.lock();
         if tag.sequence_header {
             st.info.audio_codec = Some(tag.codec.name());
-            st.info.audio_config = Some(body);
+            if st.info.audio_config.as_ref() != Some(&body) {
+                st.info.audio_config = Some(body);
+                self.params_changed();
+            }
         }
         let mut frame = Frame {
             kind: FrameKind::Audio,
@@ -379,9 +390,14 @@ impl Hub {
             });
         let mut st = self.lock();
         if let Some((width, height, frame_rate)) = described {
+            let changed = (st.info.width, st.info.height, st.info.metadata_frame_rate)
+                != (width, height, frame_rate);
             st.info.width = width;
             st.info.height = height;
             st.info.metadata_frame_rate = frame_rate;
+            if changed {
+                self.params_changed();
+            }
         }
         let frame = Frame {
             kind: FrameKind::Metadata,

@@ -12,12 +12,17 @@
 //! destination, so a slow or full disk never slows the relay; files are
 //! never named after the stream key; free space under the limit stops the
 //! recording with an event, and an automatic recording does not restart
-//! before the ingest's next live session; settings live in the store's
+//! before the ingest's next live session; automatic recordings start when
+//! an ingest goes live, the settings change or a session ends (watches
+//! and a [`Notify`], no polling: nothing wakes while nothing happens);
+//! settings live in the store's
 //! key/value table (key [`SETTING_KEY`]) and are read and written off the
 //! runtime threads.
 
 pub mod files;
 mod session;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 pub use files::RecordingFile;
@@ -169,6 +175,9 @@ pub struct Recorder {
     listing: files::Listing,
     shutdown: CancellationToken,
     tasks: tokio_util::task::TaskTracker,
+    /// Tells [`Recorder::watch_auto`] to look again: the settings changed
+    /// or a session ended.
+    look_again: Notify,
 }
 
 impl Recorder {
@@ -223,6 +232,7 @@ impl Recorder {
             listing: files::Listing::default(),
             shutdown,
             tasks: tokio_util::task::TaskTracker::new(),
+            look_again: Notify::new(),
         });
         let r = recorder.clone();
         tokio::spawn(async move { r.watch_auto().await });
@@ -253,6 +263,7 @@ impl Recorder {
             .settings
             .write()
             .unwrap_or_else(|e| e.into_inner()) = s;
+        self.look_again.notify_one();
         Ok(())
     }
 
@@ -399,38 +410,52 @@ impl Recorder {
             }
             SessionEnd::Stopped => {}
         }
+        // The ingest may be live again already (a quick reconnect).
+        self.look_again.notify_one();
     }
 
-    /// Starts the automatic recordings of ingests that went live.
+    /// Starts the automatic recordings of ingests that went live. Looks
+    /// when an ingest goes live or offline, an ingest is added or removed,
+    /// the settings change or a session ends; sleeps otherwise.
     async fn watch_auto(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut added = self.hubs.watch_changes();
         loop {
+            // Subscribed before the look: a change after it wakes the wait.
+            added.borrow_and_update();
+            let hubs = self.hubs.all();
+            let mut lives: Vec<watch::Receiver<bool>> =
+                hubs.iter().map(|h| h.watch_live()).collect();
+            self.start_due(hubs).await;
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                _ = tick.tick() => {}
+                _ = added.changed() => {}
+                () = any_changed(&mut lives) => {}
+                () = self.look_again.notified() => {}
             }
-            let auto = self.settings().auto;
-            for hub in self.hubs.all() {
-                let id = crate::ingest_keys::id_of(hub.key().expose());
-                let wanted = {
-                    let mut s = self.sessions();
-                    if !hub.is_live() {
-                        // The next live session may record again.
-                        s.held.remove(&id);
-                        continue;
-                    }
-                    auto.contains(&id) && !s.running.contains_key(&id) && !s.held.contains(&id)
-                };
-                if !wanted {
+        }
+    }
+
+    /// Starts the automatic recordings due now; an ingest that is not
+    /// live may record automatically again next time.
+    async fn start_due(self: &Arc<Self>, hubs: Vec<Arc<Hub>>) {
+        let auto = self.settings().auto;
+        for hub in hubs {
+            let id = crate::ingest_keys::id_of(hub.key().expose());
+            let wanted = {
+                let mut s = self.sessions();
+                if !hub.is_live() {
+                    // The next live session may record again.
+                    s.held.remove(&id);
                     continue;
                 }
-                match self.check_space().await {
-                    Ok(()) => self.spawn_session(hub, &id, None),
-                    Err(e) => {
-                        self.session_ended(&id, u64::MAX, SessionEnd::LowSpace(e.to_string()))
-                    }
-                }
+                auto.contains(&id) && !s.running.contains_key(&id) && !s.held.contains(&id)
+            };
+            if !wanted {
+                continue;
+            }
+            match self.check_space().await {
+                Ok(()) => self.spawn_session(hub, &id, None),
+                Err(e) => self.session_ended(&id, u64::MAX, SessionEnd::LowSpace(e.to_string())),
             }
         }
     }
@@ -517,4 +542,14 @@ impl Recorder {
         self.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await;
     }
+}
+
+/// Returns when one of the watches changes (or its hub is gone); never
+/// without any.
+async fn any_changed(watches: &mut [watch::Receiver<bool>]) {
+    if watches.is_empty() {
+        return std::future::pending().await;
+    }
+    let changes = watches.iter_mut().map(|w| Box::pin(w.changed()));
+    let _ = futures_util::future::select_all(changes).await;
 }

@@ -11,7 +11,8 @@
 //!   the break, records the history.
 //!
 //! Invariants: every ingest hub gets a controller (hubs added while
-//! running are picked up within a second), which holds its outputs open
+//! running are picked up as they are added: the registry's change watch
+//! wakes the reconciler, nothing polls), which holds its outputs open
 //! ([`Hub::set_hold_managed`]) for the hold limit whether or not a loop
 //! could be made (without one the outputs just wait, as the grace period
 //! did); the relay never waits on ffmpeg.
@@ -174,9 +175,17 @@ pub(crate) struct Shared {
     stored: RwLock<HashMap<String, (StoredStandby, u64)>>,
     /// Where pictures are written for ffmpeg.
     dir: PathBuf,
+    /// Bumped after each settings or picture change, so the controllers
+    /// (which otherwise sleep) look at their settings again.
+    changes: watch::Sender<u64>,
 }
 
 impl Shared {
+    /// Changes after each settings or picture change (any ingest's).
+    pub(crate) fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// An ingest's settings with the defaults filled in.
     pub(crate) fn effective(&self, ingest: &str) -> Effective {
         let stored = self.stored.read().unwrap_or_else(|e| e.into_inner());
@@ -252,18 +261,25 @@ impl Standby {
                 history,
                 stored: RwLock::new(stored),
                 dir,
+                changes: watch::channel(0).0,
             }),
             store,
             entries: Mutex::default(),
         });
+        // Subscribed before the first look: a hub added in between is seen.
+        let mut changes = hubs.watch_changes();
         standby.reconcile(&hubs, &shutdown);
         let s = standby.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => s.reconcile(&hubs, &shutdown),
+                    r = changes.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        s.reconcile(&hubs, &shutdown);
+                    }
                 }
             }
         });
@@ -457,6 +473,8 @@ impl Standby {
             ..row
         };
         stored.insert(light.ingest_id.clone(), (light, version));
+        drop(stored);
+        self.shared.changes.send_modify(|n| *n += 1);
         Ok(())
     }
 
@@ -475,5 +493,65 @@ impl Standby {
         encode::preview_png(&self.shared.config.ffmpeg, &spec)
             .await
             .map_err(BreakError::Invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::QueueLimits;
+    use crate::secret::StreamKey;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_added_while_running_gets_its_controller_with_the_clock_stopped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        let hubs = Hubs::new(vec![Hub::new(
+            StreamKey::new("one"),
+            QueueLimits::default(),
+        )]);
+        let shutdown = CancellationToken::new();
+        let config = StandbyConfig {
+            ffmpeg: "ffmpeg".into(),
+            enabled: true,
+            wait: Duration::from_secs(3),
+            hold_limit: HoldLimit::For(Duration::from_secs(60)),
+        };
+        let standby = Standby::start(
+            config,
+            dir.path().join("standby"),
+            store,
+            hubs.clone(),
+            History::disabled(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("standby");
+        let start = tokio::time::Instant::now();
+        assert_eq!(standby.all().len(), 1);
+        let two = Hub::new(StreamKey::new("two"), QueueLimits::default());
+        hubs.add(two.clone());
+        let id = crate::ingest_keys::id_of("two");
+        for _ in 0..1000 {
+            if standby.status(&id).is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            standby.status(&id).is_some(),
+            "a controller for the new key"
+        );
+        assert!(two.hold_managed(), "its outputs are held by it");
+        hubs.remove("two").expect("removed");
+        for _ in 0..1000 {
+            if standby.status(&id).is_none() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(standby.status(&id).is_none(), "gone with its key");
+        assert_eq!(tokio::time::Instant::now(), start, "no timer was needed");
+        shutdown.cancel();
     }
 }
