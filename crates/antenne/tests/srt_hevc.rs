@@ -21,7 +21,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use antenne_media::flv::{FlvReader, Tag, TagKind};
@@ -34,43 +33,19 @@ const KEY: &str = "srt_hevc_ingest_key_0123456789";
 const PASSPHRASE: &str = "srt-hevc-passphrase-0123";
 
 /// ffmpeg publishing 256x144 at 15 fps, a keyframe every 15 frames, in
-/// libx265 (B-frames, closed GOPs) + AAC, as MPEG-TS over SRT. Killed on
-/// drop.
-struct HevcSrtPublisher {
-    child: ChildGuard,
-    _dir: tempfile::TempDir,
-}
-
-impl HevcSrtPublisher {
-    fn start(url: &str) -> Result<HevcSrtPublisher> {
-        let ffmpeg = require_program(&["ffmpeg"], "ffmpeg")?;
-        let dir = tempfile::Builder::new()
-            .prefix("antenne-test-srt-hevc-ffmpeg-")
-            .tempdir()?;
-        let opts = Publisher::options()
-            .size(256, 144)
-            .fps(15)
-            .video_kbps(300)
-            // After the support publisher's libx264 options: the last -c:v
-            // wins; -g/-keyint_min/-b:v apply to libx265 as they are.
-            .arg("-c:v")
-            .arg("libx265")
-            .arg("-x265-params")
-            .arg("log-level=error:bframes=2:rc-lookahead=4:open-gop=0");
-        let mut args = opts.ffmpeg_args(url);
-        // The support publisher writes FLV; SRT carries MPEG-TS.
-        let n = args.len();
-        anyhow::ensure!(n >= 3 && args[n - 3] == "-f", "unexpected args {args:?}");
-        args[n - 2] = "mpegts".into();
-        let mut cmd = Command::new(ffmpeg);
-        cmd.args(args).current_dir(dir.path());
-        let child = ChildGuard::spawn("ffmpeg-srt-hevc", cmd, &dir.path().join("ffmpeg.log"))?;
-        Ok(HevcSrtPublisher { child, _dir: dir })
-    }
-
-    fn log(&self) -> String {
-        self.child.log()
-    }
+/// libx265 (B-frames, closed GOPs) + AAC, as MPEG-TS over SRT.
+fn hevc_publisher(url: &str) -> Result<SrtPublisher> {
+    let opts = Publisher::options()
+        .size(256, 144)
+        .fps(15)
+        .video_kbps(300)
+        // After the support publisher's libx264 options: the last -c:v
+        // wins; -g/-keyint_min/-b:v apply to libx265 as they are.
+        .arg("-c:v")
+        .arg("libx265")
+        .arg("-x265-params")
+        .arg("log-level=error:bframes=2:rc-lookahead=4:open-gop=0");
+    SrtPublisher::start(opts, url)
 }
 
 /// The video tags of an FLV file, read with antenne-media's reader.
@@ -139,7 +114,7 @@ fn hevc_published_over_srt_reaches_srt_and_rtmp_destinations_as_hevc() -> Result
     let srt_dest = antenne.add_destination("SRT out", &url, "", true)?;
     let rtmp_dest = antenne.add_destination("nms", &nms.url(), "hevc_rtmp", true)?;
 
-    let publisher = HevcSrtPublisher::start(&format!(
+    let publisher = hevc_publisher(&format!(
         "srt://127.0.0.1:{port}?streamid={KEY}&passphrase={PASSPHRASE}"
     ))?;
     // Destinations go live on the standby picture too: the publisher first.
@@ -336,7 +311,7 @@ fn hevc_over_enhanced_rtmp_reaches_an_srt_destination() -> Result<()> {
     let rtmp = second.ingest_url(second_key);
     let base = rtmp.trim_end_matches(second_key).trim_end_matches('/');
     first.add_destination("second antenne", base, second_key, true)?;
-    let publisher = HevcSrtPublisher::start(&format!(
+    let publisher = hevc_publisher(&format!(
         "srt://127.0.0.1:{port}?streamid={KEY}&passphrase={PASSPHRASE}"
     ))?;
 

@@ -134,13 +134,7 @@ fn parse_sps(nal: &[u8]) -> Option<Sps> {
     let separate_planes = chroma_format_idc == 3 && b.bit()? == 1;
     let width = u64::from(b.ue()?);
     let height = u64::from(b.ue()?);
-    let (mut l, mut r, mut t, mut bo) = (0u64, 0u64, 0u64, 0u64);
-    if b.bit()? == 1 {
-        l = b.ue()?.into();
-        r = b.ue()?.into();
-        t = b.ue()?.into();
-        bo = b.ue()?.into();
-    }
+    let [l, r, t, bo] = b.crop_window()?;
     let (sub_w, sub_h) = match (chroma_format_idc, separate_planes) {
         (1, _) => (2, 2),
         (2, _) => (2, 1),

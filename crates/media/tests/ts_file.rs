@@ -5,24 +5,13 @@
 //! keyframes, the same timestamps; the FLV sequence headers built from it
 //! must describe the picture and the audio ffmpeg was asked for.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use support::run;
 
 use antenne_media::fmp4::codec::{AacConfig, AvcConfig};
 use antenne_media::ts::{convert, AccessUnit, Codec, Demuxer};
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (install ffmpeg): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn make_ts(dir: &Path) -> PathBuf {
     let path = dir.join("sample.ts");
@@ -79,6 +68,7 @@ fn probe(path: &Path, stream: &str) -> Vec<(u64, u64, bool)> {
         file,
     ];
     run("ffprobe", &args)
+        .0
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {

@@ -5,29 +5,15 @@
 //! keyframes and timing in the output, and ffmpeg must decode it without a
 //! single error.
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
+use support::run;
 
 use antenne_media::flv::{Tag, TagKind};
 use antenne_media::hevc::HevcConfig;
 use antenne_media::ts::mux::TsMuxer;
 use antenne_media::ts::to_flv::TsToFlv;
-
-fn run(program: &str, args: &[&str]) -> (String, String) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (install ffmpeg): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// (pts, dts, keyframe) of every video packet, per ffprobe, in ms.
 fn probe_video(path: &Path) -> Vec<(i64, i64, bool)> {

@@ -442,6 +442,7 @@ mod tests {
     #[tokio::test]
     async fn the_hold_keeps_outputs_on_air_until_it_ends() {
         let hub = held_hub();
+        let _output = hub.subscribe();
         let on_air = hub.watch_on_air();
         let guard = hub.start_publish("127.0.0.1:1".parse().expect("addr"));
         assert!(*on_air.borrow());
@@ -450,6 +451,16 @@ mod tests {
         assert!(*on_air.borrow(), "held while the publisher is away");
         hub.end_hold();
         assert!(!*on_air.borrow());
+    }
+
+    #[tokio::test]
+    async fn with_no_output_attached_nothing_is_held_when_the_publisher_leaves() {
+        let hub = held_hub();
+        let on_air = hub.watch_on_air();
+        let guard = hub.start_publish("127.0.0.1:1".parse().expect("addr"));
+        assert!(*on_air.borrow());
+        drop(guard);
+        assert!(!*on_air.borrow(), "nothing to hold, no standby to play");
     }
 
     #[tokio::test]

@@ -272,7 +272,10 @@ impl Hub {
         }
         st.own_cache.clear_gop();
         st.tracks.clear_gops();
-        st.holding = self.hold_managed();
+        // A hold keeps outputs open: with none attached there is nothing to
+        // keep, and no standby picture plays to nobody until the limit.
+        let attached = !st.subscribers.is_empty() || st.tracks.subscribers().next().is_some();
+        st.holding = self.hold_managed() && attached;
         self.live.send_replace(false);
         self.update_on_air(&st);
     }

@@ -476,6 +476,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_controller_with_no_publisher_sets_no_timer() {
         let hub = held_hub();
+        // A destination: what a hold keeps open.
+        let _output = hub.subscribe();
         let (c, status, _break) = controller(&hub);
         let mut s = Looking::default();
         assert_eq!(c.look(&mut s), None, "never used: no timer");
@@ -569,6 +571,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_running_controller_ends_the_hold_at_its_limit() {
         let hub = held_hub();
+        // A destination: what a hold keeps open.
+        let _output = hub.subscribe();
         let (c, status, _break) = controller(&hub);
         let stop = c.stop.clone();
         let guard = hub.start_publish(addr()).expect("publisher");

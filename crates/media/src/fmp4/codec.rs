@@ -217,6 +217,19 @@ impl<'a> Bits<'a> {
         Some(((1u64 << zeros) - 1 + u64::from(rest)).min(u64::from(u32::MAX)) as u32)
     }
 
+    /// An SPS's cropping window (H.264 `frame_cropping`, HEVC
+    /// `conformance_window`): a flag, then left, right, top and bottom
+    /// offsets (in chroma units) when it is set; zeros when it is not.
+    pub(crate) fn crop_window(&mut self) -> Option<[u64; 4]> {
+        let mut offsets = [0u64; 4];
+        if self.bit()? == 1 {
+            for o in &mut offsets {
+                *o = self.ue()?.into();
+            }
+        }
+        Some(offsets)
+    }
+
     /// Signed Exp-Golomb.
     fn se(&mut self) -> Option<i64> {
         let k = i64::from(self.ue()?);
@@ -315,13 +328,7 @@ fn sps_size_inner(sps: &[u8]) -> Option<(u32, u32)> {
         b.bit()?; // mb_adaptive_frame_field
     }
     b.bit()?; // direct_8x8_inference
-    let (mut l, mut r, mut t, mut bo) = (0u64, 0u64, 0u64, 0u64);
-    if b.bit()? == 1 {
-        l = b.ue()?.into();
-        r = b.ue()?.into();
-        t = b.ue()?.into();
-        bo = b.ue()?.into();
-    }
+    let [l, r, t, bo] = b.crop_window()?;
     let (sub_w, sub_h) = match (chroma, separate_planes) {
         (0, _) | (3, true) => (1, 1),
         (1, _) => (2, 2),
