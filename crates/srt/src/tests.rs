@@ -1,6 +1,8 @@
 //! Tests of the binding: stream ids, addresses, and libsrt itself
 //! (listen, refuse, accept, send, receive on 127.0.0.1).
 
+use std::sync::Arc;
+
 use super::*;
 
 #[test]
