@@ -327,8 +327,14 @@ fn one_session(
         vert,
         &json!({"kind": "track", "track": 1, "width": 180, "height": 320}),
     )?;
-    // No encoder: antenne runs no child process for a copied track.
-    let children = children_of(antenne.pid().context("antenne runs")?);
+    // No encoder: antenne runs no child process for a copied track. The
+    // standby picture's one-off encode (a still image, `-tune stillimage`)
+    // may be running as the publisher's parameters become known: it is
+    // not the track's.
+    let children: Vec<String> = children_of(antenne.pid().context("antenne runs")?)
+        .into_iter()
+        .filter(|c| !c.contains("stillimage"))
+        .collect();
     if !children.is_empty() {
         bail!("antenne started processes for a copied track: {children:?}");
     }
