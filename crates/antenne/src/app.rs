@@ -295,6 +295,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let (keys, origin) = ingest_keys::load(&cli.ingest_keys, &store)?;
     let limits = QueueLimits {
         max_lag: Duration::from_millis(cli.max_lag_ms.max(100)),
+        gop_cache: !cli.no_gop_cache,
         ..QueueLimits::default()
     };
     let ctx = Arc::new(OutputContext {

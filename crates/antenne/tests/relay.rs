@@ -204,3 +204,32 @@ fn wrong_ingest_key_and_second_publisher_are_refused() -> Result<()> {
     assert!(antenne.log().contains("already live"), "{}", antenne.log());
     Ok(())
 }
+
+#[test]
+fn without_a_gop_cache_a_destination_switched_on_while_live_starts_on_the_next_keyframe(
+) -> Result<()> {
+    let nginx = Nginx::start()?;
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .arg("--no-gop-cache")
+        .start()?;
+    let _publisher = Publisher::start(&antenne.ingest_url(KEY))?;
+    assert!(
+        wait_until(Duration::from_secs(15), || antenne
+            .ingest()
+            .is_ok_and(|i| i["ingests"][0]["live"] == true)),
+        "the publisher goes live"
+    );
+    // Switched on mid-stream: no cached GOP to start on, so it waits for
+    // the publisher's next keyframe and starts there.
+    std::thread::sleep(Duration::from_millis(700));
+    let d = antenne.add_destination("late", &nginx.url(), "platform_key_late_1", true)?;
+    live_within(&antenne, &Antenne::id_of(&d));
+    nginx.wait_for_recording("platform_key_late_1", 200_000, Duration::from_secs(20))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let rec = nginx
+        .latest_recording("platform_key_late_1")
+        .expect("a recording");
+    assert_good_recording(&rec, 1000);
+    Ok(())
+}

@@ -157,7 +157,7 @@ impl Hub {
                 FrameKind::Audio => &mut st.own_cache.audio_header,
             };
             *slot = Some(f.clone());
-        } else {
+        } else if self.limits.gop_cache {
             st.own_cache.push_media(&f);
         }
         for (_, q) in &st.own_subscribers {

@@ -96,6 +96,11 @@ pub struct QueueLimits {
     /// Bytes queued past which the same happens (protects against absurd
     /// bitrates).
     pub max_bytes: usize,
+    /// Whether the hub keeps the current GOP for outputs that join later
+    /// (they then start on its keyframe at once); without it they wait
+    /// for the publisher's next keyframe, and an ingest holds no more
+    /// than its headers (`--no-gop-cache`).
+    pub gop_cache: bool,
 }
 
 impl Default for QueueLimits {
@@ -103,6 +108,7 @@ impl Default for QueueLimits {
         Self {
             max_lag: Duration::from_secs(4),
             max_bytes: 32 * 1024 * 1024,
+            gop_cache: true,
         }
     }
 }
@@ -329,7 +335,9 @@ impl Hub {
             st.cache.video_header = Some(frame.clone());
         } else {
             self.video_frames.add(1);
-            st.cache.push_media(&frame);
+            if self.limits.gop_cache {
+                st.cache.push_media(&frame);
+            }
         }
         self.fan_out(&st, frame);
     }
@@ -370,7 +378,9 @@ impl Hub {
         if tag.sequence_header {
             st.cache.audio_header = Some(frame.clone());
         } else {
-            st.cache.push_media(&frame);
+            if self.limits.gop_cache {
+                st.cache.push_media(&frame);
+            }
         }
         self.fan_out(&st, frame);
     }

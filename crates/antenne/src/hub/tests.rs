@@ -54,6 +54,47 @@ async fn late_joiner_starts_with_headers_then_a_keyframe() {
 }
 
 #[tokio::test]
+async fn without_a_gop_cache_a_late_joiner_waits_for_the_next_keyframe_and_nothing_is_kept() {
+    let limits = QueueLimits {
+        gop_cache: false,
+        ..QueueLimits::default()
+    };
+    let hub = Hub::new(StreamKey::new("k"), limits);
+    let _guard = hub.start_publish(addr()).expect("first publisher");
+    hub.push_video(0, b(AVC_SEQ));
+    hub.push_audio(0, b(AAC_SEQ));
+    hub.push_video(0, b(AVC_KEY));
+    hub.push_audio(10, b(AAC_RAW));
+    hub.push_video(33, b(AVC_INTER));
+    assert!(hub.lock().cache.gop.is_empty(), "no GOP kept");
+    assert!(
+        hub.lock().own_cache.gop.is_empty(),
+        "no GOP kept for recordings"
+    );
+    let sub = hub.subscribe();
+    assert!(drain(&sub).await.is_empty(), "nothing to start on yet");
+    hub.push_audio(40, b(AAC_RAW));
+    hub.push_video(66, b(AVC_INTER));
+    hub.push_video(2000, b(AVC_KEY));
+    hub.push_video(2033, b(AVC_INTER));
+    let kinds: Vec<_> = drain(&sub)
+        .await
+        .iter()
+        .map(|f| (f.kind, f.header, f.keyframe))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (FrameKind::Video, true, false),
+            (FrameKind::Audio, true, false),
+            (FrameKind::Video, false, true),
+            (FrameKind::Video, false, false),
+        ],
+        "headers, then the next keyframe"
+    );
+}
+
+#[tokio::test]
 async fn a_second_publisher_is_refused_while_the_first_is_live() {
     let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
     let guard = hub.start_publish(addr()).expect("first publisher");
@@ -67,6 +108,7 @@ async fn drops_until_keyframe_when_queue_full() {
     let limits = QueueLimits {
         max_lag: Duration::from_millis(500),
         max_bytes: usize::MAX,
+        ..QueueLimits::default()
     };
     let hub = Hub::new(StreamKey::new("k"), limits);
     let _guard = hub.start_publish(addr()).expect("publisher");

@@ -304,7 +304,9 @@ impl Track {
             if video {
                 self.video_frames.add(1);
             }
-            self.cache.push_media(&frame);
+            if limits.gop_cache {
+                self.cache.push_media(&frame);
+            }
         }
         for (_, q) in &self.subscribers {
             q.offer(&frame, &self.cache, limits);
