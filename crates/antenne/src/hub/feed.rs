@@ -170,28 +170,12 @@ impl Hub {
     /// during a break. Starts like [`Hub::subscribe`], on the cached
     /// keyframe while live.
     pub fn subscribe_publisher(self: &Arc<Self>) -> Subscription {
-        let queue = Arc::new(super::queue::Queue::default());
         let mut st = self.lock();
-        let id = st.next_subscriber;
-        st.next_subscriber += 1;
-        {
-            let mut q = queue.lock();
-            if st.publisher.is_some() && st.own_cache.gop_ready() {
-                for f in st.own_cache.headers().chain(st.own_cache.gop.iter()) {
-                    q.push(f.clone());
-                }
-            } else {
-                q.skipping = true;
-            }
-        }
+        let id = st.next_id();
+        let queue = super::queue::Queue::starting_on(&st.own_cache, st.publisher.is_some());
         st.own_subscribers.push((id, queue.clone()));
         drop(st);
-        queue.notify.notify_one();
-        Subscription {
-            hub: self.clone(),
-            id,
-            queue,
-        }
+        self.subscription(id, queue)
     }
 
     /// Whether a frame of the publisher reaches the outputs. While they

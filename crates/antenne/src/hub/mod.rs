@@ -159,6 +159,15 @@ struct HubState {
     own_subscribers: Vec<(u64, Arc<Queue>)>,
 }
 
+impl HubState {
+    /// The id of the next subscriber.
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_subscriber;
+        self.next_subscriber += 1;
+        id
+    }
+}
+
 /// The hub of one ingest key.
 #[derive(Debug)]
 pub struct Hub {
@@ -456,25 +465,17 @@ impl Hub {
     /// metadata, the sequence headers and the current GOP, so its first
     /// video frame is a keyframe and it needs not wait for the next one.
     pub fn subscribe(self: &Arc<Self>) -> Subscription {
-        let queue = Arc::new(Queue::default());
         let mut st = self.lock();
-        let id = st.next_subscriber;
-        st.next_subscriber += 1;
-        {
-            let mut q = queue.lock();
-            // Start on the cached keyframe if there is one; otherwise wait
-            // for the next (the headers are queued when it comes).
-            let gop_ready = st.feed != Feed::Nothing && st.cache.gop_ready();
-            if gop_ready {
-                for f in st.cache.headers().chain(st.cache.gop.iter()) {
-                    q.push(f.clone());
-                }
-            } else {
-                q.skipping = true;
-            }
-        }
+        let id = st.next_id();
+        let queue = Queue::starting_on(&st.cache, st.feed != Feed::Nothing);
         st.subscribers.push((id, queue.clone()));
         drop(st);
+        self.subscription(id, queue)
+    }
+
+    /// The handle of a queue just registered (outside the hub's lock);
+    /// wakes its reader for what it starts with.
+    fn subscription(self: &Arc<Self>, id: u64, queue: Arc<Queue>) -> Subscription {
         queue.notify.notify_one();
         Subscription {
             hub: self.clone(),
@@ -523,31 +524,19 @@ impl Hub {
         if track == 0 {
             return self.subscribe();
         }
-        let queue = Arc::new(Queue::default());
         let mut st = self.lock();
-        let id = st.next_subscriber;
-        st.next_subscriber += 1;
+        let id = st.next_id();
         let live = st.publisher.is_some();
-        {
-            let mut q = queue.lock();
-            q.skipping = true;
-            if let Some(t) = st.tracks.get_or_add(track) {
-                if live && t.cache.gop_ready() {
-                    q.skipping = false;
-                    for f in t.cache.headers().chain(t.cache.gop.iter()) {
-                        q.push(f.clone());
-                    }
-                }
+        let queue = match st.tracks.get_or_add(track) {
+            Some(t) => {
+                let queue = Queue::starting_on(&t.cache, live);
                 t.subscribers.push((id, queue.clone()));
+                queue
             }
-        }
+            None => Queue::starting_on(&Cache::default(), false),
+        };
         drop(st);
-        queue.notify.notify_one();
-        Subscription {
-            hub: self.clone(),
-            id,
-            queue,
-        }
+        self.subscription(id, queue)
     }
 
     pub(crate) fn unsubscribe(&self, id: u64) {

@@ -52,6 +52,25 @@ pub(super) struct Queue {
 }
 
 impl Queue {
+    /// A new subscriber's queue: when `live` and `cache` holds a keyframe,
+    /// it starts with the cached headers and GOP (its first video frame is
+    /// a keyframe at once); otherwise it waits for the next keyframe (the
+    /// headers are queued when it comes).
+    pub(super) fn starting_on(cache: &Cache, live: bool) -> Arc<Queue> {
+        let queue = Arc::new(Queue::default());
+        {
+            let mut q = queue.lock();
+            if live && cache.gop_ready() {
+                for f in cache.headers().chain(cache.gop.iter()) {
+                    q.push(f.clone());
+                }
+            } else {
+                q.skipping = true;
+            }
+        }
+        queue
+    }
+
     pub(super) fn lock(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

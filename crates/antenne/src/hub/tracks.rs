@@ -331,8 +331,7 @@ impl Hub {
         }
         let queue = Arc::new(Queue::default());
         let mut st = self.lock();
-        let id = st.next_subscriber;
-        st.next_subscriber += 1;
+        let id = st.next_id();
         let live = st.publisher.is_some();
         let HubState { tracks, cache, .. } = &mut *st;
         let audio_header = match audio {
@@ -396,12 +395,7 @@ impl Hub {
             }
         }
         drop(st);
-        queue.notify.notify_one();
-        Subscription {
-            hub: self.clone(),
-            id,
-            queue,
-        }
+        self.subscription(id, queue)
     }
 
     /// Whether the ingest is live and has sent its first keyframe on
