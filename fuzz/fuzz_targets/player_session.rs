@@ -44,8 +44,7 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         while let Some(event) = session.poll_event() {
-            if let PlayerEvent::Audio { payload, .. } | PlayerEvent::Video { payload, .. } = event
-            {
+            if let PlayerEvent::Audio { payload, .. } | PlayerEvent::Video { payload, .. } = event {
                 assert!(session.is_playing(), "media only once playing");
                 media += payload.len();
             }

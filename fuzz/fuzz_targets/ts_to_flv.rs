@@ -54,7 +54,9 @@ fuzz_target!(|data: &[u8]| {
         converter.push(piece, &mut tags);
         mux(&mut tags, &mut out);
         // push takes every unit out: only the input buffer and open PES remain.
-        assert!(converter.demuxer().buffered() <= 2 * PACKET_SIZE + LIMITS.max_streams * LIMITS.max_pes);
+        assert!(
+            converter.demuxer().buffered() <= 2 * PACKET_SIZE + LIMITS.max_streams * LIMITS.max_pes
+        );
     }
     converter.finish(&mut tags);
     mux(&mut tags, &mut out);

@@ -3,12 +3,14 @@
 //!
 //! Input: `url \n key` (UTF-8; the first newline separates them).
 //!
-//! Checks: no panic; an accepted target has a host, a port, an app; its
+//! Checks: no panic; an accepted target has a host, a port, an app (for
+//! rtmp(s)); its
 //! tcUrl parses back to the same target; its redacted form and its Debug
-//! form are the tcUrl (query values masked) and the masked key.
+//! form are the tcUrl (query values masked) and, for rtmp(s), the masked
+//! key (an srt:// target's key is its masked `streamid`).
 #![no_main]
 
-use antenne::output::url::parse;
+use antenne::output::url::{parse, Scheme};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,23 +23,31 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(!target.host.is_empty());
     assert_ne!(target.port, 0);
-    assert!(!target.app.is_empty() && !target.app.starts_with('?'));
+    // An srt:// target's `app` is its query, empty without options.
+    assert!(
+        (target.scheme == Scheme::Srt || !target.app.is_empty()) && !target.app.starts_with('?')
+    );
     let tc_url = target.tc_url();
     let redacted = target.redacted();
     let debug = format!("{target:?}");
     let stream = target.stream.expose();
     let masked = target.stream.masked();
-    // The tcUrl up to its query, its query values masked, then the key
-    // masked.
+    // The tcUrl up to its query, its query values masked, then (RTMP) the
+    // key masked; an srt:// target carries its key as the `streamid`
+    // query value, masked like the others.
     let base = tc_url.split_once('?').map_or(tc_url.as_str(), |(b, _)| b);
     assert!(
         redacted.starts_with(base),
         "{redacted:?} starts with {base:?}"
     );
-    assert!(redacted.ends_with(&format!("/{masked}")), "{redacted:?}");
+    let shown_url = if target.scheme == Scheme::Srt {
+        redacted.as_str()
+    } else {
+        assert!(redacted.ends_with(&format!("/{masked}")), "{redacted:?}");
+        &redacted[..redacted.len() - masked.len() - 1]
+    };
     // Each query value, in its place, is masked (the same text may stand
     // elsewhere in the URL: only the value's own place is checked).
-    let shown_url = &redacted[..redacted.len() - masked.len() - 1];
     if let (Some((_, query)), Some((_, shown))) =
         (tc_url.split_once('?'), shown_url.split_once('?'))
     {

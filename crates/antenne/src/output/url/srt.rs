@@ -51,6 +51,23 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `s` as a query value that [`percent_decode`] gives back: `%`, `&` and
+/// white space (which a URL may not hold) escaped.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '%' || c == '&' || c.is_whitespace() {
+            let mut utf8 = [0u8; 4];
+            for b in c.encode_utf8(&mut utf8).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `srt://host:port?streamid=…&passphrase=…&latency=…` (`mode=caller`
 /// allowed); with a stream key and no `streamid`, the key is the stream id.
 pub(super) fn parse_srt(
@@ -111,7 +128,13 @@ pub(super) fn parse_srt(
         kept.push(kv.to_owned());
     }
     if !has_stream_id && !key.is_empty() {
-        kept.insert(0, format!("streamid={key}"));
+        if key.len() > 512 {
+            return Err(UrlError::SrtOption(
+                "the SRT streamid is over 512 bytes".into(),
+            ));
+        }
+        // Escaped as a query value: a key with `&` or `%` stays whole.
+        kept.insert(0, format!("streamid={}", query_escape(key)));
     }
     let app = kept.join("&");
     let target = Target {
@@ -166,6 +189,12 @@ mod tests {
         let k = parse("srt://h:9000", "mykey").expect("valid");
         assert_eq!(srt_options(&k).stream_id.as_deref(), Some("mykey"));
         assert_eq!(k.stream.expose(), "mykey");
+        // A key with the query's own characters stays whole, and the URL
+        // sent on parses back to the same destination.
+        let k = parse("srt://h:9000", "my&key%20?x y").expect("valid");
+        assert_eq!(srt_options(&k).stream_id.as_deref(), Some("my&key%20?x y"));
+        assert_eq!(k.stream.expose(), "my&key%20?x y");
+        assert_eq!(parse(&k.tc_url(), k.stream.expose()), Ok(k));
     }
 
     #[test]
