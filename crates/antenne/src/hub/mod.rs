@@ -166,6 +166,16 @@ impl HubState {
         self.next_subscriber += 1;
         id
     }
+
+    /// Every queue a frame may reach: destinations, the publisher's own
+    /// stream, the tracks of a multitrack ingest.
+    fn queues(&self) -> impl Iterator<Item = &Arc<Queue>> {
+        self.subscribers
+            .iter()
+            .chain(self.own_subscribers.iter())
+            .chain(self.tracks.subscribers())
+            .map(|(_, q)| q)
+    }
 }
 
 /// The hub of one ingest key.
@@ -287,6 +297,10 @@ impl Hub {
         }
         st.own_cache.clear_gop();
         st.tracks.clear_gops();
+        // Audio that waited for a video frame goes now: none comes after.
+        for q in st.queues() {
+            q.wake_now();
+        }
         // A hold keeps outputs open: with none attached there is nothing to
         // keep, and no standby picture plays to nobody until the limit.
         let attached = !st.subscribers.is_empty() || st.tracks.subscribers().next().is_some();
@@ -451,12 +465,7 @@ impl Hub {
     /// together cost one wake-up per destination, not one each.
     pub fn flush(&self) {
         let st = self.lock();
-        for (_, q) in st
-            .subscribers
-            .iter()
-            .chain(st.own_subscribers.iter())
-            .chain(st.tracks.subscribers())
-        {
+        for q in st.queues() {
             q.wake();
         }
     }

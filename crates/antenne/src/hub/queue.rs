@@ -13,15 +13,45 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use super::cache::Cache;
-use super::{Frame, Hub, QueueLimits};
+use super::{Frame, FrameKind, Hub, QueueLimits};
+
+/// Audio frames of a stream with video wait for the next video frame
+/// before their reader is woken, up to this much media time: a 30 fps
+/// stream with 48 kHz AAC then costs each destination 30 wake-ups and
+/// writes a second instead of about 70 (see `bench/README.md`).
+const AUDIO_WAIT_MS: i64 = 100;
+
+/// What a queue's reader has not been woken for yet.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Unseen {
+    #[default]
+    Nothing,
+    /// Only audio, the first at this time: it can wait for the next
+    /// video frame.
+    AudioSince(i64),
+    /// Something to send as soon as the reader can.
+    Urgent,
+}
+
+impl Unseen {
+    fn with(self, f: &Frame) -> Unseen {
+        // A keyframe audio frame is one of a stream without video.
+        let audio = f.kind == FrameKind::Audio && !f.header && !f.keyframe;
+        match self {
+            Unseen::Nothing if audio => Unseen::AudioSince(f.timestamp),
+            Unseen::AudioSince(t) if audio && f.timestamp - t < AUDIO_WAIT_MS => self,
+            _ => Unseen::Urgent,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub(super) struct QueueState {
     pub(super) frames: VecDeque<Frame>,
     pub(super) bytes: usize,
     pub(super) skipping: bool,
-    /// Frames arrived since the reader was last woken.
-    unseen: bool,
+    /// What arrived since the reader was last woken.
+    unseen: Unseen,
     /// Whether skipped frames count as dropped: not while a new
     /// destination waits for its first keyframe.
     count_skipped: bool,
@@ -93,6 +123,7 @@ impl Queue {
             }
         }
         q.push(frame.clone());
+        q.unseen = q.unseen.with(frame);
         if q.lag_ms() > limits.max_lag.as_millis() as i64 || q.bytes > limits.max_bytes {
             let lost = q.frames.iter().filter(|f| !f.header).count() as u64;
             q.dropped += lost;
@@ -101,13 +132,26 @@ impl Queue {
             q.skipping = true;
             q.count_skipped = true;
         }
-        q.unseen = true;
     }
 
-    /// Wakes the reader if frames came since it last looked.
+    /// Wakes the reader if frames came since it last looked, unless they
+    /// are audio that can wait for the next video frame (see
+    /// [`AUDIO_WAIT_MS`]).
     pub(super) fn wake(&self) {
         let mut q = self.lock();
-        if std::mem::take(&mut q.unseen) {
+        if q.unseen == Unseen::Urgent {
+            q.unseen = Unseen::Nothing;
+            drop(q);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Wakes the reader for whatever is queued, audio included (the
+    /// publisher left: nothing comes after it).
+    pub(super) fn wake_now(&self) {
+        let mut q = self.lock();
+        if q.unseen != Unseen::Nothing {
+            q.unseen = Unseen::Nothing;
             drop(q);
             self.notify.notify_one();
         }
@@ -137,7 +181,7 @@ impl Subscription {
                         out.push(f);
                     }
                     q.bytes -= taken;
-                    q.unseen = false;
+                    q.unseen = Unseen::Nothing;
                     return;
                 }
             }

@@ -313,3 +313,71 @@ async fn measures_the_longest_recent_keyframe_interval() {
     let _again = hub.start_publish(addr()).expect("a new session");
     assert_eq!(hub.snapshot().keyframe_interval_s, None, "forgotten");
 }
+
+/// Whether the destination's reader was woken since last asked.
+fn woken(sub: &Subscription) -> bool {
+    use futures_util::FutureExt;
+    sub.queue.notify.notified().now_or_never().is_some()
+}
+
+#[tokio::test]
+async fn audio_waits_for_the_next_video_frame_before_waking_a_destination() {
+    let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
+    let guard = hub.start_publish(addr()).expect("first publisher");
+    hub.push_video(0, b(AVC_SEQ));
+    hub.push_audio(0, b(AAC_SEQ));
+    hub.push_video(0, b(AVC_KEY));
+    let sub = hub.subscribe();
+    hub.flush();
+    assert!(woken(&sub), "a new destination starts at once");
+    assert_eq!(drain(&sub).await.len(), 3);
+
+    hub.push_audio(10, b(AAC_RAW));
+    hub.flush();
+    hub.push_audio(31, b(AAC_RAW));
+    hub.flush();
+    assert!(!woken(&sub), "audio alone waits for the video frame");
+    hub.push_video(33, b(AVC_INTER));
+    hub.flush();
+    assert!(woken(&sub), "the video frame wakes it");
+    let ts: Vec<_> = drain(&sub).await.iter().map(|f| f.kind).collect();
+    assert_eq!(
+        ts,
+        vec![FrameKind::Audio, FrameKind::Audio, FrameKind::Video],
+        "in the order they came"
+    );
+
+    // Video stops: audio waits no more than 100 ms of media time.
+    for t in (40..=130).step_by(21) {
+        hub.push_audio(t, b(AAC_RAW));
+        hub.flush();
+        assert!(!woken(&sub), "audio at {t} ms waits");
+    }
+    hub.push_audio(145, b(AAC_RAW));
+    hub.flush();
+    assert!(woken(&sub), "100 ms of audio wakes it");
+    assert_eq!(drain(&sub).await.len(), 6);
+
+    // The publisher leaves: what waited goes at once.
+    hub.push_audio(160, b(AAC_RAW));
+    hub.flush();
+    assert!(!woken(&sub));
+    drop(guard);
+    assert!(woken(&sub), "the publisher's last audio is not held back");
+    assert_eq!(drain(&sub).await.len(), 1);
+}
+
+#[tokio::test]
+async fn audio_without_video_wakes_a_destination_at_once() {
+    let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
+    let _guard = hub.start_publish(addr()).expect("first publisher");
+    hub.push_audio(0, b(AAC_SEQ));
+    hub.push_audio(0, b(AAC_RAW));
+    let sub = hub.subscribe();
+    hub.flush();
+    assert!(woken(&sub));
+    drain(&sub).await;
+    hub.push_audio(21, b(AAC_RAW));
+    hub.flush();
+    assert!(woken(&sub), "an audio-only stream is not held back");
+}
