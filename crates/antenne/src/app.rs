@@ -25,6 +25,7 @@ use crate::hub::QueueLimits;
 use crate::ingest;
 use crate::ingest_keys::{self, IngestKeys, Origin};
 use crate::output::connection::Timeouts;
+use crate::output::lanes::Lanes;
 use crate::output::supervisor::OutputContext;
 use crate::presets::Presets;
 use crate::store::{Backup, Store};
@@ -307,6 +308,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             grace: Duration::from_secs(cli.grace_period_secs.unwrap_or(30)),
             ..Timeouts::default()
         },
+        lanes: Lanes::start(cli.relay_threads(), cli.relay_threads_after)
+            .context("cannot start the relay threads")?,
     });
     let auth = Arc::new(Auth::new(store.clone(), cli.api_token.clone())?);
     let generated_password = auth.ensure_admin(cli.admin_password.clone())?;

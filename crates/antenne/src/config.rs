@@ -144,6 +144,17 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_WORKER_THREADS", default_value_t = 1)]
     pub worker_threads: usize,
 
+    /// Extra threads destinations are spread over once more than
+    /// --relay-threads-after are live (default: one per core beyond the
+    /// first, at most 7). 0 keeps every destination on the worker threads.
+    #[arg(long, env = "ANTENNE_RELAY_THREADS")]
+    pub relay_threads: Option<usize>,
+
+    /// Live destinations the worker threads carry before new ones go to
+    /// the least loaded relay thread.
+    #[arg(long, env = "ANTENNE_RELAY_THREADS_AFTER", default_value_t = 100)]
+    pub relay_threads_after: usize,
+
     /// antenne's HTTP is served through a TLS-terminating reverse proxy:
     /// cookies are marked Secure, and binding beyond loopback is expected.
     #[arg(long, env = "ANTENNE_BEHIND_TLS_PROXY")]
@@ -235,6 +246,14 @@ fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<String> {
 }
 
 impl Cli {
+    /// `--relay-threads`, or one per core beyond the first (at most 7).
+    pub fn relay_threads(&self) -> usize {
+        self.relay_threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cores.saturating_sub(1).min(7)
+        })
+    }
+
     /// The hold limit: `--hold-limit`, else the former
     /// `--grace-period-secs`, else 10 minutes.
     pub fn hold_limit(&self) -> crate::standby::HoldLimit {

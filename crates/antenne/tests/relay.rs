@@ -233,3 +233,75 @@ fn without_a_gop_cache_a_destination_switched_on_while_live_starts_on_the_next_k
     assert_good_recording(&rec, 1000);
     Ok(())
 }
+
+/// antenne's threads: name and time spent running (ns, schedstat).
+fn threads(antenne: &Antenne) -> Vec<(String, u64)> {
+    let pid = antenne.pid().expect("antenne runs");
+    let read = |t: &std::path::Path, f: &str| std::fs::read_to_string(t.join(f)).ok();
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|t| {
+                    let name = read(&t.path(), "comm")?.trim().to_owned();
+                    let ran = read(&t.path(), "schedstat")?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()?;
+                    Some((name, ran))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Time the relay thread has run, in ns.
+fn lane_ran(antenne: &Antenne) -> Option<u64> {
+    let t = threads(antenne);
+    t.iter()
+        .find(|(n, _)| n == "relay-lane-1")
+        .map(|(_, ran)| *ran)
+}
+
+#[test]
+fn destinations_past_the_threshold_run_on_a_relay_thread_and_arrive_intact() -> Result<()> {
+    let nginx = Nginx::start()?;
+    // One destination on the worker thread, the next ones spread over it
+    // and one relay thread.
+    let antenne = Antenne::options()
+        .ingest_key(KEY)
+        .arg("--relay-threads")
+        .arg("1")
+        .arg("--relay-threads-after")
+        .arg("1")
+        .start()?;
+    let idle = lane_ran(&antenne);
+    assert!(
+        idle.is_some(),
+        "the relay thread exists: {:?}",
+        threads(&antenne)
+    );
+    let streams = [
+        "platform_key_lane_0",
+        "platform_key_lane_1",
+        "platform_key_lane_2",
+    ];
+    let mut ids = Vec::new();
+    for (i, stream) in streams.iter().enumerate() {
+        let d = antenne.add_destination(&format!("D{i}"), &nginx.url(), stream, true)?;
+        ids.push(Antenne::id_of(&d));
+    }
+    let _publisher = Publisher::start(&antenne.ingest_url(KEY))?;
+    for id in &ids {
+        live_within(&antenne, id);
+    }
+    let before = lane_ran(&antenne).unwrap_or_default();
+    std::thread::sleep(Duration::from_secs(4));
+    for (id, stream) in ids.iter().zip(streams) {
+        assert_undisturbed(&antenne, id, &nginx, stream);
+    }
+    // A thread with nothing to do does not run; this one relayed.
+    let ran = lane_ran(&antenne).unwrap_or_default() - before;
+    assert!(ran > 500_000, "the relay thread ran {ran} ns in 4 s");
+    Ok(())
+}

@@ -375,6 +375,7 @@ mod tests {
             Arc::new(crate::output::supervisor::OutputContext {
                 tls: tls.clone(),
                 timeouts: crate::output::connection::Timeouts::default(),
+                lanes: crate::output::lanes::Lanes::none(),
             }),
             store,
             History::disabled(),

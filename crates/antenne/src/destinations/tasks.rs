@@ -59,9 +59,10 @@ impl Destinations {
             }
         };
         let span = tracing::info_span!("output", destination = %entry.dest.id);
-        let task = self
-            .tracker
-            .spawn(tracing::Instrument::instrument(supervise, span));
+        let task = self.ctx.lanes.spawn(
+            &self.tracker,
+            tracing::Instrument::instrument(supervise, span),
+        );
         Running { cancel, task }
     }
 }

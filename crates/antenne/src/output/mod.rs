@@ -11,6 +11,7 @@
 pub mod connection;
 pub mod dial;
 pub mod feed;
+pub mod lanes;
 pub mod srt;
 pub mod supervisor;
 pub mod tls;

@@ -32,11 +32,13 @@ pub const STABLE_AFTER: Duration = Duration::from_secs(5);
 /// Delay before trying again after the platform refused the stream.
 pub const REJECTED_RETRY: Duration = Duration::from_secs(180);
 
-/// Everything outputs share: TLS roots, time limits.
+/// Everything outputs share: TLS roots, time limits, the threads they
+/// run on.
 #[derive(Debug)]
 pub struct OutputContext {
     pub tls: Arc<rustls::ClientConfig>,
     pub timeouts: Timeouts,
+    pub lanes: super::lanes::Lanes,
 }
 
 /// The retry delays of a destination: 1, 2, 4, … 30 s, ±20 %.
