@@ -199,6 +199,7 @@ fn relay_to(
     let ctx = Arc::new(OutputContext {
         tls: Arc::new(::antenne::app::tls_config(None).expect("TLS roots")),
         timeouts: Timeouts::default(),
+        lanes: ::antenne::output::lanes::Lanes::none(),
     });
     let cancel = CancellationToken::new();
     ingest.rt.spawn(supervise(
