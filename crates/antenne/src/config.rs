@@ -144,14 +144,14 @@ pub struct Cli {
     #[arg(long, env = "ANTENNE_WORKER_THREADS", default_value_t = 1)]
     pub worker_threads: usize,
 
-    /// Extra threads destinations are spread over once more than
-    /// --relay-threads-after are live (default: one per core beyond the
+    /// Extra threads a stream's destinations are spread over once it has
+    /// more than --relay-threads-after (default: one per core beyond the
     /// first, at most 7). 0 keeps every destination on the worker threads.
     #[arg(long, env = "ANTENNE_RELAY_THREADS")]
     pub relay_threads: Option<usize>,
 
-    /// Live destinations the worker threads carry before new ones go to
-    /// the least loaded relay thread.
+    /// Live destinations of one stream the worker threads carry before its
+    /// new ones are spread over the relay threads.
     #[arg(long, env = "ANTENNE_RELAY_THREADS_AFTER", default_value_t = 100)]
     pub relay_threads_after: usize,
 

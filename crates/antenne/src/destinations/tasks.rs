@@ -59,8 +59,15 @@ impl Destinations {
             }
         };
         let span = tracing::info_span!("output", destination = %entry.dest.id);
+        // Destinations of one ingest share a thread until there are many.
+        let stream = {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(entry.dest.ingest.expose())
+        };
         let task = self.ctx.lanes.spawn(
             &self.tracker,
+            stream,
             tracing::Instrument::instrument(supervise, span),
         );
         Running { cancel, task }
