@@ -51,6 +51,31 @@ pub(crate) fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, c_int) {
     (storage, len as c_int)
 }
 
+/// Runs a libsrt call that writes an address (`getsockname`, `accept`)
+/// into a zeroed `sockaddr_storage` with its length, and reads the address
+/// back (`None` when the call wrote none).
+///
+/// # Safety
+/// `call` writes at most the length it is given, and only a
+/// sockaddr_in/sockaddr_in6 of its family.
+pub(crate) unsafe fn read_sockaddr<R>(
+    call: impl FnOnce(*mut libc::sockaddr, *mut c_int) -> R,
+) -> (R, Option<SocketAddr>) {
+    // SAFETY: all-zero is a valid sockaddr_storage (family 0: no address).
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as c_int;
+    let r = call(
+        &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+        &mut len,
+    );
+    // SAFETY: `storage` is zeroed or holds what `call` wrote, per this
+    // function's contract.
+    let addr = unsafe {
+        from_sockaddr(&storage as *const libc::sockaddr_storage as *const libc::sockaddr)
+    };
+    (r, addr)
+}
+
 /// # Safety
 /// `p` is null or points to a sockaddr_in/sockaddr_in6 of its family.
 pub(crate) unsafe fn from_sockaddr(p: *const libc::sockaddr) -> Option<SocketAddr> {

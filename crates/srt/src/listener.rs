@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::addr::read_sockaddr;
 use super::ffi::Sock;
 use super::{ffi, from_sockaddr, millis, to_sockaddr, Error, Socket, Srt};
 
@@ -191,27 +192,17 @@ impl Listener {
     /// The address it listens on (its port when bound to port 0).
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
         let srt = self.socket.srt;
-        // SAFETY: all-zero is a valid sockaddr_storage; libsrt writes at
-        // most `len` bytes into it.
-        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as c_int;
-        let r = unsafe {
-            (srt.api.getsockname)(
-                self.socket.id,
-                &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr,
-                &mut len,
-            )
-        };
+        // SAFETY: getsockname writes at most `len` bytes: the bound address.
+        let (r, addr) =
+            unsafe { read_sockaddr(|p, len| (srt.api.getsockname)(self.socket.id, p, len)) };
         if r == ffi::SRT_ERROR {
             return Err(srt.last_error());
         }
-        // SAFETY: libsrt filled `storage` with the bound address.
-        unsafe { from_sockaddr(&storage as *const libc::sockaddr_storage as *const libc::sockaddr) }
-            .ok_or_else(|| Error {
-                code: 0,
-                message: "the listener has no address".into(),
-                reject: None,
-            })
+        addr.ok_or_else(|| Error {
+            code: 0,
+            message: "the listener has no address".into(),
+            reject: None,
+        })
     }
 
     /// The next accepted connection, or `None` when none came within
@@ -231,17 +222,10 @@ impl Listener {
             }
             return Ok(None);
         }
-        // SAFETY: storage is writable for `len` bytes; the new id is owned
-        // by the returned `Socket`.
-        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as c_int;
-        let id = unsafe {
-            (srt.api.accept)(
-                self.socket.id,
-                &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr,
-                &mut len,
-            )
-        };
+        // SAFETY: accept writes at most `len` bytes: the peer's address. The
+        // new id is owned by the returned `Socket`.
+        let (id, peer) =
+            unsafe { read_sockaddr(|p, len| (srt.api.accept)(self.socket.id, p, len)) };
         if id == ffi::INVALID_SOCK {
             let e = srt.last_error();
             if e.code == ffi::SRT_EASYNCRCV {
@@ -249,10 +233,6 @@ impl Listener {
             }
             return Err(e);
         }
-        // SAFETY: libsrt filled `storage` with the peer's address.
-        let peer = unsafe {
-            from_sockaddr(&storage as *const libc::sockaddr_storage as *const libc::sockaddr)
-        };
         Ok(Some((Socket { srt, id }, peer)))
     }
 }
