@@ -68,6 +68,16 @@ fn query_escape(s: &str) -> String {
     out
 }
 
+/// libsrt takes a `streamid` of at most 512 bytes.
+fn stream_id_fits(id: &str) -> Result<(), UrlError> {
+    if id.len() > 512 {
+        return Err(UrlError::SrtOption(
+            "the SRT streamid is over 512 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// `srt://host:port?streamid=…&passphrase=…&latency=…` (`mode=caller`
 /// allowed); with a stream key and no `streamid`, the key is the stream id.
 pub(super) fn parse_srt(
@@ -96,11 +106,7 @@ pub(super) fn parse_srt(
         match k {
             "streamid" => {
                 has_stream_id = true;
-                if percent_decode(v).len() > 512 {
-                    return Err(UrlError::SrtOption(
-                        "the SRT streamid is over 512 bytes".into(),
-                    ));
-                }
+                stream_id_fits(&percent_decode(v))?;
             }
             "passphrase" => {
                 let n = percent_decode(v).chars().count();
@@ -128,11 +134,7 @@ pub(super) fn parse_srt(
         kept.push(kv.to_owned());
     }
     if !has_stream_id && !key.is_empty() {
-        if key.len() > 512 {
-            return Err(UrlError::SrtOption(
-                "the SRT streamid is over 512 bytes".into(),
-            ));
-        }
+        stream_id_fits(key)?;
         // Escaped as a query value: a key with `&` or `%` stays whole.
         kept.insert(0, format!("streamid={}", query_escape(key)));
     }
