@@ -400,10 +400,8 @@ impl Hub {
         frame.timestamp = st.timeline.map(timestamp, now);
         if tag.sequence_header {
             st.cache.audio_header = Some(frame.clone());
-        } else {
-            if self.limits.gop_cache {
-                st.cache.push_media(&frame);
-            }
+        } else if self.limits.gop_cache {
+            st.cache.push_media(&frame);
         }
         self.fan_out(&st, frame);
     }

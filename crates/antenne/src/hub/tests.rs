@@ -26,23 +26,31 @@ async fn drain(sub: &Subscription) -> Vec<Frame> {
     out
 }
 
+/// The sequence headers, then a keyframe at 0.
+fn start_stream(hub: &Hub) {
+    hub.push_video(0, b(AVC_SEQ));
+    hub.push_audio(0, b(AAC_SEQ));
+    hub.push_video(0, b(AVC_KEY));
+}
+
+/// Kind, header, keyframe of each frame.
+fn kinds(frames: &[Frame]) -> Vec<(FrameKind, bool, bool)> {
+    frames
+        .iter()
+        .map(|f| (f.kind, f.header, f.keyframe))
+        .collect()
+}
+
 #[tokio::test]
 async fn late_joiner_starts_with_headers_then_a_keyframe() {
     let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
     let _guard = hub.start_publish(addr()).expect("first publisher");
-    hub.push_video(0, b(AVC_SEQ));
-    hub.push_audio(0, b(AAC_SEQ));
-    hub.push_video(0, b(AVC_KEY));
+    start_stream(&hub);
     hub.push_audio(10, b(AAC_RAW));
     hub.push_video(33, b(AVC_INTER));
     let sub = hub.subscribe();
-    let frames = drain(&sub).await;
-    let kinds: Vec<_> = frames
-        .iter()
-        .map(|f| (f.kind, f.header, f.keyframe))
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&drain(&sub).await),
         vec![
             (FrameKind::Video, true, false),
             (FrameKind::Audio, true, false),
@@ -61,9 +69,7 @@ async fn without_a_gop_cache_a_late_joiner_waits_for_the_next_keyframe_and_nothi
     };
     let hub = Hub::new(StreamKey::new("k"), limits);
     let _guard = hub.start_publish(addr()).expect("first publisher");
-    hub.push_video(0, b(AVC_SEQ));
-    hub.push_audio(0, b(AAC_SEQ));
-    hub.push_video(0, b(AVC_KEY));
+    start_stream(&hub);
     hub.push_audio(10, b(AAC_RAW));
     hub.push_video(33, b(AVC_INTER));
     assert!(hub.lock().cache.gop.is_empty(), "no GOP kept");
@@ -77,13 +83,8 @@ async fn without_a_gop_cache_a_late_joiner_waits_for_the_next_keyframe_and_nothi
     hub.push_video(66, b(AVC_INTER));
     hub.push_video(2000, b(AVC_KEY));
     hub.push_video(2033, b(AVC_INTER));
-    let kinds: Vec<_> = drain(&sub)
-        .await
-        .iter()
-        .map(|f| (f.kind, f.header, f.keyframe))
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&drain(&sub).await),
         vec![
             (FrameKind::Video, true, false),
             (FrameKind::Audio, true, false),
@@ -324,9 +325,7 @@ fn woken(sub: &Subscription) -> bool {
 async fn audio_waits_for_the_next_video_frame_before_waking_a_destination() {
     let hub = Hub::new(StreamKey::new("k"), QueueLimits::default());
     let guard = hub.start_publish(addr()).expect("first publisher");
-    hub.push_video(0, b(AVC_SEQ));
-    hub.push_audio(0, b(AAC_SEQ));
-    hub.push_video(0, b(AVC_KEY));
+    start_stream(&hub);
     let sub = hub.subscribe();
     hub.flush();
     assert!(woken(&sub), "a new destination starts at once");
