@@ -64,10 +64,9 @@ impl Counts {
         let per = self.streams.get(&stream).unwrap_or(&none);
         if per.iter().sum::<usize>() < after {
             // Where the stream's destinations already are (the main
-            // runtime for its first).
-            return (0..per.len())
-                .max_by_key(|&i| (per[i], usize::MAX - i))
-                .unwrap_or(0);
+            // runtime for its first): the lowest lane among those carrying
+            // the most of them (`max_by_key` keeps the last of equals).
+            return (0..per.len()).rev().max_by_key(|&i| per[i]).unwrap_or(0);
         }
         (0..per.len())
             .min_by_key(|&i| (per[i], self.lanes[i], i))
@@ -167,7 +166,8 @@ impl Lanes {
     }
 
     /// Live destination tasks per lane, the main runtime first.
-    pub fn loads(&self) -> Vec<usize> {
+    #[cfg(test)]
+    fn loads(&self) -> Vec<usize> {
         lock(&self.counts).lanes.clone()
     }
 }
